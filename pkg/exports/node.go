@@ -1,0 +1,264 @@
+package exports
+
+import (
+	"bytes"
+	"container/list"
+	"errors"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Node is an open file or directory named by a handle. Its O_PATH
+// descriptor pins the inode and is the anchor for *at system calls; a
+// read-write descriptor for data is opened on first READ or WRITE and kept,
+// because opening per call is what makes naive servers slow.
+//
+// Nodes are reference counted: the descriptors of a node evicted from the
+// cache are closed only after its last user releases it, so a descriptor
+// number is never reused under a call still using it.
+type Node struct {
+	Vol    *Volume
+	Handle []byte
+
+	fd     int // O_PATH
+	ktype  int32
+	kh     []byte
+	pinned bool // a volume root: never evicted or closed while served
+
+	ioMu       sync.Mutex
+	ioFD       int // -1 until opened
+	ioWritable bool
+
+	// guarded by nodeCache.mu
+	refs    int
+	evicted bool
+	elem    *list.Element
+}
+
+// FD returns the node's O_PATH descriptor.
+func (n *Node) FD() int { return n.fd }
+
+// IsRoot reports whether the node is its volume's root directory.
+func (n *Node) IsRoot() bool { return n == n.Vol.root }
+
+// Stat returns the node's attributes. A file whose last link is gone is
+// stale even though our descriptor still holds its inode.
+func (n *Node) Stat(st *unix.Stat_t) error {
+	if err := unix.Fstat(n.fd, st); err != nil {
+		return err
+	}
+	if st.Nlink == 0 {
+		return ErrStale
+	}
+	return nil
+}
+
+// IOFD returns a descriptor for reading and, if write, writing the file's
+// data. It is opened as the server; callers check permissions first.
+func (n *Node) IOFD(write bool) (int, error) {
+	n.ioMu.Lock()
+	defer n.ioMu.Unlock()
+	if n.ioFD >= 0 && (n.ioWritable || !write) {
+		return n.ioFD, nil
+	}
+	fh := unix.NewFileHandle(n.ktype, n.kh)
+	fd, err := unix.OpenByHandleAt(n.Vol.root.fd, fh, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW)
+	writable := err == nil
+	if err != nil && !write && (errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ETXTBSY)) {
+		fd, err = unix.OpenByHandleAt(n.Vol.root.fd, fh, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW)
+	}
+	if err != nil {
+		if errors.Is(err, unix.ESTALE) {
+			return -1, ErrStale
+		}
+		return -1, err
+	}
+	if n.ioFD >= 0 {
+		unix.Close(n.ioFD)
+	}
+	n.ioFD, n.ioWritable = fd, writable
+	return fd, nil
+}
+
+func (n *Node) closeFDs() {
+	if n.fd >= 0 {
+		unix.Close(n.fd)
+		n.fd = -1
+	}
+	n.ioMu.Lock()
+	if n.ioFD >= 0 {
+		unix.Close(n.ioFD)
+		n.ioFD = -1
+	}
+	n.ioMu.Unlock()
+}
+
+// Resolve turns a handle into a node. The caller must Release it.
+// Malformed or forged handles give ErrBadHandle; handles of removed files
+// or volumes give ErrStale.
+func (t *Table) Resolve(h []byte) (*Node, error) {
+	p, err := parseHandle(h)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.RLock()
+	v := t.byFSID[p.fsid]
+	t.mu.RUnlock()
+	if v == nil {
+		return nil, ErrStale
+	}
+	if bytes.Equal(h, v.root.Handle) {
+		return v.root, nil
+	}
+	if n := t.nodes.get(string(h)); n != nil {
+		return n, nil
+	}
+	// Only handles we minted reach the kernel.
+	if !t.sealer.verify(p) {
+		return nil, ErrBadHandle
+	}
+	fd, err := unix.OpenByHandleAt(v.root.fd, unix.NewFileHandle(p.ktype, p.kh), unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		if errors.Is(err, unix.ESTALE) || errors.Is(err, unix.ENOENT) {
+			return nil, ErrStale
+		}
+		return nil, err
+	}
+	n := &Node{Vol: v, Handle: append([]byte(nil), h...), fd: fd, ktype: p.ktype, kh: append([]byte(nil), p.kh...), ioFD: -1}
+	return t.nodes.add(n), nil
+}
+
+// Release ends a use of a node returned by Resolve.
+func (t *Table) Release(n *Node) {
+	if n != nil && !n.pinned {
+		t.nodes.release(n)
+	}
+}
+
+// Forget drops a handle's cached descriptors (after its file was removed
+// or replaced), so the inode's space is freed as soon as the file system
+// frees it rather than when the cache would have evicted it.
+func (t *Table) Forget(h []byte) { t.nodes.remove(string(h)) }
+
+// HandleAt mints the handle of name inside directory dirfd of volume v,
+// without following a final symlink. Run it as the caller (unixfs.Do)
+// so that search permission on the directory is checked.
+func (t *Table) HandleAt(v *Volume, dirfd int, name string) ([]byte, error) {
+	fh, _, err := unix.NameToHandleAt(dirfd, name, 0)
+	if err != nil {
+		return nil, err
+	}
+	return t.sealer.seal(v.FSID, fh.Type(), fh.Bytes())
+}
+
+// nodeCache is a bounded LRU of open nodes keyed by handle.
+type nodeCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]*Node
+	lru list.List // front: most recently used
+}
+
+func newNodeCache(max int) *nodeCache {
+	return &nodeCache{max: max, m: make(map[string]*Node)}
+}
+
+func (c *nodeCache) get(key string) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.m[key]
+	if n == nil {
+		return nil
+	}
+	n.refs++
+	c.lru.MoveToFront(n.elem)
+	return n
+}
+
+// add inserts n, or, if another caller raced it in, returns that one and
+// closes n.
+func (c *nodeCache) add(n *Node) *Node {
+	c.mu.Lock()
+	if old := c.m[string(n.Handle)]; old != nil {
+		old.refs++
+		c.lru.MoveToFront(old.elem)
+		c.mu.Unlock()
+		n.closeFDs()
+		return old
+	}
+	n.refs = 1
+	n.elem = c.lru.PushFront(n)
+	c.m[string(n.Handle)] = n
+	var victims []*Node
+	for c.lru.Len() > c.max {
+		v := c.lru.Back().Value.(*Node)
+		if victim := c.unlinkLocked(v); victim != nil {
+			victims = append(victims, victim)
+		}
+	}
+	c.mu.Unlock()
+	for _, v := range victims {
+		v.closeFDs()
+	}
+	return n
+}
+
+// unlinkLocked removes n from the cache and returns it if nobody uses it
+// (so the caller closes it outside the lock).
+func (c *nodeCache) unlinkLocked(n *Node) *Node {
+	if n.evicted {
+		return nil
+	}
+	c.lru.Remove(n.elem)
+	delete(c.m, string(n.Handle))
+	n.evicted = true
+	if n.refs == 0 {
+		return n
+	}
+	return nil
+}
+
+func (c *nodeCache) release(n *Node) {
+	c.mu.Lock()
+	n.refs--
+	closeIt := n.evicted && n.refs == 0
+	c.mu.Unlock()
+	if closeIt {
+		n.closeFDs()
+	}
+}
+
+func (c *nodeCache) remove(key string) {
+	c.mu.Lock()
+	n := c.m[key]
+	var victim *Node
+	if n != nil {
+		victim = c.unlinkLocked(n)
+	}
+	c.mu.Unlock()
+	if victim != nil {
+		victim.closeFDs()
+	}
+}
+
+func (c *nodeCache) closeAll() {
+	c.mu.Lock()
+	var victims []*Node
+	for _, n := range c.m {
+		if v := c.unlinkLocked(n); v != nil {
+			victims = append(victims, v)
+		}
+	}
+	c.mu.Unlock()
+	for _, v := range victims {
+		v.closeFDs()
+	}
+}
+
+// Len returns the number of cached nodes.
+func (t *Table) CachedNodes() int {
+	t.nodes.mu.Lock()
+	defer t.nodes.mu.Unlock()
+	return len(t.nodes.m)
+}

@@ -1,0 +1,83 @@
+package rpc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Record marking (RFC 5531 section 11): over a stream, each message is sent
+// as one or more fragments, each preceded by a 4-byte header whose top bit
+// marks the last fragment and whose low 31 bits give the fragment's length.
+
+const lastFragment = 1 << 31
+
+// ErrRecordTooLarge means a record's fragments add up to more than allowed.
+type ErrRecordTooLarge struct{ Size, Max uint64 }
+
+func (e ErrRecordTooLarge) Error() string {
+	return fmt.Sprintf("rpc: record of %d bytes exceeds limit %d", e.Size, e.Max)
+}
+
+// ErrEmptyRecord means a record had no bytes at all.
+var ErrEmptyRecord = errors.New("rpc: empty record")
+
+// RecordReader reads records from a stream. Before each fragment's body is
+// read it calls Reserve with the fragment's size, so a server can bound the
+// memory that pipelined requests take before it allocates any of it.
+type RecordReader struct {
+	R   io.Reader
+	Max int // largest record accepted
+	hdr [4]byte
+}
+
+// Read reads one whole record and returns it, appended to buf[:0].
+// reserve, if non-nil, is called with each fragment's length before the
+// fragment is read; an error from it aborts the read.
+func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		if _, err := io.ReadFull(rr.R, rr.hdr[:]); err != nil {
+			if err == io.ErrUnexpectedEOF && len(buf) > 0 {
+				return nil, err
+			}
+			return nil, err
+		}
+		h := binary.BigEndian.Uint32(rr.hdr[:])
+		n := int(h &^ lastFragment)
+		if uint64(len(buf))+uint64(n) > uint64(rr.Max) {
+			return nil, ErrRecordTooLarge{Size: uint64(len(buf)) + uint64(n), Max: uint64(rr.Max)}
+		}
+		if reserve != nil {
+			if err := reserve(n); err != nil {
+				return nil, err
+			}
+		}
+		start := len(buf)
+		if cap(buf)-start < n {
+			nb := make([]byte, start, start+n)
+			copy(nb, buf)
+			buf = nb
+		}
+		buf = buf[:start+n]
+		if _, err := io.ReadFull(rr.R, buf[start:]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		if h&lastFragment != 0 {
+			if len(buf) == 0 {
+				return nil, ErrEmptyRecord
+			}
+			return buf, nil
+		}
+	}
+}
+
+// MarkRecord fills the 4-byte fragment header at the start of rec, which
+// must have been reserved by the encoder, making rec one last fragment.
+func MarkRecord(rec []byte) {
+	binary.BigEndian.PutUint32(rec, uint32(len(rec)-4)|lastFragment)
+}

@@ -1,0 +1,510 @@
+// Package server is the ONC RPC front end of nfsd: it accepts TCP (and UDP)
+// connections, reads record-marked calls, checks RPC version, program,
+// version and credential, and runs each call on its own goroutine so that
+// many calls on one connection are served at once, replies going back in
+// whatever order they finish, matched by XID. How much a client may pipeline
+// is bounded per connection and for the whole server.
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
+	"github.com/rwxnfs/rwxnfs/pkg/xdr"
+)
+
+// Request is one decoded call handed to a Handler.
+type Request struct {
+	rpc.CallHeader
+	// Args is positioned at the procedure's arguments.
+	Args *xdr.Reader
+	// Sys is the AUTH_SYS credential, or nil for AUTH_NONE.
+	Sys *rpc.AuthSysCred
+	// Remote is the caller's address; RemoteIP its IP, unmapped.
+	Remote   net.Addr
+	RemoteIP netip.Addr
+	// Local is the address the call arrived on.
+	Local net.Addr
+	// Network is "tcp" or "udp".
+	Network string
+}
+
+// Handler serves the procedures of one RPC program. It appends the results
+// to w and returns nil, or returns a *CallError (or any error, which becomes
+// SYSTEM_ERR) and leaves w alone.
+type Handler interface {
+	ServeRPC(ctx context.Context, req *Request, w *xdr.Writer) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request, w *xdr.Writer) error
+
+// ServeRPC calls f.
+func (f HandlerFunc) ServeRPC(ctx context.Context, req *Request, w *xdr.Writer) error {
+	return f(ctx, req, w)
+}
+
+// CallError is a reply that carries no results.
+type CallError struct {
+	Accept rpc.AcceptStat
+	Auth   rpc.AuthStat // non-zero: denied for authentication
+}
+
+func (e *CallError) Error() string {
+	if e.Auth != 0 {
+		return fmt.Sprintf("auth error %d", e.Auth)
+	}
+	return e.Accept.String()
+}
+
+// Errors a Handler returns.
+var (
+	ErrProcUnavail = &CallError{Accept: rpc.ProcUnavail}
+	ErrGarbageArgs = &CallError{Accept: rpc.GarbageArgs}
+	ErrSystem      = &CallError{Accept: rpc.SystemErr}
+	ErrAuthTooWeak = &CallError{Auth: rpc.AuthTooWeak}
+)
+
+// Program describes a registered RPC program.
+type Program struct {
+	Prog, Low, High uint32
+	Name            string
+	Handler         Handler
+}
+
+// Observer is told about connections and finished calls (for metrics).
+type Observer interface {
+	ConnOpened()
+	ConnClosed()
+	CallDone(prog, vers, proc uint32, d time.Duration, err error)
+}
+
+// Limits bound what clients can make the server hold.
+type Limits struct {
+	MaxRecord       int   // largest call accepted, bytes
+	PerConnInflight int   // calls in flight on one connection
+	Inflight        int   // calls in flight in the whole server
+	InflightBytes   int64 // bytes of calls in flight in the whole server
+}
+
+// DefaultLimits fit a 1 MiB wsize with headroom.
+var DefaultLimits = Limits{
+	MaxRecord:       1<<20 + 64<<10,
+	PerConnInflight: 64,
+	Inflight:        256,
+	InflightBytes:   256 << 20,
+}
+
+// Server dispatches RPC calls to registered programs.
+type Server struct {
+	Log      *slog.Logger
+	Observer Observer
+	Limits   Limits
+
+	progs map[uint32]*Program
+
+	initOnce sync.Once
+	calls    *semaphore.Weighted
+	bytes    *semaphore.Weighted
+
+	mu        sync.Mutex
+	listeners map[io.Closer]struct{}
+	conns     map[*conn]struct{}
+	closing   atomic.Bool
+	connWG    sync.WaitGroup
+	baseCtx   context.Context
+	cancel    context.CancelFunc
+}
+
+// Register adds a program serving versions low..high.
+func (s *Server) Register(p Program) {
+	if s.progs == nil {
+		s.progs = make(map[uint32]*Program)
+	}
+	s.progs[p.Prog] = &p
+}
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		if s.Log == nil {
+			s.Log = slog.Default()
+		}
+		if s.Limits.MaxRecord == 0 {
+			s.Limits = DefaultLimits
+		}
+		s.calls = semaphore.NewWeighted(int64(s.Limits.Inflight))
+		s.bytes = semaphore.NewWeighted(s.Limits.InflightBytes)
+		s.listeners = make(map[io.Closer]struct{})
+		s.conns = make(map[*conn]struct{})
+		s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	})
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("server: closed")
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.init()
+	if !s.track(l, true) {
+		return ErrServerClosed
+	}
+	defer s.track(l, false)
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// EMFILE and the like: running out of descriptors must not
+			// stop the server for good.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.Log.Warn("accept failed; retrying", "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		cn := s.newConn(c)
+		if cn == nil {
+			c.Close()
+			return ErrServerClosed
+		}
+		go cn.serve()
+	}
+}
+
+func (s *Server) track(l io.Closer, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing.Load() {
+			return false
+		}
+		s.listeners[l] = struct{}{}
+	} else {
+		delete(s.listeners, l)
+	}
+	return true
+}
+
+// Shutdown stops accepting, stops reading new calls, waits for calls in
+// flight to finish and their replies to be sent, then closes connections.
+// If ctx ends first, connections are closed at once and ctx's error is
+// returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	s.closing.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// dispatch decodes rec and runs the call, returning the reply record
+// (with its 4-byte record mark reserved) or nil when no reply is due.
+func (s *Server) dispatch(ctx context.Context, rec []byte, w *xdr.Writer, remote, local net.Addr, network string) bool {
+	start := time.Now()
+	r := xdr.NewReader(rec)
+	h, err := rpc.ParseCall(r)
+	switch {
+	case errors.Is(err, rpc.ErrBadRPCVersion):
+		rpc.WriteRPCMismatch(w, h.XID)
+		return true
+	case err != nil:
+		// Without a whole header there is no one to answer.
+		s.Log.Debug("dropping malformed call", "remote", remote, "err", err)
+		return false
+	}
+	req := &Request{CallHeader: h, Args: r, Remote: remote, Local: local, Network: network}
+	if ap, ok := addrPort(remote); ok {
+		req.RemoteIP = ap.Addr().Unmap()
+	}
+	mark := w.Len()
+	var callErr error
+	switch h.Cred.Flavor {
+	case rpc.AuthNone:
+	case rpc.AuthSys:
+		cred, err := rpc.ParseAuthSys(h.Cred.Body)
+		if err != nil {
+			callErr = &CallError{Auth: rpc.AuthBadCred}
+		} else {
+			req.Sys = &cred
+		}
+	default:
+		callErr = &CallError{Auth: rpc.AuthRejectedCred}
+	}
+	p := s.progs[h.Prog]
+	if callErr == nil {
+		switch {
+		case p == nil:
+			callErr = &CallError{Accept: rpc.ProgUnavail}
+		case h.Vers < p.Low || h.Vers > p.High:
+			rpc.WriteAccepted(w, h.XID, rpc.ProgMismatch)
+			w.Uint32(p.Low)
+			w.Uint32(p.High)
+			s.observe(h, start, &CallError{Accept: rpc.ProgMismatch})
+			return true
+		default:
+			rpc.WriteAccepted(w, h.XID, rpc.Success)
+			callErr = s.call(ctx, p, req, w)
+		}
+	}
+	if callErr != nil {
+		w.Truncate(mark)
+		var ce *CallError
+		if !errors.As(callErr, &ce) {
+			s.Log.Error("call failed", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc, "remote", remote, "err", callErr)
+			ce = ErrSystem
+		}
+		if ce.Auth != 0 {
+			rpc.WriteAuthError(w, h.XID, ce.Auth)
+		} else {
+			rpc.WriteAccepted(w, h.XID, ce.Accept)
+		}
+	}
+	s.observe(h, start, callErr)
+	return true
+}
+
+// call runs a handler, turning a panic into SYSTEM_ERR: one bad request
+// must never take the server down.
+func (s *Server) call(ctx context.Context, p *Program, req *Request, w *xdr.Writer) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.Log.Error("handler panic", "prog", p.Name, "proc", req.Proc, "remote", req.Remote, "panic", v)
+			err = ErrSystem
+		}
+	}()
+	return p.Handler.ServeRPC(ctx, req, w)
+}
+
+func (s *Server) observe(h rpc.CallHeader, start time.Time, err error) {
+	if s.Observer != nil {
+		s.Observer.CallDone(h.Prog, h.Vers, h.Proc, time.Since(start), err)
+	}
+}
+
+func addrPort(a net.Addr) (netip.AddrPort, bool) {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort(), true
+	case *net.UDPAddr:
+		return a.AddrPort(), true
+	}
+	if a == nil {
+		return netip.AddrPort{}, false
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	return ap, err == nil
+}
+
+var writerPool = sync.Pool{New: func() any { return xdr.NewWriter(8 << 10) }}
+
+func getWriter() *xdr.Writer {
+	w := writerPool.Get().(*xdr.Writer)
+	w.Reset()
+	return w
+}
+
+func putWriter(w *xdr.Writer) {
+	// Keep big READ buffers, but not absurd ones.
+	if cap(w.Bytes()) <= 2<<20 {
+		writerPool.Put(w)
+	}
+}
+
+var recPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// conn is one client connection.
+type conn struct {
+	s   *Server
+	nc  net.Conn
+	wmu sync.Mutex
+	wg  sync.WaitGroup // calls in flight
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil
+	}
+	c := &conn{s: s, nc: nc}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	if s.Observer != nil {
+		s.Observer.ConnOpened()
+	}
+	return c
+}
+
+func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+
+// writeTimeout bounds how long a client that stops reading can hold a
+// connection's write side.
+const writeTimeout = 2 * time.Minute
+
+func (c *conn) serve() {
+	s := c.s
+	defer func() {
+		c.wg.Wait()
+		c.nc.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		if s.Observer != nil {
+			s.Observer.ConnClosed()
+		}
+		s.connWG.Done()
+	}()
+	if s.closing.Load() {
+		return
+	}
+	slots := make(chan struct{}, s.Limits.PerConnInflight)
+	rr := rpc.RecordReader{R: bufio.NewReaderSize(c.nc, 64<<10), Max: s.Limits.MaxRecord}
+	remote, local := c.nc.RemoteAddr(), c.nc.LocalAddr()
+	ctx := s.baseCtx
+	for {
+		slots <- struct{}{}
+		if err := s.calls.Acquire(ctx, 1); err != nil {
+			return
+		}
+		var reserved int64
+		bp := recPool.Get().(*[]byte)
+		rec, err := rr.Read(*bp, func(n int) error {
+			if err := s.bytes.Acquire(ctx, int64(n)); err != nil {
+				return err
+			}
+			reserved += int64(n)
+			return nil
+		})
+		if err != nil {
+			s.bytes.Release(reserved)
+			s.calls.Release(1)
+			recPool.Put(bp)
+			var tl rpc.ErrRecordTooLarge
+			switch {
+			case errors.As(err, &tl):
+				s.Log.Warn("closing connection: oversized record", "remote", remote, "err", err)
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), s.closing.Load():
+			default:
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					s.Log.Debug("connection read ended", "remote", remote, "err", err)
+				}
+			}
+			return
+		}
+		c.wg.Add(1)
+		go func() {
+			defer func() {
+				*bp = rec[:0]
+				recPool.Put(bp)
+				s.bytes.Release(reserved)
+				s.calls.Release(1)
+				<-slots
+				c.wg.Done()
+			}()
+			w := getWriter()
+			defer putWriter(w)
+			w.Uint32(0) // record mark
+			if !s.dispatch(ctx, rec, w, remote, local, "tcp") {
+				return
+			}
+			out := w.Bytes()
+			rpc.MarkRecord(out)
+			c.wmu.Lock()
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_, err := c.nc.Write(out)
+			c.wmu.Unlock()
+			if err != nil {
+				s.Log.Debug("reply write failed; closing", "remote", remote, "err", err)
+				c.nc.Close()
+			}
+		}()
+	}
+}
+
+// ServeUDP answers calls arriving as datagrams on pc until Shutdown. Calls
+// are handled one at a time: UDP is served for the portmapper, whose calls
+// are tiny.
+func (s *Server) ServeUDP(pc net.PacketConn) error {
+	s.init()
+	if !s.track(pc, true) {
+		return ErrServerClosed
+	}
+	defer s.track(pc, false)
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			continue
+		}
+		w := getWriter()
+		local := udpLocalAddr(pc, from)
+		if s.dispatch(s.baseCtx, buf[:n], w, from, local, "udp") {
+			pc.WriteTo(w.Bytes(), from)
+		}
+		putWriter(w)
+	}
+}
+
+// udpLocalAddr finds the address a reply to from leaves by. For a socket
+// bound to a wildcard address it asks the routing table by connecting an
+// unsent UDP socket, which sends nothing.
+func udpLocalAddr(pc net.PacketConn, from net.Addr) net.Addr {
+	la, ok := pc.LocalAddr().(*net.UDPAddr)
+	if !ok || !la.IP.IsUnspecified() {
+		return pc.LocalAddr()
+	}
+	c, err := net.DialUDP("udp", nil, from.(*net.UDPAddr))
+	if err != nil {
+		return la
+	}
+	defer c.Close()
+	out := *c.LocalAddr().(*net.UDPAddr)
+	out.Port = la.Port
+	return &out
+}
