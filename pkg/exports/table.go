@@ -134,7 +134,7 @@ func checkHandles(dir string) error {
 	if fh.Size() > maxKernelHandle {
 		return fmt.Errorf("%s: the file system's handles (%d bytes) do not fit in an NFSv3 handle", dir, fh.Size())
 	}
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
@@ -266,7 +266,9 @@ func (t *Table) load() error {
 // attach opens a volume's root and adds it to the table.
 func (t *Table) attach(v *Volume) error {
 	v.dir = filepath.Join(t.volumesDir(), v.ID)
-	fd, err := unix.Open(v.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// Not O_PATH: open_by_handle_at takes its mount descriptor only from
+	// a real open file.
+	fd, err := unix.Open(v.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: v.dir, Err: err}
 	}

@@ -206,3 +206,7 @@ func (w *Writer) Grow(n int) []byte {
 func (w *Writer) PutUint32At(off int, v uint32) {
 	binary.BigEndian.PutUint32(w.buf[off:], v)
 }
+
+// Pad appends the zero padding that follows n bytes of opaque data, for
+// callers that wrote the data themselves (see Grow and Truncate).
+func (w *Writer) Pad(n int) { w.buf = append(w.buf, zeros[:pad(n)]...) }

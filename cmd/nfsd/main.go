@@ -1,0 +1,75 @@
+// Command nfsd serves Kubernetes volumes over NFSv3: one directory per
+// volume under --root, mounted as host:/volumes/<id>.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rwxnfs/rwxnfs/pkg/nfsd"
+)
+
+func main() {
+	root := flag.String("root", "./nfsd-data", "directory holding volumes/ and state/")
+	listen := flag.String("listen", ":2049", "NFS and MOUNT address (TCP)")
+	portmap := flag.String("portmap-listen", ":111", `portmapper address (TCP and UDP); "off" to serve none`)
+	metricsAddr := flag.String("metrics-listen", "127.0.0.1:9102", `address of /metrics and /healthz; "off" to serve none`)
+	noDefault := flag.Bool("no-default-volume", false, `do not create the volume "default" on a first start`)
+	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
+	logFormat := flag.String("log-format", "text", "text or json")
+	drain := flag.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
+	flag.Parse()
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "nfsd: bad --log-level: %v\n", err)
+		os.Exit(2)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	log := slog.New(h)
+	slog.SetDefault(log)
+
+	cfg := nfsd.Config{
+		Root:          *root,
+		Listen:        *listen,
+		PortmapListen: off(*portmap),
+		MetricsListen: off(*metricsAddr),
+		Log:           log,
+	}
+	if !*noDefault {
+		cfg.DefaultVolume = "default"
+	}
+	d, err := nfsd.Start(cfg)
+	if err != nil {
+		log.Error("nfsd failed to start", "err", err)
+		os.Exit(1)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	s := <-sig
+	log.Info("shutting down: draining calls in flight", "signal", s.String(), "timeout", *drain)
+	ctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		log.Error("shutdown", "err", err)
+		os.Exit(1)
+	}
+}
+
+func off(s string) string {
+	if strings.EqualFold(s, "off") {
+		return ""
+	}
+	return s
+}

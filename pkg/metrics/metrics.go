@@ -1,0 +1,131 @@
+// Package metrics exposes nfsd's Prometheus metrics: RPC calls and their
+// latency per program and procedure, NFS errors by status, bytes moved,
+// and open connections.
+package metrics
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	nfs "github.com/willscott/go-nfs"
+
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
+	"github.com/rwxnfs/rwxnfs/pkg/server"
+)
+
+// Metrics implements server.Observer and nfs3.Metrics.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	calls     *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	rpcErrors *prometheus.CounterVec
+	nfsErrors *prometheus.CounterVec
+	read      prometheus.Counter
+	written   prometheus.Counter
+	conns     prometheus.Gauge
+}
+
+// New registers nfsd's metrics in a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rwxnfs_rpc_calls_total", Help: "RPC calls served, by program and procedure.",
+		}, []string{"program", "procedure"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rwxnfs_rpc_duration_seconds", Help: "Time to serve an RPC call, by program and procedure.",
+			Buckets: prometheus.ExponentialBuckets(25e-6, 2.5, 12),
+		}, []string{"program", "procedure"}),
+		rpcErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rwxnfs_rpc_errors_total", Help: "RPC calls answered with an RPC-level error, by program and error.",
+		}, []string{"program", "error"}),
+		nfsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rwxnfs_nfs_errors_total", Help: "NFS calls that failed, by procedure and NFS status.",
+		}, []string{"procedure", "status"}),
+		read: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rwxnfs_read_bytes_total", Help: "File data bytes returned by READ.",
+		}),
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rwxnfs_written_bytes_total", Help: "File data bytes accepted by WRITE.",
+		}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rwxnfs_connections_open", Help: "Open client connections.",
+		}),
+	}
+	m.Registry.MustRegister(m.calls, m.latency, m.rpcErrors, m.nfsErrors, m.read, m.written, m.conns,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ConnOpened implements server.Observer.
+func (m *Metrics) ConnOpened() { m.conns.Inc() }
+
+// ConnClosed implements server.Observer.
+func (m *Metrics) ConnClosed() { m.conns.Dec() }
+
+// CallDone implements server.Observer.
+func (m *Metrics) CallDone(prog, vers, proc uint32, d time.Duration, err error) {
+	p, name := names(prog, proc)
+	m.calls.WithLabelValues(p, name).Inc()
+	m.latency.WithLabelValues(p, name).Observe(d.Seconds())
+	if err != nil {
+		var ce *server.CallError
+		label := "system_err"
+		if errors.As(err, &ce) {
+			label = ce.Error()
+		}
+		m.rpcErrors.WithLabelValues(p, label).Inc()
+	}
+}
+
+// BytesRead implements nfs3.Metrics.
+func (m *Metrics) BytesRead(n int) { m.read.Add(float64(n)) }
+
+// BytesWritten implements nfs3.Metrics.
+func (m *Metrics) BytesWritten(n int) { m.written.Add(float64(n)) }
+
+// Status implements nfs3.Metrics.
+func (m *Metrics) Status(proc uint32, s nfs3.Status) {
+	m.nfsErrors.WithLabelValues(nfs.NFSProcedure(proc).String(), s.String()).Inc()
+}
+
+var mountProcs = []string{"Null", "Mnt", "Dump", "Umnt", "UmntAll", "Export"}
+
+func names(prog, proc uint32) (string, string) {
+	switch prog {
+	case nfs3.Program:
+		return "nfs", nfs.NFSProcedure(proc).String()
+	case nfs3.MountProgram:
+		if int(proc) < len(mountProcs) {
+			return "mount", mountProcs[proc]
+		}
+		return "mount", "Unknown"
+	case server.PortmapProg:
+		return "portmap", strconv.Itoa(int(proc))
+	case 100021:
+		return "nlm", strconv.Itoa(int(proc))
+	case 100024:
+		return "nsm", strconv.Itoa(int(proc))
+	}
+	return "other", "other"
+}
+
+// Handler serves /metrics and /healthz. healthy reports readiness.
+func (m *Metrics) Handler(healthy func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}

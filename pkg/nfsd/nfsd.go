@@ -1,0 +1,212 @@
+// Package nfsd assembles the daemon: the export table, the NFS and MOUNT
+// programs on one listener, the portmapper on its own, and the metrics
+// endpoint. cmd/nfsd is a thin flag parser over it, and tests start the
+// very same daemon in-process.
+package nfsd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/metrics"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
+	"github.com/rwxnfs/rwxnfs/pkg/server"
+)
+
+// Config configures a daemon.
+type Config struct {
+	Root          string // volumes in Root/volumes, state in Root/state
+	Listen        string // NFS + MOUNT, TCP
+	PortmapListen string // portmapper, TCP and UDP; "" to serve none
+	MetricsListen string // /metrics and /healthz; "" to serve none
+	// DefaultVolume, if set, is created on a first start with no volumes.
+	DefaultVolume string
+	Log           *slog.Logger
+	Limits        server.Limits
+}
+
+// Daemon is a running nfsd.
+type Daemon struct {
+	Table   *exports.Table
+	Metrics *metrics.Metrics
+	Portmap *server.Portmap
+
+	log      *slog.Logger
+	rpc      *server.Server
+	pmap     *server.Server
+	http     *http.Server
+	listener net.Listener
+	pmTCP    net.Listener
+	pmUDP    net.PacketConn
+	metricsL net.Listener
+	wg       sync.WaitGroup
+}
+
+// Start opens the table and starts serving.
+func Start(cfg Config) (d *Daemon, err error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if unix.Geteuid() != 0 {
+		return nil, errors.New("nfsd must run as root: it needs CAP_DAC_READ_SEARCH for persistent file handles and CAP_SETUID/CAP_SETGID to act as each caller")
+	}
+	// Clients apply their own umask; the server must not apply another.
+	unix.Umask(0)
+	raiseFileLimit(log)
+
+	t, err := exports.Open(exports.Config{Root: cfg.Root, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &server.Portmap{}}
+	defer func() {
+		if err != nil {
+			d.closeListeners()
+			t.Close()
+		}
+	}()
+	if cfg.DefaultVolume != "" && len(t.Volumes()) == 0 {
+		if _, err := t.Create(cfg.DefaultVolume, exports.DefaultOptions()); err != nil {
+			return nil, fmt.Errorf("creating default volume: %w", err)
+		}
+	}
+
+	d.listener, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("NFS listener: %w", err)
+	}
+	port := d.listener.Addr().(*net.TCPAddr).Port
+	nfsH := nfs3.NewHandler(t, log, d.Metrics)
+	mountH := &nfs3.Mount{Table: t, Log: log}
+	d.rpc = &server.Server{Log: log, Observer: d.Metrics, Limits: cfg.Limits}
+	d.rpc.Register(nfsH.Program())
+	d.rpc.Register(mountH.Program())
+	d.Portmap.Add(
+		server.Mapping{Prog: nfs3.Program, Vers: 3, Network: "tcp", Port: port},
+		server.Mapping{Prog: nfs3.MountProgram, Vers: 3, Network: "tcp", Port: port},
+		server.Mapping{Prog: nfs3.MountProgram, Vers: 2, Network: "tcp", Port: port},
+		server.Mapping{Prog: nfs3.MountProgram, Vers: 1, Network: "tcp", Port: port},
+	)
+	// The portmapper is also reachable on the NFS port, so a client given
+	// only that port can still find everything.
+	d.rpc.Register(d.Portmap.Program())
+
+	if cfg.PortmapListen != "" {
+		d.pmTCP, err = net.Listen("tcp", cfg.PortmapListen)
+		if err != nil {
+			return nil, fmt.Errorf("portmapper listener (is rpcbind running? stop it or pass --portmap-listen): %w", err)
+		}
+		d.pmUDP, err = net.ListenPacket("udp", d.pmTCP.Addr().String())
+		if err != nil {
+			return nil, fmt.Errorf("portmapper UDP listener: %w", err)
+		}
+		d.pmap = &server.Server{Log: log, Observer: d.Metrics}
+		d.pmap.Register(d.Portmap.Program())
+	}
+	if cfg.MetricsListen != "" {
+		d.metricsL, err = net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return nil, fmt.Errorf("metrics listener: %w", err)
+		}
+		d.http = &http.Server{Handler: d.Metrics.Handler(func() error { return nil })}
+	}
+
+	d.goServe("nfs", func() error { return d.rpc.Serve(d.listener) })
+	if d.pmap != nil {
+		d.goServe("portmap/tcp", func() error { return d.pmap.Serve(d.pmTCP) })
+		d.goServe("portmap/udp", func() error { return d.pmap.ServeUDP(d.pmUDP) })
+	}
+	if d.http != nil {
+		d.goServe("metrics", func() error { return d.http.Serve(d.metricsL) })
+	}
+	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr(), "portmap", addrOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
+	return d, nil
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return "off"
+	}
+	return l.Addr().String()
+}
+
+func (d *Daemon) goServe(what string, serve func() error) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := serve(); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("listener stopped", "what", what, "err", err)
+		}
+	}()
+}
+
+// Addr is the NFS/MOUNT address.
+func (d *Daemon) Addr() net.Addr { return d.listener.Addr() }
+
+// Port is the NFS/MOUNT port.
+func (d *Daemon) Port() int { return d.listener.Addr().(*net.TCPAddr).Port }
+
+// PortmapAddr is the portmapper's TCP address, or nil.
+func (d *Daemon) PortmapAddr() net.Addr {
+	if d.pmTCP == nil {
+		return nil
+	}
+	return d.pmTCP.Addr()
+}
+
+// MetricsAddr is the metrics address, or nil.
+func (d *Daemon) MetricsAddr() net.Addr {
+	if d.metricsL == nil {
+		return nil
+	}
+	return d.metricsL.Addr()
+}
+
+// Shutdown stops accepting, lets calls in flight finish (until ctx ends),
+// and releases everything.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	var errs []error
+	errs = append(errs, d.rpc.Shutdown(ctx))
+	if d.pmap != nil {
+		errs = append(errs, d.pmap.Shutdown(ctx))
+	}
+	if d.http != nil {
+		errs = append(errs, d.http.Shutdown(ctx))
+	}
+	d.wg.Wait()
+	errs = append(errs, d.Table.Close())
+	d.log.Info("nfsd stopped")
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) closeListeners() {
+	for _, l := range []net.Listener{d.listener, d.pmTCP, d.metricsL} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if d.pmUDP != nil {
+		d.pmUDP.Close()
+	}
+}
+
+// raiseFileLimit lifts the soft descriptor limit to the hard one: the
+// node cache keeps up to two descriptors per recently used file.
+func raiseFileLimit(log *slog.Logger) {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+			log.Warn("could not raise the open file limit", "err", err)
+		}
+	}
+}
