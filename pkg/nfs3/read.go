@@ -48,9 +48,9 @@ func (c *call) read() Status {
 	c.w.Uint32(uint32(OK))
 	writePostOp(c.w, &attr, n.Vol.FSID)
 	head := c.w.Len()
-	c.w.Uint32(0)     // count
-	c.w.Bool(false)   // eof
-	c.w.Uint32(0)     // data length
+	c.w.Uint32(0)   // count
+	c.w.Bool(false) // eof
+	c.w.Uint32(0)   // data length
 	buf := c.w.Grow(int(count))
 	got := 0
 	for got < len(buf) {
