@@ -48,6 +48,9 @@ type Daemon struct {
 	pmUDP    net.PacketConn
 	metricsL net.Listener
 	wg       sync.WaitGroup
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Start opens the table and starts serving.
@@ -172,8 +175,13 @@ func (d *Daemon) MetricsAddr() net.Addr {
 }
 
 // Shutdown stops accepting, lets calls in flight finish (until ctx ends),
-// and releases everything.
+// and releases everything. Later calls return the first call's result.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.stopOnce.Do(func() { d.stopErr = d.shutdown(ctx) })
+	return d.stopErr
+}
+
+func (d *Daemon) shutdown(ctx context.Context) error {
 	var errs []error
 	errs = append(errs, d.rpc.Shutdown(ctx))
 	if d.pmap != nil {
