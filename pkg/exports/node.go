@@ -145,7 +145,11 @@ func (t *Table) Forget(h []byte) { t.nodes.remove(string(h)) }
 // without following a final symlink. Run it as the caller (unixfs.Do)
 // so that search permission on the directory is checked.
 func (t *Table) HandleAt(v *Volume, dirfd int, name string) ([]byte, error) {
-	fh, _, err := unix.NameToHandleAt(dirfd, name, 0)
+	flags := 0
+	if name == "" {
+		flags = unix.AT_EMPTY_PATH
+	}
+	fh, _, err := unix.NameToHandleAt(dirfd, name, flags)
 	if err != nil {
 		return nil, err
 	}

@@ -371,14 +371,34 @@ func (t *Table) Volume(id string) (*Volume, bool) {
 	return v, ok
 }
 
-// ByPath returns the volume mounted at a path such as /volumes/<id>.
-func (t *Table) ByPath(p string) (*Volume, bool) {
-	p = strings.TrimRight(p, "/")
-	id, ok := strings.CutPrefix(p, "/volumes/")
-	if !ok || strings.Contains(id, "/") {
-		return nil, false
+// MustVolume returns a volume that must exist (for tests and start-up).
+func (t *Table) MustVolume(id string) *Volume {
+	v, ok := t.Volume(id)
+	if !ok {
+		panic("exports: no volume " + id)
 	}
-	return t.Volume(id)
+	return v
+}
+
+// ByPath returns the volume mounted at a path such as /volumes/<id>, and
+// the components of a subdirectory below it, if the path names one
+// (/volumes/<id>/a/b).
+func (t *Table) ByPath(p string) (*Volume, []string, bool) {
+	rest, ok := strings.CutPrefix(p, "/volumes/")
+	if !ok {
+		return nil, nil, false
+	}
+	var sub []string
+	for _, c := range strings.Split(rest, "/") {
+		if c != "" {
+			sub = append(sub, c)
+		}
+	}
+	if len(sub) == 0 {
+		return nil, nil, false
+	}
+	v, ok := t.Volume(sub[0])
+	return v, sub[1:], ok
 }
 
 // Volumes returns every volume, sorted by id.

@@ -2,14 +2,18 @@ package nfs3
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -28,6 +32,7 @@ const (
 	mntOK     = 0
 	mntNoEnt  = 2
 	mntAccess = 13
+	mntNotDir = 20
 	mntNameTL = 63
 )
 
@@ -127,7 +132,7 @@ func (m *Mount) mnt(req *server.Request, path string, w *xdr.Writer) error {
 		w.Uint32(mntNameTL)
 		return nil
 	}
-	v, ok := m.Table.ByPath(path)
+	v, sub, ok := m.Table.ByPath(path)
 	if !ok {
 		m.Log.Info("mount refused: no such volume", "client", req.RemoteIP, "path", path)
 		w.Uint32(mntNoEnt)
@@ -138,6 +143,16 @@ func (m *Mount) mnt(req *server.Request, path string, w *xdr.Writer) error {
 		w.Uint32(mntAccess)
 		return nil
 	}
+	handle := v.Root().Handle
+	if len(sub) > 0 {
+		var st uint32
+		handle, st = m.subdir(v, sub, v.Options.Cred(req.Sys))
+		if st != mntOK {
+			m.Log.Info("mount refused: bad subdirectory", "client", req.RemoteIP, "path", path, "status", st)
+			w.Uint32(st)
+			return nil
+		}
+	}
 	m.mu.Lock()
 	if m.mounts == nil {
 		m.mounts = make(map[mountEntry]struct{})
@@ -146,8 +161,48 @@ func (m *Mount) mnt(req *server.Request, path string, w *xdr.Writer) error {
 	m.mu.Unlock()
 	m.Log.Info("mounted", "client", req.RemoteIP, "volume", v.ID)
 	w.Uint32(mntOK)
-	w.Opaque(v.Root().Handle)
+	w.Opaque(handle)
 	w.Uint32(1) // one flavor
 	w.Uint32(rpc.AuthSys)
 	return nil
+}
+
+// subdir walks a subdirectory path inside a volume as the caller, one
+// component at a time, never following symlinks and never accepting "."
+// or "..", so a mount path cannot leave its volume.
+func (m *Mount) subdir(v *exports.Volume, sub []string, cred unixfs.Cred) ([]byte, uint32) {
+	var handle []byte
+	err := unixfs.Do(cred, func() error {
+		dirfd := v.Root().FD()
+		defer func() {
+			if dirfd != v.Root().FD() {
+				unix.Close(dirfd)
+			}
+		}()
+		for _, name := range sub {
+			if name == "." || name == ".." || len(name) > maxName {
+				return unix.ENOENT
+			}
+			fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			if dirfd != v.Root().FD() {
+				unix.Close(dirfd)
+			}
+			dirfd = fd
+		}
+		var err error
+		handle, err = m.Table.HandleAt(v, dirfd, "")
+		return err
+	})
+	switch {
+	case err == nil:
+		return handle, mntOK
+	case errors.Is(err, unix.EACCES):
+		return nil, mntAccess
+	case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
+		return nil, mntNotDir
+	}
+	return nil, mntNoEnt
 }
