@@ -92,7 +92,7 @@ func (m *Metrics) BytesWritten(n int) { m.written.Add(float64(n)) }
 
 // Status implements nfs3.Metrics.
 func (m *Metrics) Status(proc uint32, s nfs3.Status) {
-	m.nfsErrors.WithLabelValues(nfs.NFSProcedure(proc).String(), s.String()).Inc()
+	m.nfsErrors.WithLabelValues(nfs.NFSProcedure(proc).String(), nfs3.StatusName(s)).Inc()
 }
 
 var mountProcs = []string{"Null", "Mnt", "Dump", "Umnt", "UmntAll", "Export"}

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	nfs "github.com/willscott/go-nfs"
@@ -352,4 +353,23 @@ func syncDir(n *exports.Node) error {
 	}
 	defer unix.Close(fd)
 	return unix.Fsync(fd)
+}
+
+var statusNames = map[Status]string{
+	OK: "NFS3_OK", errPerm: "NFS3ERR_PERM", errNoEnt: "NFS3ERR_NOENT", errIO: "NFS3ERR_IO",
+	errAccess: "NFS3ERR_ACCES", errExist: "NFS3ERR_EXIST", errXDev: "NFS3ERR_XDEV",
+	errNotDir: "NFS3ERR_NOTDIR", errIsDir: "NFS3ERR_ISDIR", errInval: "NFS3ERR_INVAL",
+	errFBig: "NFS3ERR_FBIG", errNoSpc: "NFS3ERR_NOSPC", errROFS: "NFS3ERR_ROFS",
+	errMLink: "NFS3ERR_MLINK", errNameLong: "NFS3ERR_NAMETOOLONG", errNotEmpty: "NFS3ERR_NOTEMPTY",
+	errDQuot: "NFS3ERR_DQUOT", errStale: "NFS3ERR_STALE", errBadHdl: "NFS3ERR_BADHANDLE",
+	errNotSync: "NFS3ERR_NOT_SYNC", errBadCookie: "NFS3ERR_BAD_COOKIE", errNotSupp: "NFS3ERR_NOTSUPP",
+	errTooSmall: "NFS3ERR_TOOSMALL", errFault: "NFS3ERR_SERVERFAULT", errBadType: "NFS3ERR_BADTYPE",
+}
+
+// StatusName is the RFC 1813 name of a status, for logs and metric labels.
+func StatusName(s Status) string {
+	if n, ok := statusNames[s]; ok {
+		return n
+	}
+	return "NFS3ERR_" + strconv.Itoa(int(s))
 }

@@ -131,7 +131,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if d.http != nil {
 		d.goServe("metrics", func() error { return d.http.Serve(d.metricsL) })
 	}
-	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr(), "portmap", addrOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
+	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
 	return d, nil
 }
 

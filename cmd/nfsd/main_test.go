@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
+)
+
+// The test binary doubles as nfsd, so these tests run the real command
+// (flags, signals, exit codes) without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("RWXNFS_BE_NFSD") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *bytes.Buffer
+	done chan error
+}
+
+// startNFSD runs nfsd over root and waits for its "serving" log line.
+func startNFSD(t *testing.T, root string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "--root", root, "--listen", "127.0.0.1:0", "--portmap-listen", "127.0.0.1:0",
+		"--metrics-listen", "off", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Bytes()
+			p.logs.Write(append(line, '\n'))
+			var rec struct{ Msg, NFS string }
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "nfsd serving" {
+				ready <- rec.NFS
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		p.done <- cmd.Wait()
+	}()
+	select {
+	case p.addr = <-ready:
+	case err := <-p.done:
+		t.Fatalf("nfsd exited before serving: %v\n%s", err, p.logs)
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("nfsd did not start\n%s", p.logs)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return p
+}
+
+func client(t *testing.T, addr string) *nfsclient.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := nfsclient.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestSIGTERMExitsCleanly(t *testing.T) {
+	p := startNFSD(t, t.TempDir())
+	c := client(t, p.addr)
+	ctx := context.Background()
+	if _, err := c.Mount(ctx, "/volumes/default"); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("nfsd exited with %v after SIGTERM\n%s", err, p.logs)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("nfsd did not exit after SIGTERM\n%s", p.logs)
+	}
+	if !bytes.Contains(p.logs.Bytes(), []byte(`"nfsd stopped"`)) {
+		t.Fatalf("no clean-stop log line:\n%s", p.logs)
+	}
+}
+
+// TestKill9KeepsCommittedData: whatever a client saw committed (a COMMIT
+// reply, or a FILE_SYNC write) is there after nfsd is killed with -9 and
+// started again, and handles from before still work.
+func TestKill9KeepsCommittedData(t *testing.T) {
+	root := t.TempDir()
+	p := startNFSD(t, root)
+	c := client(t, p.addr)
+	ctx := context.Background()
+	vol, err := c.Mount(ctx, "/volumes/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := c.Create(ctx, vol, "journal", nfsclient.Guarded, nfsclient.SetAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	for off := 0; off < len(data); off += 1 << 20 {
+		if _, err := c.Write(ctx, f, uint64(off), data[off:off+1<<20], nfsclient.Unstable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Commit(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	tail := []byte("synchronous tail")
+	if _, err := c.Write(ctx, f, uint64(len(data)), tail, nfsclient.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	want := append(bytes.Clone(data), tail...)
+
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	onDisk, err := os.ReadFile(filepath.Join(root, "volumes/default/journal"))
+	if err != nil || !bytes.Equal(onDisk, want) {
+		t.Fatalf("after kill -9 the file holds %d bytes, want %d committed (%v)", len(onDisk), len(want), err)
+	}
+	p2 := startNFSD(t, root)
+	c2 := client(t, p2.addr)
+	var got []byte
+	for off := uint64(0); ; {
+		b, eof, err := c2.Read(ctx, f, off, 1<<20)
+		if err != nil {
+			t.Fatalf("READ with a pre-crash handle: %v", err)
+		}
+		got = append(got, b...)
+		off += uint64(len(b))
+		if eof || len(b) == 0 {
+			break
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read back %d bytes after restart, want %d", len(got), len(want))
+	}
+}
+
+func TestRefusesBadFlags(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "--log-level", "loud")
+	cmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !bytes.Contains(out, []byte("--log-level")) {
+		t.Fatalf("bad --log-level: err %v, output %s", err, out)
+	}
+}
