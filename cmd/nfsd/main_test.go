@@ -172,3 +172,44 @@ func TestRefusesBadFlags(t *testing.T) {
 		t.Fatalf("bad --log-level: err %v, output %s", err, out)
 	}
 }
+
+// TestClientsFindUsThroughPortmapper runs nfsd with its portmapper on port
+// 111 inside a private network namespace and lists a volume with nfs-ls
+// given no ports at all: libnfs asks the portmapper for MOUNT and NFS and
+// calls MOUNT EXPORT first, as showmount and mount.nfs do.
+func TestClientsFindUsThroughPortmapper(t *testing.T) {
+	ls, err := exec.LookPath("nfs-ls")
+	if err != nil {
+		if os.Getenv("RWXNFS_STRICT") != "" {
+			t.Fatal("nfs-ls not installed (make deps installs libnfs-utils)")
+		}
+		t.Skip("nfs-ls not installed")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not available")
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "volumes/default"), 0o777)
+	os.WriteFile(filepath.Join(root, "volumes/default/found-via-portmap"), []byte("x"), 0o644)
+	script := `set -e
+ip link set lo up
+RWXNFS_BE_NFSD=1 "$1" --root "$2" --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111 --metrics-listen off 2>"$2/nfsd.log" &
+pid=$!
+ok=1
+for i in $(seq 100); do
+  if "$3" "nfs://127.0.0.1/volumes/default?version=3" >"$2/ls.out" 2>&1; then ok=0; break; fi
+  sleep 0.1
+done
+kill $pid; wait $pid || true
+exit $ok`
+	cmd := exec.Command("unshare", "--net", "--", "sh", "-c", script, "sh", os.Args[0], root, ls)
+	out, err := cmd.CombinedOutput()
+	lsOut, _ := os.ReadFile(filepath.Join(root, "ls.out"))
+	if err != nil {
+		logs, _ := os.ReadFile(filepath.Join(root, "nfsd.log"))
+		t.Fatalf("nfs-ls through the portmapper failed: %v\n%s\nnfs-ls: %s\nnfsd: %s", err, out, lsOut, logs)
+	}
+	if !bytes.Contains(lsOut, []byte("found-via-portmap")) {
+		t.Fatalf("nfs-ls output lacks the file:\n%s", lsOut)
+	}
+}
