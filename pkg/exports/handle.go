@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash"
+	"sync"
 )
 
 // An NFS file handle names a file for as long as the file exists, across
@@ -43,13 +45,23 @@ var (
 )
 
 type handleSealer struct {
-	key []byte
+	macs *sync.Pool // of hash.Hash keyed with the server key
 }
 
-func (s handleSealer) mac(b []byte) []byte {
-	m := hmac.New(sha256.New, s.key)
+func newSealer(key []byte) handleSealer {
+	return handleSealer{macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+}
+
+// mac appends b's MAC to dst. READDIRPLUS mints a handle per entry, so the
+// keyed hash is reused rather than rebuilt each time.
+func (s handleSealer) mac(dst, b []byte) []byte {
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write(b)
-	return m.Sum(nil)[:macLen]
+	var sum [sha256.Size]byte
+	out := append(dst, m.Sum(sum[:0])[:macLen]...)
+	s.macs.Put(m)
+	return out
 }
 
 // seal builds the wire handle for a kernel handle in a volume.
@@ -63,7 +75,7 @@ func (s handleSealer) seal(fsid uint64, ktype int32, kh []byte) ([]byte, error) 
 	binary.BigEndian.PutUint64(h[2:], fsid)
 	binary.BigEndian.PutUint32(h[10:], uint32(ktype))
 	h = append(h, kh...)
-	return append(h, s.mac(h)...), nil
+	return s.mac(h, h), nil
 }
 
 // parsedHandle is a handle's fields, not yet authenticated.
@@ -93,7 +105,8 @@ func parseHandle(h []byte) (parsedHandle, error) {
 }
 
 func (s handleSealer) verify(p parsedHandle) bool {
-	return hmac.Equal(s.mac(p.body), p.mac)
+	var buf [macLen]byte
+	return hmac.Equal(s.mac(buf[:0], p.body), p.mac)
 }
 
 // HandleFSID returns the volume fsid a handle claims, without checking it.

@@ -111,7 +111,7 @@ func Open(cfg Config) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.sealer = handleSealer{key: key}
+	t.sealer = newSealer(key)
 	if err := t.load(); err != nil {
 		t.Close()
 		return nil, err
