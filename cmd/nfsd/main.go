@@ -21,6 +21,7 @@ func main() {
 	listen := flag.String("listen", ":2049", "NFS and MOUNT address (TCP)")
 	portmap := flag.String("portmap-listen", ":111", `portmapper address (TCP and UDP); "off" to serve none`)
 	metricsAddr := flag.String("metrics-listen", "127.0.0.1:9102", `address of /metrics and /healthz; "off" to serve none`)
+	pprof := flag.Bool("pprof", false, "serve /debug/pprof/ on --metrics-listen")
 	noDefault := flag.Bool("no-default-volume", false, `do not create the volume "default" on a first start`)
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	logFormat := flag.String("log-format", "text", "text or json")
@@ -45,6 +46,7 @@ func main() {
 		Listen:        *listen,
 		PortmapListen: off(*portmap),
 		MetricsListen: off(*metricsAddr),
+		Pprof:         *pprof,
 		Log:           log,
 	}
 	if !*noDefault {

@@ -6,6 +6,7 @@ package metrics
 import (
 	"errors"
 	"net/http"
+	httppprof "net/http/pprof"
 	"strconv"
 	"time"
 
@@ -116,9 +117,16 @@ func names(prog, proc uint32) (string, string) {
 	return "other", "other"
 }
 
-// Handler serves /metrics and /healthz. healthy reports readiness.
-func (m *Metrics) Handler(healthy func() error) http.Handler {
+// Handler serves /metrics and /healthz, and with pprof /debug/pprof/.
+// healthy reports readiness.
+func (m *Metrics) Handler(healthy func() error, pprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if pprof {
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := healthy(); err != nil {

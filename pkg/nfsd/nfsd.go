@@ -27,6 +27,7 @@ type Config struct {
 	Listen        string // NFS + MOUNT, TCP
 	PortmapListen string // portmapper, TCP and UDP; "" to serve none
 	MetricsListen string // /metrics and /healthz; "" to serve none
+	Pprof         bool   // also serve /debug/pprof/ on MetricsListen
 	// DefaultVolume, if set, is created on a first start with no volumes.
 	DefaultVolume string
 	Log           *slog.Logger
@@ -120,7 +121,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
-		d.http = &http.Server{Handler: d.Metrics.Handler(func() error { return nil })}
+		d.http = &http.Server{Handler: d.Metrics.Handler(func() error { return nil }, cfg.Pprof)}
 	}
 
 	d.goServe("nfs", func() error { return d.rpc.Serve(d.listener) })
