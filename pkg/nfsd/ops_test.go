@@ -282,6 +282,17 @@ func TestIdentityAndPermissions(t *testing.T) {
 	if _, err := alice.Write(ctx, f, 0, []byte("still mine"), nfsclient.Unstable); err != nil {
 		t.Fatalf("owner write to own 0444 file: %v", err)
 	}
+	// links and renames run as the caller too
+	if err := alice.Link(ctx, f, home, "alias"); err != nil {
+		t.Fatalf("alice links her file into her dir: %v", err)
+	}
+	// (EPERM when protected_hardlinks forbids linking another's file)
+	if err := bob.Link(ctx, f, home, "bob-alias"); !isStatus(err, nfs.NFSStatusAccess) && !isStatus(err, nfs.NFSStatusPerm) {
+		t.Fatalf("bob links into alice's 0755 dir: %v, want ACCES or PERM", err)
+	}
+	if err := bob.Rename(ctx, home, "alias", vol, "stolen"); !isStatus(err, nfs.NFSStatusAccess) {
+		t.Fatalf("bob renames out of alice's dir: %v, want ACCES", err)
+	}
 	// sticky /tmp-like directory: bob cannot remove alice's file
 	tmp, _, err := alice.Mkdir(ctx, vol, "tmp", nfsclient.SetAttr{Mode: nfsclient.U32(0o1777)})
 	if err != nil {
