@@ -14,6 +14,25 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 )
 
+func startB(b *testing.B) *Daemon {
+	d, err := Start(Config{Root: b.TempDir(), Listen: "127.0.0.1:0", DefaultVolume: "default",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Shutdown(context.Background()) })
+	return d
+}
+
+func dialB(b *testing.B, d *Daemon) *nfsclient.Client {
+	c, err := nfsclient.Dial(context.Background(), d.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
 // start runs a real daemon on loopback over root and stops it at the end
 // of the test.
 func start(t *testing.T, root string) *Daemon {
