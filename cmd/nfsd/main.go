@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsd"
 )
 
@@ -24,6 +25,11 @@ func main() {
 	noDefault := flag.Bool("no-default-volume", false, `do not create the volume "default" on a first start`)
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	logFormat := flag.String("log-format", "text", "text or json")
+	adminListen := flag.String("admin-listen", "", `admin gRPC API address: "unix:/path.sock" or "host:port"; "" to serve none`)
+	adminToken := flag.String("admin-token-file", "", "file holding the admin API's bearer token (required with --admin-listen)")
+	adminCert := flag.String("admin-tls-cert", "", "admin API TLS certificate (PEM)")
+	adminKey := flag.String("admin-tls-key", "", "admin API TLS key (PEM)")
+	adminCA := flag.String("admin-tls-client-ca", "", "CA (PEM) that admin clients' certificates must chain to (mTLS)")
 	drain := flag.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
 	flag.Parse()
 
@@ -46,6 +52,10 @@ func main() {
 		PortmapListen: off(*portmap),
 		MetricsListen: off(*metricsAddr),
 		Log:           log,
+		Admin: admin.Config{
+			Listen: *adminListen, TokenFile: *adminToken,
+			TLSCert: *adminCert, TLSKey: *adminKey, ClientCA: *adminCA,
+		},
 	}
 	if !*noDefault {
 		cfg.DefaultVolume = "default"
