@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// WalkHook, if set, runs at every entry a reconcile walk meets: tests
+// use it to slow the walk down so that operations interleave with it.
+var WalkHook func()
+
 // walk is the state of a reconcile walk. It is guarded by Volume.mu.
 //
 // The walk runs while the volume is served. It stays exact because of one
@@ -147,6 +151,9 @@ func (v *Volume) walkDir(w *walk, fd int, entries *int64) error {
 				return fmt.Errorf("stat %s: %w", name, err)
 			}
 			*entries++
+			if WalkHook != nil {
+				WalkHook()
+			}
 			v.mu.Lock()
 			w.see(est.Ino, Charge(&est))
 			_, listed := w.listed[est.Ino]
