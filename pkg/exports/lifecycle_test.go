@@ -443,4 +443,3 @@ func TestCrashHelper(t *testing.T) {
 	}
 	t.Fatalf("helper survived %s: %v", op, err)
 }
-
