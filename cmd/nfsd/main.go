@@ -18,6 +18,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "admin" {
+		os.Exit(runAdmin(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	root := flag.String("root", "./nfsd-data", "directory holding volumes/ and state/")
 	listen := flag.String("listen", ":2049", "NFS and MOUNT address (TCP)")
 	portmap := flag.String("portmap-listen", ":111", `portmapper address (TCP and UDP); "off" to serve none`)
