@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rwxnfs/rwxnfs/pkg/admin"
+	"github.com/rwxnfs/rwxnfs/pkg/nfsd"
+)
+
+// The admin CLI against a real daemon serving the admin API on a unix
+// socket.
+func TestAdminCLI(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	os.WriteFile(token, []byte("cli-test-token-0123456789\n"), 0o600)
+	sock := "unix:" + filepath.Join(dir, "admin.sock")
+	d, err := nfsd.Start(nfsd.Config{
+		Root: filepath.Join(dir, "root"), Listen: "127.0.0.1:0",
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Admin: admin.Config{Listen: sock, TokenFile: token},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d.Shutdown(ctx)
+	})
+	run := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		full := append([]string{"-addr", sock, "-token-file", token}, args...)
+		if code := runAdmin(full, &out, &errb); code != want {
+			t.Fatalf("nfsd admin %v: exit %d, want %d\n%s%s", args, code, want, out.String(), errb.String())
+		}
+		return out.String() + errb.String()
+	}
+	run(0, "create", "web", "1Gi", "uid=33", "gid=33", "mode=0750")
+	run(0, "create", "web", "1Gi", "uid=33", "gid=33", "mode=0750") // idempotent
+	if out := run(1, "create", "web", "2Gi"); !strings.Contains(out, "AlreadyExists") {
+		t.Fatalf("incompatible create: %s", out)
+	}
+	run(0, "expand", "web", "2Gi")
+	out := run(0, "list")
+	if !strings.Contains(out, "VOLUME") || !strings.Contains(out, "web") || !strings.Contains(out, "2.0Gi") {
+		t.Fatalf("list:\n%s", out)
+	}
+	out = run(0, "-o", "json", "show", "web")
+	var v struct {
+		VolumeID      string `json:"volumeId"`
+		CapacityBytes string `json:"capacityBytes"`
+		RootMode      int    `json:"rootMode"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.VolumeID != "web" || v.CapacityBytes != "2147483648" || v.RootMode != 0o750 {
+		t.Fatalf("show -o json: %v %+v\n%s", err, v, out)
+	}
+	run(0, "snapshot", "create", "web-snap", "web")
+	if out := run(0, "snapshot", "list"); !strings.Contains(out, "web-snap") {
+		t.Fatalf("snapshot list:\n%s", out)
+	}
+	run(0, "create", "web2", "1Gi", "from-snapshot=web-snap")
+	run(0, "snapshot", "delete", "web-snap")
+	if out := run(0, "delete", "web2", "archive"); !strings.Contains(out, "archive/web2-") {
+		t.Fatalf("archive: %s", out)
+	}
+	if out := run(0, "-o", "json", "list"); !strings.HasPrefix(strings.TrimSpace(out), "[") {
+		t.Fatalf("list -o json:\n%s", out)
+	}
+	run(2, "frobnicate")
+	if out := run(1, "show", "missing"); !strings.Contains(out, "NotFound") {
+		t.Fatalf("show missing: %s", out)
+	}
+	os.WriteFile(token, []byte("a-wrong-token-0123456789"), 0o600)
+	if out := run(1, "list"); !strings.Contains(out, "Unauthenticated") {
+		t.Fatalf("wrong token: %s", out)
+	}
+}
