@@ -40,12 +40,17 @@ func quotaWrite(node *exports.Node, fd int, off uint64, n int, put func() error)
 			return unix.EDQUOT
 		}
 		err := put()
-		charged := growth
-		var post unix.Stat_t
-		if unix.Fstat(fd, &post) == nil {
-			charged = post.Size - pre.Size
+		if err != nil {
+			// Partly written, perhaps: charge what the size says.
+			charged := int64(0)
+			var post unix.Stat_t
+			if unix.Fstat(fd, &post) == nil {
+				charged = post.Size - pre.Size
+			}
+			q.Add(charged-growth, 0)
 		}
-		q.Add(charged-growth, 0)
+		// Otherwise the file grew by exactly growth: nothing else changes
+		// its size while we hold its lock.
 		return err
 	}
 }
