@@ -85,3 +85,15 @@ func TestAdminCLI(t *testing.T) {
 		t.Fatalf("wrong token: %s", out)
 	}
 }
+
+func TestAdminNeedsToken(t *testing.T) {
+	dir := t.TempDir()
+	_, err := nfsd.Start(nfsd.Config{
+		Root: filepath.Join(dir, "root"), Listen: "127.0.0.1:0",
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Admin: admin.Config{Listen: "unix:" + filepath.Join(dir, "admin.sock")},
+	})
+	if err == nil || !strings.Contains(err.Error(), "token") {
+		t.Fatalf("started the admin API without a token: %v", err)
+	}
+}

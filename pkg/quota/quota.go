@@ -16,13 +16,17 @@
 // with file-system internals (delayed allocation, extents, metadata).
 //
 // Exactness under concurrency: every change to one inode's size runs
-// under a lock striped by the inode's handle, and measures the size
-// before and after the change, so the usage counter moves by exactly what
-// the file moved by. Reservations are taken before the change and
-// corrected afterwards (short writes, failures), so concurrent writers to
-// one volume can overshoot the limit by at most the bytes of writes in
-// flight... and in fact not at all: a reservation is admitted only if it
-// fits, atomically with respect to every other reservation.
+// under a lock striped by the inode's handle and measures the size before
+// the change, so the usage counter moves by exactly what the file moved
+// by. The growth is reserved before the change and admitted only if it
+// fits, atomically with respect to every other reservation, then
+// corrected if the change failed. So concurrent writers to one volume
+// never take it past its limit (the bound "overshoot <= writes in flight"
+// holds with zero), and once they finish usage equals the tree.
+//
+// Durability: usage is saved atomically every few seconds and at clean
+// shutdown (Flush), and every start walks each tree (Reconcile) while the
+// volume is served, replacing the saved figure with what the tree holds.
 package quota
 
 import (
