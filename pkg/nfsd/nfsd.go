@@ -80,9 +80,10 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &server.Portmap{}}
+	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
-			d.closeListeners()
+			built.closeListeners()
 			t.Close()
 		}
 	}()
