@@ -446,6 +446,7 @@ func (t *Table) detach(v *Volume) {
 	delete(t.byFSID, v.FSID)
 	t.mu.Unlock()
 	t.nodes.dropVolume(v)
+	v.Quota.Retire()
 	if v.root != nil {
 		v.root.closeFDs()
 	}
