@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
+	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsd"
 )
 
@@ -96,4 +98,47 @@ func TestAdminNeedsToken(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "token") {
 		t.Fatalf("started the admin API without a token: %v", err)
 	}
+}
+
+// TestKill9KeepsUsage: usage is saved while nfsd runs, and after a kill
+// -9 that lost the latest changes the start-up walk restores it from the
+// tree.
+func TestKill9KeepsUsage(t *testing.T) {
+	root := t.TempDir()
+	usageFile := filepath.Join(root, "state", "usage", "default.json")
+	waitUsage := func(want int64) {
+		t.Helper()
+		var got struct{ Bytes int64 }
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if b, err := os.ReadFile(usageFile); err == nil && json.Unmarshal(b, &got) == nil && got.Bytes == want {
+				return
+			}
+		}
+		t.Fatalf("saved usage %d bytes, want %d", got.Bytes, want)
+	}
+	p := startNFSD(t, root)
+	c := client(t, p.addr)
+	ctx := context.Background()
+	vol, err := c.Mount(ctx, "/volumes/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := c.Create(ctx, vol, "f", nfsclient.Guarded, nfsclient.SetAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mib := bytes.Repeat([]byte{1}, 1<<20)
+	for i := 0; i < 3; i++ {
+		if _, err := c.Write(ctx, f, uint64(i)<<20, mib, nfsclient.FileSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUsage(3 << 20) // saved by the periodic flush
+	if _, err := c.Write(ctx, f, 3<<20, mib, nfsclient.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	startNFSD(t, root)
+	waitUsage(4 << 20) // the walk found what the kill lost
 }
