@@ -370,3 +370,27 @@ func TestReconcileWhileServing(t *testing.T) {
 		t.Fatalf("usage after a walk under load %+v, tree %+v", u, tree)
 	}
 }
+
+// Clients holding handles of a deleted volume get STALE.
+func TestDeletedVolumeIsStale(t *testing.T) {
+	d := start(t, t.TempDir())
+	newQuotaVolume(t, d, "gone", 1*mib, 0)
+	c := dial(t, d, 0, 0)
+	ctx := ctx(t)
+	root := mount(t, c, "gone")
+	f, _, err := c.Create(ctx, root, "f", nfsclient.Guarded, nfsclient.SetAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Table.DeleteVolume("gone", exports.ReclaimDelete); err != nil {
+		t.Fatal(err)
+	}
+	for _, fh := range [][]byte{root, f} {
+		if _, err := c.GetAttr(ctx, fh); !isStatus(err, nfs.NFSStatusStale) {
+			t.Fatalf("GETATTR after delete: %v, want STALE", err)
+		}
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("x"), nfsclient.Unstable); !isStatus(err, nfs.NFSStatusStale) {
+		t.Fatalf("WRITE after delete: %v, want STALE", err)
+	}
+}
