@@ -219,6 +219,9 @@ func (t *Table) CreateVolume(req CreateRequest) (v *Volume, existed bool, err er
 		if req.Capacity > 0 && srcUsage.Bytes > req.Capacity {
 			return nil, false, errorf(KindOutOfRange, "the source holds %d bytes, more than the requested capacity %d", srcUsage.Bytes, req.Capacity)
 		}
+		if req.InodeLimit > 0 && srcUsage.Inodes > req.InodeLimit {
+			return nil, false, errorf(KindOutOfRange, "the source holds %d inodes, more than the requested inode limit %d", srcUsage.Inodes, req.InodeLimit)
+		}
 	}
 
 	in := intent{Op: "create", ID: req.ID}

@@ -302,6 +302,9 @@ func TestCloneAndSnapshotRestore(t *testing.T) {
 	if _, _, err := tb.CreateVolume(CreateRequest{ID: "small", Capacity: 1 << 20, Options: DefaultOptions(), Source: &Source{Snapshot: "snap1"}}); KindOf(err) != KindOutOfRange {
 		t.Fatalf("restore into a too small volume: %v, want OutOfRange", err)
 	}
+	if _, _, err := tb.CreateVolume(CreateRequest{ID: "few", InodeLimit: 3, Options: DefaultOptions(), Source: &Source{Volume: "src"}}); KindOf(err) != KindOutOfRange {
+		t.Fatalf("clone into too few inodes: %v, want OutOfRange", err)
+	}
 	if list, _ := tb.Snapshots("src"); len(list) != 1 || list[0].ID != "snap1" {
 		t.Fatalf("snapshots %v", list)
 	}
