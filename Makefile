@@ -59,3 +59,4 @@ clean:
 	rm -rf $(BIN) build
 
 -include e2e/e2e.mk
+-include quota.mk

@@ -13,10 +13,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsd"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "admin" {
+		os.Exit(runAdmin(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	root := flag.String("root", "./nfsd-data", "directory holding volumes/ and state/")
 	listen := flag.String("listen", ":2049", "NFS and MOUNT address (TCP)")
 	portmap := flag.String("portmap-listen", ":111", `portmapper address (TCP and UDP); "off" to serve none`)
@@ -25,6 +29,11 @@ func main() {
 	noDefault := flag.Bool("no-default-volume", false, `do not create the volume "default" on a first start`)
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	logFormat := flag.String("log-format", "text", "text or json")
+	adminListen := flag.String("admin-listen", "", `admin gRPC API address: "unix:/path.sock" or "host:port"; "" to serve none`)
+	adminToken := flag.String("admin-token-file", "", "file holding the admin API's bearer token (required with --admin-listen)")
+	adminCert := flag.String("admin-tls-cert", "", "admin API TLS certificate (PEM)")
+	adminKey := flag.String("admin-tls-key", "", "admin API TLS key (PEM)")
+	adminCA := flag.String("admin-tls-client-ca", "", "CA (PEM) that admin clients' certificates must chain to (mTLS)")
 	drain := flag.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
 	flag.Parse()
 
@@ -48,6 +57,10 @@ func main() {
 		MetricsListen: off(*metricsAddr),
 		Pprof:         *pprof,
 		Log:           log,
+		Admin: admin.Config{
+			Listen: *adminListen, TokenFile: *adminToken,
+			TLSCert: *adminCert, TLSKey: *adminKey, ClientCA: *adminCA,
+		},
 	}
 	if !*noDefault {
 		cfg.DefaultVolume = "default"

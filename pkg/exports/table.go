@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
 // Volume is one exported directory.
@@ -28,6 +30,14 @@ type Volume struct {
 	FSID    uint64    `json:"fsid"`
 	Created time.Time `json:"created"`
 	Options Options   `json:"options"`
+	// Limits are the volume's quota (zero: none); Quota accounts and
+	// enforces them.
+	Limits quota.Limits  `json:"limits"`
+	Quota  *quota.Volume `json:"-"`
+	// RootAttrs and Source are what the volume was created with, kept
+	// so a repeated CreateVolume can be recognised as the same request.
+	RootAttrs RootAttrs `json:"root"`
+	Source    *Source   `json:"source,omitempty"`
 
 	dir  string
 	root *Node // pinned: never evicted
@@ -54,6 +64,11 @@ type Table struct {
 	byFSID map[uint64]*Volume
 
 	nodes *nodeCache
+
+	opMu      sync.Mutex // serialises volume and snapshot lifecycle operations
+	stopFlush chan struct{}
+	flushDone chan struct{}
+	closeOnce sync.Once
 }
 
 // Config says where the table lives.
@@ -62,6 +77,8 @@ type Config struct {
 	Log  *slog.Logger
 	// MaxOpenNodes bounds the cache of open file descriptors (default 8192).
 	MaxOpenNodes int
+	// UsageFlushInterval is how often changed usage is saved (default 2s).
+	UsageFlushInterval time.Duration
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -95,7 +112,7 @@ func Open(cfg Config) (*Table, error) {
 		byFSID: make(map[uint64]*Volume),
 		nodes:  newNodeCache(cfg.MaxOpenNodes),
 	}
-	for _, d := range []string{root, t.volumesDir(), t.state, t.metaDir()} {
+	for _, d := range []string{root, t.volumesDir(), t.state, t.metaDir(), t.usageDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -112,15 +129,25 @@ func Open(cfg Config) (*Table, error) {
 		return nil, err
 	}
 	t.sealer = newSealer(key)
+	if err := t.recoverIntents(); err != nil {
+		t.Close()
+		return nil, err
+	}
 	if err := t.load(); err != nil {
 		t.Close()
 		return nil, err
 	}
+	if cfg.UsageFlushInterval <= 0 {
+		cfg.UsageFlushInterval = 2 * time.Second
+	}
+	t.stopFlush, t.flushDone = make(chan struct{}), make(chan struct{})
+	go t.flushLoop(cfg.UsageFlushInterval, t.stopFlush, t.flushDone)
 	return t, nil
 }
 
 func (t *Table) volumesDir() string { return filepath.Join(t.root, "volumes") }
 func (t *Table) metaDir() string    { return filepath.Join(t.state, "volumes") }
+func (t *Table) usageDir() string   { return filepath.Join(t.state, "usage") }
 
 // checkHandles makes sure the backing file system can give and take
 // persistent file handles; without them no handle would survive a
@@ -266,6 +293,13 @@ func (t *Table) load() error {
 // attach opens a volume's root and adds it to the table.
 func (t *Table) attach(v *Volume) error {
 	v.dir = filepath.Join(t.volumesDir(), v.ID)
+	if v.Quota == nil {
+		q, err := quota.New(filepath.Join(t.usageDir(), v.ID+".json"), v.Limits)
+		if err != nil {
+			return fmt.Errorf("volume %s usage: %w", v.ID, err)
+		}
+		v.Quota = q
+	}
 	// Not O_PATH: open_by_handle_at takes its mount descriptor only from
 	// a real open file.
 	fd, err := unix.Open(v.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -413,8 +447,15 @@ func (t *Table) Volumes() []*Volume {
 	return out
 }
 
-// Close releases every open descriptor.
+// Close saves usage and releases every open descriptor.
 func (t *Table) Close() error {
+	t.closeOnce.Do(func() {
+		if t.stopFlush != nil {
+			close(t.stopFlush)
+			<-t.flushDone
+		}
+		t.FlushUsage()
+	})
 	t.nodes.closeAll()
 	t.mu.Lock()
 	defer t.mu.Unlock()

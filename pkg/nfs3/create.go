@@ -44,7 +44,7 @@ func (c *call) create() Status {
 	if sa.setMode {
 		mode = sa.mode
 	}
-	err := unixfs.Do(cred, func() error {
+	err := createCharged(d.dir, name, 0, cred, func() error {
 		fd, err := unix.Openat(d.dir.FD(), name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 		if err == nil {
 			defer unix.Close(fd)
@@ -142,7 +142,7 @@ func (c *call) mkdir() Status {
 		mode = sa.mode
 	}
 	cred := c.cred(d.dir.Vol)
-	err := unixfs.Do(cred, func() error { return unix.Mkdirat(d.dir.FD(), name, mode) })
+	err := createCharged(d.dir, name, 0, cred, func() error { return unix.Mkdirat(d.dir.FD(), name, mode) })
 	if err == nil {
 		err = c.applyCreateAttrs(d, name, sa, cred)
 	}
@@ -179,7 +179,7 @@ func (c *call) symlink() Status {
 		return d.fail(errInval)
 	}
 	cred := c.cred(d.dir.Vol)
-	err := unixfs.Do(cred, func() error { return unix.Symlinkat(target, d.dir.FD(), name) })
+	err := createCharged(d.dir, name, int64(len(target)), cred, func() error { return unix.Symlinkat(target, d.dir.FD(), name) })
 	if err == nil && (sa.setUID || sa.setGID) {
 		err = c.setAttrsByName(d, name, sattr{setUID: sa.setUID, uid: sa.uid, setGID: sa.setGID, gid: sa.gid}, cred)
 	}
@@ -241,7 +241,7 @@ func (c *call) mknod() Status {
 	if sa.setMode {
 		mode = sa.mode
 	}
-	err := unixfs.Do(cred, func() error {
+	err := createCharged(d.dir, name, 0, cred, func() error {
 		return unix.Mknodat(d.dir.FD(), name, kind|mode, int(unix.Mkdev(major, minor)))
 	})
 	if err == nil {

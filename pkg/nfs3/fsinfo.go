@@ -43,14 +43,16 @@ func (c *call) fsstat() Status {
 	if bsize == 0 {
 		bsize = uint64(sf.Bsize)
 	}
+	tb, fb, ab, tf, ff, af := sf.Blocks*bsize, sf.Bfree*bsize, sf.Bavail*bsize, sf.Files, sf.Ffree, sf.Ffree
+	quotaFSStat(c.h.Table.VolumeByFSID(fsid), &tb, &fb, &ab, &tf, &ff, &af)
 	c.w.Uint32(uint32(OK))
 	writePostOp(c.w, attr, fsid)
-	c.w.Uint64(sf.Blocks * bsize)
-	c.w.Uint64(sf.Bfree * bsize)
-	c.w.Uint64(sf.Bavail * bsize)
-	c.w.Uint64(sf.Files)
-	c.w.Uint64(sf.Ffree)
-	c.w.Uint64(sf.Ffree)
+	c.w.Uint64(tb)
+	c.w.Uint64(fb)
+	c.w.Uint64(ab)
+	c.w.Uint64(tf)
+	c.w.Uint64(ff)
+	c.w.Uint64(af)
 	c.w.Uint32(0) // invarsec: may change at any time
 	return OK
 }

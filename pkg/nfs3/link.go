@@ -32,6 +32,9 @@ func (c *call) link() Status {
 		st = errIsDir
 	}
 	if st == OK {
+		st = linkAllowed(d.dir.Vol)
+	}
+	if st == OK {
 		err := unixfs.Do(c.cred(d.dir.Vol), func() error {
 			return unix.Linkat(unix.AT_FDCWD, procPath(file.FD()), d.dir.FD(), name, unix.AT_SYMLINK_FOLLOW)
 		})

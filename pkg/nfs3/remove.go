@@ -34,7 +34,7 @@ func (c *call) unlink(flags int) Status {
 	var victim []byte
 	err := unixfs.Do(c.cred(d.dir.Vol), func() error {
 		victim, _ = c.h.Table.HandleAt(d.dir.Vol, d.dir.FD(), name)
-		return unix.Unlinkat(d.dir.FD(), name, flags)
+		return unlinkCharged(d.dir, name, victim, func() error { return unix.Unlinkat(d.dir.FD(), name, flags) })
 	})
 	if err == nil && victim != nil {
 		// Close our descriptors of it so its space is freed now.

@@ -36,7 +36,9 @@ func (c *call) rename() Status {
 	var victim []byte
 	err := unixfs.Do(c.cred(from.dir.Vol), func() error {
 		victim, _ = c.h.Table.HandleAt(to.dir.Vol, to.dir.FD(), toName)
-		return unix.Renameat(from.dir.FD(), fromName, to.dir.FD(), toName)
+		return renameCharged(from.dir, fromName, to.dir, toName, victim, func() error {
+			return unix.Renameat(from.dir.FD(), fromName, to.dir.FD(), toName)
+		})
 	})
 	if err == nil && victim != nil {
 		c.h.Table.Forget(victim)

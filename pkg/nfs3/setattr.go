@@ -74,7 +74,7 @@ func setAttrs(n *exports.Node, pre *unix.Stat_t, sa sattr, cred unixfs.Cred) err
 		if err != nil {
 			return err
 		}
-		if err := unix.Ftruncate(fd, int64(sa.size)); err != nil {
+		if err := truncateCharged(n, fd, int64(sa.size)); err != nil {
 			return err
 		}
 	}

@@ -81,6 +81,7 @@ func (c *call) write() Status {
 		}
 		return nil
 	}
+	put = quotaWrite(n, fd, off, len(data), put)
 	// Writing to a set-id file as a non-root caller must clear the set-id
 	// bits, which the kernel does only for a writer without CAP_FSETID.
 	if pre.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 && !cred.IsRoot() {

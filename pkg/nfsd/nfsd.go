@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/metrics"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
@@ -32,6 +33,11 @@ type Config struct {
 	DefaultVolume string
 	Log           *slog.Logger
 	Limits        server.Limits
+	// NoReconcile skips the start-up walk that checks every volume's
+	// usage against its tree (for benchmarks of start-up).
+	NoReconcile bool
+	// Admin configures the admin gRPC API; no Listen: not served.
+	Admin admin.Config
 }
 
 // Daemon is a running nfsd.
@@ -49,6 +55,9 @@ type Daemon struct {
 	pmUDP    net.PacketConn
 	metricsL net.Listener
 	wg       sync.WaitGroup
+	Admin    *admin.Server // nil unless Config.Admin.Listen is set
+	stopBG   chan struct{}
+	bgDone   chan struct{}
 
 	stopOnce sync.Once
 	stopErr  error
@@ -72,9 +81,10 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &server.Portmap{}}
+	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
-			d.closeListeners()
+			built.closeListeners()
 			t.Close()
 		}
 	}()
@@ -124,6 +134,12 @@ func Start(cfg Config) (d *Daemon, err error) {
 		d.http = &http.Server{Handler: d.Metrics.Handler(func() error { return nil }, cfg.Pprof)}
 	}
 
+	if cfg.Admin.Listen != "" {
+		d.Admin, err = admin.Start(cfg.Admin, t, log)
+		if err != nil {
+			return nil, err
+		}
+	}
 	d.goServe("nfs", func() error { return d.rpc.Serve(d.listener) })
 	if d.pmap != nil {
 		d.goServe("portmap/tcp", func() error { return d.pmap.Serve(d.pmTCP) })
@@ -132,6 +148,16 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if d.http != nil {
 		d.goServe("metrics", func() error { return d.http.Serve(d.metricsL) })
 	}
+	// Usage is checked against every tree in the background while the
+	// volumes are served; until a volume's walk ends its saved usage plus
+	// live changes is enforced.
+	d.stopBG, d.bgDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(d.bgDone)
+		if !cfg.NoReconcile {
+			t.ReconcileAll(2, d.stopBG)
+		}
+	}()
 	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
 	return d, nil
 }
@@ -184,6 +210,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 
 func (d *Daemon) shutdown(ctx context.Context) error {
 	var errs []error
+	if d.Admin != nil {
+		d.Admin.Stop(ctx)
+	}
 	errs = append(errs, d.rpc.Shutdown(ctx))
 	if d.pmap != nil {
 		errs = append(errs, d.pmap.Shutdown(ctx))
@@ -192,6 +221,11 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		errs = append(errs, d.http.Shutdown(ctx))
 	}
 	d.wg.Wait()
+	close(d.stopBG)
+	select {
+	case <-d.bgDone:
+	case <-ctx.Done():
+	}
 	errs = append(errs, d.Table.Close())
 	d.log.Info("nfsd stopped")
 	return errors.Join(errs...)

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	adminv1 "github.com/rwxnfs/rwxnfs/api/admin/v1"
+	"github.com/rwxnfs/rwxnfs/pkg/admin"
+)
+
+const adminUsage = `usage: nfsd admin [flags] <command> [args]
+
+commands:
+  list                                  volumes with usage and limits
+  show <volume>                         one volume
+  create <volume> <size> [key=value...] size like 10Gi, 500M, 0 (no limit);
+                                        keys: uid gid mode squash anonUID anonGID
+                                        readOnly clients inodeLimit
+                                        from-snapshot=<id> from-volume=<id>
+  expand <volume> <size>
+  delete <volume> [delete|retain|archive]
+  snapshot create <snapshot> <volume>
+  snapshot delete <snapshot>
+  snapshot list [volume]
+
+flags:
+`
+
+// runAdmin is "nfsd admin ...": a client of the admin API.
+func runAdmin(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("nfsd admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "unix:/run/rwxnfs/admin.sock", `admin API address: "unix:/path.sock" or "host:port"`)
+	tokenFile := fs.String("token-file", "/etc/rwxnfs/admin-token", "file holding the bearer token")
+	output := fs.String("o", "table", "output: table or json")
+	ca := fs.String("tls-ca", "", "CA of the server's certificate (PEM): use TLS")
+	cert := fs.String("tls-cert", "", "client certificate (PEM) for mTLS")
+	key := fs.String("tls-key", "", "client key (PEM) for mTLS")
+	timeout := fs.Duration("timeout", 10*time.Minute, "call timeout (copies of large volumes take long)")
+	fs.Usage = func() { fmt.Fprint(stderr, adminUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	token, err := os.ReadFile(*tokenFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "nfsd admin: %v\n", err)
+		return 1
+	}
+	cl, conn, err := admin.Dial(admin.ClientConfig{Addr: *addr, Token: strings.TrimSpace(string(token)), CACert: *ca, Cert: *cert, Key: *key})
+	if err != nil {
+		fmt.Fprintf(stderr, "nfsd admin: %v\n", err)
+		return 1
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	out := &printer{w: stdout, json: *output == "json"}
+	if err := adminCommand(ctx, cl, out, fs.Args()); err != nil {
+		fmt.Fprintf(stderr, "nfsd admin: %v\n", err)
+		if errors.Is(err, errUsage) {
+			fs.Usage()
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+var errUsage = errors.New("bad arguments")
+
+func adminCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a []string) error {
+	need := func(n int) error {
+		if len(a) < n {
+			return errUsage
+		}
+		return nil
+	}
+	switch a[0] {
+	case "list":
+		var all []*adminv1.Volume
+		token := ""
+		for {
+			r, err := cl.ListVolumes(ctx, &adminv1.ListVolumesRequest{StartingToken: token})
+			if err != nil {
+				return err
+			}
+			all = append(all, r.Volumes...)
+			if token = r.NextToken; token == "" {
+				break
+			}
+		}
+		return out.volumes(all)
+	case "show":
+		if err := need(2); err != nil {
+			return err
+		}
+		r, err := cl.GetVolume(ctx, &adminv1.GetVolumeRequest{VolumeId: a[1]})
+		if err != nil {
+			return err
+		}
+		return out.volume(r.Volume)
+	case "create":
+		if err := need(3); err != nil {
+			return err
+		}
+		size, err := parseSize(a[2])
+		if err != nil {
+			return err
+		}
+		req := &adminv1.CreateVolumeRequest{Name: a[1], CapacityBytes: size, Parameters: map[string]string{}}
+		for _, kv := range a[3:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return fmt.Errorf("%q: want key=value", kv)
+			}
+			switch k {
+			case "from-snapshot":
+				req.ContentSource = &adminv1.ContentSource{Type: &adminv1.ContentSource_SnapshotId{SnapshotId: v}}
+			case "from-volume":
+				req.ContentSource = &adminv1.ContentSource{Type: &adminv1.ContentSource_VolumeId{VolumeId: v}}
+			default:
+				req.Parameters[k] = v
+			}
+		}
+		r, err := cl.CreateVolume(ctx, req)
+		if err != nil {
+			return err
+		}
+		return out.volume(r.Volume)
+	case "expand":
+		if err := need(3); err != nil {
+			return err
+		}
+		size, err := parseSize(a[2])
+		if err != nil {
+			return err
+		}
+		r, err := cl.ExpandVolume(ctx, &adminv1.ExpandVolumeRequest{VolumeId: a[1], CapacityBytes: size})
+		if err != nil {
+			return err
+		}
+		return out.volume(r.Volume)
+	case "delete":
+		if err := need(2); err != nil {
+			return err
+		}
+		mode := adminv1.ReclaimMode_RECLAIM_MODE_DELETE
+		if len(a) > 2 {
+			m, ok := adminv1.ReclaimMode_value["RECLAIM_MODE_"+strings.ToUpper(a[2])]
+			if !ok {
+				return fmt.Errorf("reclaim mode %q: want delete, retain or archive", a[2])
+			}
+			mode = adminv1.ReclaimMode(m)
+		}
+		r, err := cl.DeleteVolume(ctx, &adminv1.DeleteVolumeRequest{VolumeId: a[1], ReclaimMode: mode})
+		if err != nil {
+			return err
+		}
+		return out.msg(r, "deleted "+a[1]+pathNote(r.Path))
+	case "snapshot":
+		if err := need(2); err != nil {
+			return err
+		}
+		switch a[1] {
+		case "create":
+			if err := need(4); err != nil {
+				return err
+			}
+			r, err := cl.CreateSnapshot(ctx, &adminv1.CreateSnapshotRequest{Name: a[2], SourceVolumeId: a[3]})
+			if err != nil {
+				return err
+			}
+			return out.snapshots([]*adminv1.Snapshot{r.Snapshot})
+		case "delete":
+			if err := need(3); err != nil {
+				return err
+			}
+			r, err := cl.DeleteSnapshot(ctx, &adminv1.DeleteSnapshotRequest{SnapshotId: a[2]})
+			if err != nil {
+				return err
+			}
+			return out.msg(r, "deleted snapshot "+a[2])
+		case "list":
+			req := &adminv1.ListSnapshotsRequest{}
+			if len(a) > 2 {
+				req.SourceVolumeId = a[2]
+			}
+			var all []*adminv1.Snapshot
+			for {
+				r, err := cl.ListSnapshots(ctx, req)
+				if err != nil {
+					return err
+				}
+				all = append(all, r.Snapshots...)
+				if req.StartingToken = r.NextToken; r.NextToken == "" {
+					break
+				}
+			}
+			return out.snapshots(all)
+		}
+	}
+	return errUsage
+}
+
+func pathNote(p string) string {
+	if p == "" {
+		return ""
+	}
+	return "; data kept in " + p
+}
+
+// parseSize reads 1024, 10Ki, 10Mi, 10Gi, 10Ti, 10K, 10M, 10G, 10T.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}}
+	mult := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit (Ki Mi Gi Ti K M G T)", s)
+	}
+	return n * mult, nil
+}
+
+func human(n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	const u = "KMGTPE"
+	f, i := float64(n), -1
+	for f >= 1024 && i < len(u)-1 {
+		f /= 1024
+		i++
+	}
+	if i < 0 {
+		return strconv.FormatInt(n, 10)
+	}
+	return strconv.FormatFloat(f, 'f', 1, 64) + string(u[i]) + "i"
+}
+
+type printer struct {
+	w    io.Writer
+	json bool
+}
+
+func (p *printer) proto(m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(p.w, string(b))
+	return err
+}
+
+func (p *printer) list(items []proto.Message) error {
+	raw := make([]json.RawMessage, len(items))
+	for i, m := range items {
+		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+		if err != nil {
+			return err
+		}
+		raw[i] = b
+	}
+	b, _ := json.MarshalIndent(raw, "", "  ")
+	_, err := fmt.Fprintln(p.w, string(b))
+	return err
+}
+
+func (p *printer) msg(m proto.Message, text string) error {
+	if p.json {
+		return p.proto(m)
+	}
+	_, err := fmt.Fprintln(p.w, text)
+	return err
+}
+
+func (p *printer) volumes(vs []*adminv1.Volume) error {
+	if p.json {
+		items := make([]proto.Message, len(vs))
+		for i, v := range vs {
+			items[i] = v
+		}
+		return p.list(items)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VOLUME\tCAPACITY\tUSED\tUSE%\tINODES\tINODE LIMIT\tSQUASH\tRO\tEXPORT")
+	for _, v := range vs {
+		pct := "-"
+		if v.CapacityBytes > 0 {
+			pct = strconv.FormatInt(v.UsedBytes*100/v.CapacityBytes, 10) + "%"
+		}
+		used := human(v.UsedBytes)
+		if !v.UsageReconciled {
+			used += "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%v\t%s\n", v.VolumeId, human(v.CapacityBytes), used, pct, v.UsedInodes, human(v.InodeLimit), v.Options.GetSquash(), v.Options.GetReadOnly(), v.ExportPath)
+	}
+	return tw.Flush()
+}
+
+func (p *printer) volume(v *adminv1.Volume) error {
+	if p.json {
+		return p.proto(v)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row("Volume", v.VolumeId)
+	row("Export", v.ExportPath)
+	row("Capacity", fmt.Sprintf("%s (%d bytes)", human(v.CapacityBytes), v.CapacityBytes))
+	row("Used", fmt.Sprintf("%s (%d bytes), %d inodes; reconciled with the tree: %v", human(v.UsedBytes), v.UsedBytes, v.UsedInodes, v.UsageReconciled))
+	row("Inode limit", human(v.InodeLimit))
+	row("Root", fmt.Sprintf("uid %d gid %d mode %04o", v.RootUid, v.RootGid, v.RootMode))
+	o := v.Options
+	row("Squash", fmt.Sprintf("%s (anonymous %d:%d)", o.GetSquash(), o.GetAnonUid(), o.GetAnonGid()))
+	row("Read-only", o.GetReadOnly())
+	clients := "any"
+	if len(o.GetClients()) > 0 {
+		clients = strings.Join(o.GetClients(), ", ")
+	}
+	row("Clients", clients)
+	if cs := v.ContentSource; cs != nil {
+		if cs.GetSnapshotId() != "" {
+			row("Source", "snapshot "+cs.GetSnapshotId())
+		} else {
+			row("Source", "volume "+cs.GetVolumeId())
+		}
+	}
+	row("Created", v.Created)
+	return tw.Flush()
+}
+
+func (p *printer) snapshots(ss []*adminv1.Snapshot) error {
+	if p.json {
+		items := make([]proto.Message, len(ss))
+		for i, s := range ss {
+			items[i] = s
+		}
+		return p.list(items)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SNAPSHOT\tVOLUME\tSIZE\tCREATED")
+	for _, s := range ss {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.SnapshotId, s.SourceVolumeId, human(s.SizeBytes), s.Created)
+	}
+	return tw.Flush()
+}

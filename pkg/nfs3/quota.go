@@ -1,0 +1,231 @@
+package nfs3
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/quota"
+	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+)
+
+// Quota enforcement (see pkg/quota for the unit and the exactness
+// argument). Each procedure that changes usage wraps its system call in
+// one of the functions below, which, under the lock of the inode whose
+// size changes, measure the state before, reserve the growth (refusing
+// with EDQUOT, which status maps to NFS3ERR_DQUOT, before anything
+// changed), run the change, and charge what really changed.
+
+// quotaWrite wraps a WRITE's pwrite of n bytes at off on fd.
+func quotaWrite(node *exports.Node, fd int, off uint64, n int, put func() error) func() error {
+	q := node.Vol.Quota
+	if q == nil {
+		return put
+	}
+	return func() error {
+		unlock := q.Lock(node.Handle)
+		defer unlock()
+		var pre unix.Stat_t
+		if err := unix.Fstat(fd, &pre); err != nil {
+			return err
+		}
+		if pre.Nlink == 0 {
+			return exports.ErrStale // removed while we waited for the lock
+		}
+		q.Touch(pre.Ino, pre.Size, nil)
+		growth := int64(off) + int64(n) - pre.Size
+		if growth < 0 {
+			growth = 0
+		}
+		if err := q.Reserve(growth, 0); err != nil {
+			return unix.EDQUOT
+		}
+		err := put()
+		if err != nil {
+			// Partly written, perhaps: charge what the size says.
+			charged := int64(0)
+			var post unix.Stat_t
+			if unix.Fstat(fd, &post) == nil {
+				charged = post.Size - pre.Size
+			}
+			q.Add(charged-growth, 0)
+		}
+		// Otherwise the file grew by exactly growth: nothing else changes
+		// its size while we hold its lock.
+		return err
+	}
+}
+
+// truncateCharged sets a regular file's size (SETATTR, CREATE with a
+// size): growth is reserved, shrinking frees at once.
+func truncateCharged(node *exports.Node, fd int, size int64) error {
+	q := node.Vol.Quota
+	if q == nil {
+		return unix.Ftruncate(fd, size)
+	}
+	unlock := q.Lock(node.Handle)
+	defer unlock()
+	var pre unix.Stat_t
+	if err := unix.Fstat(fd, &pre); err != nil {
+		return err
+	}
+	q.Touch(pre.Ino, pre.Size, nil)
+	delta := size - pre.Size
+	if err := q.Reserve(delta, 0); err != nil {
+		return unix.EDQUOT
+	}
+	err := unix.Ftruncate(fd, size)
+	if err != nil {
+		q.Add(-delta, 0)
+	}
+	return err
+}
+
+// createCharged wraps the making of name in dir (CREATE, MKDIR, SYMLINK,
+// MKNOD), which runs as cred: one inode plus bytes (a symlink's text)
+// are reserved, and kept only if the call made a new entry. Calls for
+// one name are serialised, so concurrent creates of the same name charge
+// once.
+func createCharged(dir *exports.Node, name string, bytes int64, cred unixfs.Cred, do func() error) error {
+	mk := func() error { return unixfs.Do(cred, do) }
+	q := dir.Vol.Quota
+	if q == nil {
+		return mk()
+	}
+	unlock := q.Lock(append(append([]byte(nil), dir.Handle...), name...))
+	defer unlock()
+	var st unix.Stat_t
+	if unix.Fstatat(dir.FD(), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		return mk() // exists: whatever mk does, it makes no inode
+	}
+	if err := q.Reserve(bytes, 1); err != nil {
+		return unix.EDQUOT
+	}
+	err := mk()
+	if unix.Fstatat(dir.FD(), name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		q.Add(-bytes, -1)
+		return err
+	}
+	q.Created(st.Ino)
+	if c := quota.Charge(&st); c != bytes {
+		q.Add(c-bytes, 0)
+	}
+	return err
+}
+
+// unlinkCharged wraps REMOVE and RMDIR of name (whose handle is victim,
+// nil if unknown): once the last link of an inode is gone, its bytes and
+// inode are freed. A file with other links frees nothing.
+func unlinkCharged(dir *exports.Node, name string, victim []byte, rm func() error) error {
+	q := dir.Vol.Quota
+	if q == nil || victim == nil {
+		return rm()
+	}
+	unlock := q.Lock(victim)
+	defer unlock()
+	fd, err := unix.Openat(dir.FD(), name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return rm()
+	}
+	defer unix.Close(fd)
+	var pre unix.Stat_t
+	if err := unix.Fstat(fd, &pre); err != nil {
+		return rm()
+	}
+	q.Touch(pre.Ino, quota.Charge(&pre), nil)
+	if err := rm(); err != nil {
+		return err
+	}
+	freeIfGone(q, fd)
+	return nil
+}
+
+// freeIfGone frees the charge of the inode held by fd if no link to it
+// is left.
+func freeIfGone(q *quota.Volume, fd int) {
+	var post unix.Stat_t
+	if unix.Fstat(fd, &post) == nil && post.Nlink == 0 {
+		q.Add(-quota.Charge(&post), -1)
+	}
+}
+
+// renameCharged wraps RENAME: an entry it replaces is freed like a
+// REMOVE; while a reconcile walk runs, the moved entry is reported so the
+// walk counts it wherever it lands.
+func renameCharged(from *exports.Node, fromName string, to *exports.Node, toName string, victim []byte, mv func() error) error {
+	q := from.Vol.Quota
+	if q == nil {
+		return mv()
+	}
+	var src unix.Stat_t
+	if unix.Fstatat(from.FD(), fromName, &src, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		var key []byte
+		if isDir(&src) {
+			if h, err := nameHandle(from, fromName); err == nil {
+				key = h
+			}
+		}
+		q.Touch(src.Ino, quota.Charge(&src), key)
+	}
+	if victim == nil {
+		return mv()
+	}
+	unlock := q.Lock(victim)
+	defer unlock()
+	fd, err := unix.Openat(to.FD(), toName, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return mv()
+	}
+	defer unix.Close(fd)
+	var pre unix.Stat_t
+	if err := unix.Fstat(fd, &pre); err != nil || pre.Ino == src.Ino {
+		return mv() // renaming a link onto another link of itself: a no-op
+	}
+	q.Touch(pre.Ino, quota.Charge(&pre), nil)
+	if err := mv(); err != nil {
+		return err
+	}
+	freeIfGone(q, fd)
+	return nil
+}
+
+// nameHandle is the raw kernel handle of a directory entry; the walk
+// reopens moved directories from it.
+func nameHandle(dir *exports.Node, name string) ([]byte, error) {
+	fh, _, err := unix.NameToHandleAt(dir.FD(), name, 0)
+	if err != nil {
+		return nil, err
+	}
+	return exports.EncodeKernelHandle(fh), nil
+}
+
+// linkAllowed: a hard link adds a name, not bytes or an inode (usage
+// counts inodes once), so it is refused only on a volume already over a
+// limit, where no call may add anything.
+func linkAllowed(v *exports.Volume) Status {
+	if v.Quota != nil && v.Quota.Over() {
+		return errDQuot
+	}
+	return OK
+}
+
+// quotaFSStat replaces the backing file system's figures by the volume's
+// limits for a volume that has them, so df on a client shows the PVC
+// size. Free space never exceeds what the backing file system has.
+func quotaFSStat(v *exports.Volume, tbytes, fbytes, abytes, tfiles, ffiles, afiles *uint64) {
+	if v == nil || v.Quota == nil {
+		return
+	}
+	lim, used := v.Quota.Limits(), v.Quota.Usage()
+	if lim.Bytes > 0 {
+		left := uint64(max(0, lim.Bytes-used.Bytes))
+		*tbytes = uint64(lim.Bytes)
+		*fbytes = min(*fbytes, left)
+		*abytes = min(*abytes, left)
+	}
+	if lim.Inodes > 0 {
+		left := uint64(max(0, lim.Inodes-used.Inodes))
+		*tfiles = uint64(lim.Inodes)
+		*ffiles = min(*ffiles, left)
+		*afiles = min(*afiles, left)
+	}
+}

@@ -1,0 +1,281 @@
+// Package quota keeps each volume's usage and enforces its limits.
+//
+// Unit: apparent bytes. A volume's byte usage is the sum of st_size over
+// the regular files and symlinks in it, each inode counted once however
+// many hard links it has (what `du --apparent-size --count-links=no`
+// reports, minus directory sizes). Directories count as inodes but not
+// bytes: their st_size is a file-system detail that clients cannot
+// predict. Sparse files count their apparent size, holes included, so a
+// client cannot exceed its PVC by writing at a large offset and the figure
+// never depends on how the backing file system allocates blocks. Inode
+// usage is the number of inodes below the volume root (root excluded).
+//
+// Why apparent bytes: the growth of a WRITE is max(0, off+len-size),
+// known before the write from one fstat, so every check is O(1) and
+// exact; allocated blocks would only be known after the write and vary
+// with file-system internals (delayed allocation, extents, metadata).
+//
+// Exactness under concurrency: every change to one inode's size runs
+// under a lock striped by the inode's handle and measures the size before
+// the change, so the usage counter moves by exactly what the file moved
+// by. The growth is reserved before the change and admitted only if it
+// fits, atomically with respect to every other reservation, then
+// corrected if the change failed. So concurrent writers to one volume
+// never take it past its limit (the bound "overshoot <= writes in flight"
+// holds with zero), and once they finish usage equals the tree.
+//
+// Durability: usage is saved atomically every few seconds and at clean
+// shutdown (Flush), and every start walks each tree (Reconcile) while the
+// volume is served, replacing the saved figure with what the tree holds.
+package quota
+
+import (
+	"encoding/json"
+	"errors"
+	"hash/maphash"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrQuota is returned when a change would take a volume over a limit.
+var ErrQuota = errors.New("quota: volume limit exceeded")
+
+// Usage is what a volume holds.
+type Usage struct {
+	Bytes  int64 `json:"bytes"`
+	Inodes int64 `json:"inodes"`
+}
+
+// Limits bound a volume; zero means no limit.
+type Limits struct {
+	Bytes  int64 `json:"bytes"`
+	Inodes int64 `json:"inodes"`
+}
+
+// stripes per volume: enough that unrelated files rarely share a lock,
+// small enough (512 bytes) that 10,000 volumes cost 5 MB.
+const stripes = 64
+
+var seed = maphash.MakeSeed()
+
+// Volume accounts one volume.
+type Volume struct {
+	limBytes  atomic.Int64
+	limInodes atomic.Int64
+
+	flushMu sync.Mutex
+	mu      sync.Mutex // guards used, rec, dirty, path
+	used    Usage
+	rec     *walk // non-nil while a reconcile walk runs
+	dirty   bool
+
+	// reconciled is set once the usage has been checked against the tree
+	// since this process started.
+	reconciled atomic.Bool
+
+	locks [stripes]sync.Mutex
+
+	path string // where usage persists ("" = not persisted); guarded by mu
+}
+
+// persisted is the on-disk form of a volume's usage.
+type persisted struct {
+	Usage
+	Saved time.Time `json:"saved"`
+}
+
+// New returns the accountant of a volume whose usage persists at path
+// ("" for none). A previously saved usage is loaded; it is trusted for
+// enforcement until a reconcile walk replaces it.
+func New(path string, lim Limits) (*Volume, error) {
+	v := &Volume{path: path}
+	v.SetLimits(lim)
+	if path != "" {
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			var p persisted
+			if err := json.Unmarshal(data, &p); err != nil {
+				return nil, err
+			}
+			v.used = p.Usage
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// SetLimits changes the limits; the next reservation sees them.
+func (v *Volume) SetLimits(l Limits) {
+	v.limBytes.Store(l.Bytes)
+	v.limInodes.Store(l.Inodes)
+}
+
+// Limits returns the limits.
+func (v *Volume) Limits() Limits {
+	return Limits{Bytes: v.limBytes.Load(), Inodes: v.limInodes.Load()}
+}
+
+// Usage returns the current usage.
+func (v *Volume) Usage() Usage {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.used
+}
+
+// Reconciled reports whether usage has been checked against the tree.
+func (v *Volume) Reconciled() bool { return v.reconciled.Load() }
+
+// Lock takes the lock that serialises size changes of the inode named by
+// key (its file handle, identical for all hard links of one inode) and
+// returns its unlock.
+func (v *Volume) Lock(key []byte) func() {
+	m := &v.locks[maphash.Bytes(seed, key)%stripes]
+	m.Lock()
+	return m.Unlock
+}
+
+// Reserve admits a growth of bytes and inodes if it keeps the volume
+// within its limits, and charges it. Negative or zero growth is always
+// admitted. It returns ErrQuota and changes nothing otherwise.
+func (v *Volume) Reserve(bytes, inodes int64) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if bytes > 0 {
+		if lim := v.limBytes.Load(); lim > 0 && v.used.Bytes+bytes > lim {
+			return ErrQuota
+		}
+	}
+	if inodes > 0 {
+		if lim := v.limInodes.Load(); lim > 0 && v.used.Inodes+inodes > lim {
+			return ErrQuota
+		}
+	}
+	v.addLocked(bytes, inodes)
+	return nil
+}
+
+// Add charges (or, negative, frees) usage without checking limits: for
+// corrections after a change and for space that was freed.
+func (v *Volume) Add(bytes, inodes int64) {
+	if bytes == 0 && inodes == 0 {
+		return
+	}
+	v.mu.Lock()
+	v.addLocked(bytes, inodes)
+	v.mu.Unlock()
+}
+
+func (v *Volume) addLocked(bytes, inodes int64) {
+	v.used.Bytes += bytes
+	v.used.Inodes += inodes
+	v.dirty = true
+	if v.rec != nil {
+		// Every inode an operation changes was touched (or created)
+		// first, so the walk has counted its state before the change:
+		// the change belongs in the walk's sum too.
+		v.rec.sum.Bytes += bytes
+		v.rec.sum.Inodes += inodes
+	}
+}
+
+// Touch must be called, under the inode's Lock, before an operation
+// changes the size or link count of an existing inode, or moves it, with
+// the inode's state before the change. While a reconcile walk runs it
+// counts the inode now if the walk has not, so that the walk's total
+// stays exact whatever the order of walk and operation. dirKey is the
+// handle of a directory being moved (so the walk still lists it wherever
+// it lands); nil otherwise.
+func (v *Volume) Touch(ino uint64, bytes int64, dirKey []byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.rec == nil {
+		return
+	}
+	v.rec.see(ino, bytes)
+	if dirKey != nil {
+		v.rec.enqueue(ino, dirKey)
+	}
+}
+
+// Created records an inode an operation just made (its charge is added
+// separately), so that a running walk does not count it again.
+func (v *Volume) Created(ino uint64) {
+	v.mu.Lock()
+	if v.rec != nil {
+		v.rec.seen[ino] = struct{}{}
+	}
+	v.mu.Unlock()
+}
+
+// Flush saves the usage if it changed since the last save. The file is
+// written atomically (temporary file, fsync, rename, directory fsync).
+func (v *Volume) Flush() error {
+	// One save at a time, so an older figure never lands after a newer.
+	v.flushMu.Lock()
+	defer v.flushMu.Unlock()
+	v.mu.Lock()
+	path := v.path
+	if !v.dirty || path == "" {
+		v.mu.Unlock()
+		return nil
+	}
+	p := persisted{Usage: v.used, Saved: time.Now().UTC()}
+	v.dirty = false
+	v.mu.Unlock()
+	data, _ := json.Marshal(p)
+	if err := writeFileAtomic(path, data); err != nil {
+		v.mu.Lock()
+		v.dirty = true
+		v.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Retire stops saving usage: the volume left the table, and a walk or
+// flush still running must not write its file back.
+func (v *Volume) Retire() {
+	v.mu.Lock()
+	v.path = ""
+	v.mu.Unlock()
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-usage-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Over reports whether usage exceeds a limit (possible after a limit
+// was found exceeded by a reconcile walk, or on a clone).
+func (v *Volume) Over() bool {
+	u, l := v.Usage(), v.Limits()
+	return (l.Bytes > 0 && u.Bytes > l.Bytes) || (l.Inodes > 0 && u.Inodes > l.Inodes)
+}

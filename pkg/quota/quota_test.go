@@ -1,0 +1,65 @@
+package quota
+
+import (
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// Reservations racing for the last bytes: exactly as many succeed as fit.
+func TestReserveIsAtomic(t *testing.T) {
+	v, err := New("", Limits{Bytes: 1000, Inodes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok, inodes atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 100; k++ {
+				if v.Reserve(7, 0) == nil {
+					ok.Add(1)
+				}
+				if v.Reserve(0, 1) == nil {
+					inodes.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1000/7 || v.Usage().Bytes != 1000/7*7 || inodes.Load() != 10 || v.Usage().Inodes != 10 {
+		t.Fatalf("%d byte reservations, %d inode reservations, usage %+v", ok.Load(), inodes.Load(), v.Usage())
+	}
+	if !(v.Reserve(-7, -1) == nil && v.Reserve(7, 0) == nil) {
+		t.Fatal("freeing or refilling refused")
+	}
+	if v.Reserve(7, 0) != ErrQuota {
+		t.Fatal("over the limit admitted")
+	}
+	v.SetLimits(Limits{})
+	if v.Reserve(1<<40, 1<<20) != nil {
+		t.Fatal("no limit refused")
+	}
+}
+
+func TestUsagePersists(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "u.json")
+	v, _ := New(p, Limits{Bytes: 100})
+	v.Add(42, 3)
+	if err := v.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(p, Limits{})
+	if err != nil || w.Usage() != (Usage{42, 3}) {
+		t.Fatalf("reloaded %+v %v", w.Usage(), err)
+	}
+	w.Retire()
+	w.Add(1, 1)
+	w.Flush()
+	if x, _ := New(p, Limits{}); x.Usage() != (Usage{42, 3}) {
+		t.Fatalf("a retired volume saved usage: %+v", x.Usage())
+	}
+}
