@@ -159,7 +159,17 @@ func nsmHandlerSeeds() []procSeed {
 var (
 	fuzzSvcOnce sync.Once
 	fuzzSvc     *Service
+	fuzzSvcDir  string
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fuzzSvc != nil {
+		fuzzSvc.Close()
+		os.RemoveAll(fuzzSvcDir)
+	}
+	os.Exit(code)
+}
 
 // fuzzService is one service shared by a fuzz run's iterations, so state
 // builds up across them as it would on a real server.
@@ -176,7 +186,7 @@ func fuzzService(t testing.TB) *Service {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fuzzSvc = s
+		fuzzSvc, fuzzSvcDir = s, dir
 	})
 	return fuzzSvc
 }
