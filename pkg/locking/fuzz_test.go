@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
@@ -156,39 +155,18 @@ func nsmHandlerSeeds() []procSeed {
 	}
 }
 
-var (
-	fuzzSvcOnce sync.Once
-	fuzzSvc     *Service
-	fuzzSvcDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if fuzzSvc != nil {
-		fuzzSvc.Close()
-		os.RemoveAll(fuzzSvcDir)
-	}
-	os.Exit(code)
-}
-
-// fuzzService is one service shared by a fuzz run's iterations, so state
-// builds up across them as it would on a real server.
-func fuzzService(t testing.TB) *Service {
-	fuzzSvcOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "locking-fuzz-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(Config{
-			Files: testFiles, StateDir: dir, Dialer: failDialer{}, Log: quiet, Grace: -1,
-			MaxClients: 8, CallbackRetries: 1, Limits: Limits{MaxLocks: 256, MaxWaiters: 32, MaxLocksPerOwner: 32},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fuzzSvc, fuzzSvcDir = s, dir
+// newFuzzService is one service shared by a fuzz target's iterations, so
+// state builds up across them as it would on a real server.
+func newFuzzService(f *testing.F) *Service {
+	s, err := New(Config{
+		Files: testFiles, StateDir: f.TempDir(), Dialer: failDialer{}, Log: quiet, Grace: -1,
+		MaxClients: 8, CallbackRetries: 1, Limits: Limits{MaxLocks: 256, MaxWaiters: 32, MaxLocksPerOwner: 32},
 	})
-	return fuzzSvc
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(s.Close)
+	return s
 }
 
 func serveFuzz(t *testing.T, h server.Handler, prog, proc uint32, args []byte) {
@@ -212,8 +190,8 @@ func FuzzNLMHandler(f *testing.F) {
 	for _, s := range handlerSeeds() {
 		f.Add(s.proc, s.args)
 	}
+	s := newFuzzService(f)
 	f.Fuzz(func(t *testing.T, proc uint32, args []byte) {
-		s := fuzzService(t)
 		serveFuzz(t, nlmHandler{s}, NLMProg, proc, args)
 		lim := s.table.Limits()
 		if l, w := s.table.Counts(); l > lim.MaxLocks || w > lim.MaxWaiters {
@@ -226,11 +204,12 @@ func FuzzNSMHandler(f *testing.F) {
 	for _, s := range nsmHandlerSeeds() {
 		f.Add(s.proc, s.args)
 	}
+	s := newFuzzService(f)
 	f.Fuzz(func(t *testing.T, proc uint32, args []byte) {
 		if proc%32 == SMProcSimuCrash {
 			return // writes the state file: correct, but slow for a fuzzer
 		}
-		serveFuzz(t, nsmHandler{fuzzService(t)}, NSMProg, proc, args)
+		serveFuzz(t, nsmHandler{s}, NSMProg, proc, args)
 	})
 }
 
