@@ -26,6 +26,8 @@ func main() {
 	portmap := flag.String("portmap-listen", ":111", `portmapper address (TCP and UDP); "off" to serve none`)
 	metricsAddr := flag.String("metrics-listen", "127.0.0.1:9102", `address of /metrics and /healthz; "off" to serve none`)
 	pprof := flag.Bool("pprof", false, "serve /debug/pprof/ on --metrics-listen")
+	noLocking := flag.Bool("no-locking", false, "serve no NLM/NSM (clients must then mount with -o nolock)")
+	lockGrace := flag.Duration("lock-grace", 15*time.Second, "after a restart, how long only lock reclaims are granted (ends early once every client has reclaimed)")
 	noDefault := flag.Bool("no-default-volume", false, `do not create the volume "default" on a first start`)
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	logFormat := flag.String("log-format", "text", "text or json")
@@ -56,6 +58,8 @@ func main() {
 		PortmapListen: off(*portmap),
 		MetricsListen: off(*metricsAddr),
 		Pprof:         *pprof,
+		NoLocking:     *noLocking,
+		LockGrace:     *lockGrace,
 		Log:           log,
 		Admin: admin.Config{
 			Listen: *adminListen, TokenFile: *adminToken,

@@ -453,6 +453,21 @@ func (t *Table) detach(v *Volume) {
 	if v.root != nil {
 		v.root.closeFDs()
 	}
+	t.mu.RLock()
+	hooks := t.onDetach
+	t.mu.RUnlock()
+	for _, f := range hooks {
+		f(v.ID)
+	}
+}
+
+// OnVolumeGone registers f to run when a volume stops being served
+// (deleted, retained or archived), so that state kept elsewhere about it,
+// such as its locks, goes with it.
+func (t *Table) OnVolumeGone(f func(id string)) {
+	t.mu.Lock()
+	t.onDetach = append(t.onDetach, f)
+	t.mu.Unlock()
 }
 
 // ExpandVolume sets a volume's byte limit. Mounted clients see it at

@@ -63,7 +63,8 @@ type Table struct {
 	byID   map[string]*Volume
 	byFSID map[uint64]*Volume
 
-	nodes *nodeCache
+	nodes    *nodeCache
+	onDetach []func(id string)
 
 	opMu      sync.Mutex // serialises volume and snapshot lifecycle operations
 	stopFlush chan struct{}

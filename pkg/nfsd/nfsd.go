@@ -11,12 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/locking"
 	"github.com/rwxnfs/rwxnfs/pkg/metrics"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
 	"github.com/rwxnfs/rwxnfs/pkg/server"
@@ -38,6 +42,12 @@ type Config struct {
 	NoReconcile bool
 	// Admin configures the admin gRPC API; no Listen: not served.
 	Admin admin.Config
+	// NoLocking serves no NLM or NSM (clients must mount with nolock).
+	NoLocking bool
+	// LockGrace is the grace period after a restart during which only
+	// lock reclaims are granted (default 15s; it ends early once every
+	// client that held locks has reclaimed).
+	LockGrace time.Duration
 }
 
 // Daemon is a running nfsd.
@@ -56,8 +66,12 @@ type Daemon struct {
 	metricsL net.Listener
 	wg       sync.WaitGroup
 	Admin    *admin.Server // nil unless Config.Admin.Listen is set
-	stopBG   chan struct{}
-	bgDone   chan struct{}
+	// Locks is the NLM/NSM lock manager; nil with Config.NoLocking.
+	Locks   *locking.Service
+	udp     *server.Server // NSM over UDP (statd's SM_NOTIFY) on the NFS port
+	udpConn net.PacketConn
+	stopBG  chan struct{}
+	bgDone  chan struct{}
 
 	stopOnce sync.Once
 	stopErr  error
@@ -84,6 +98,9 @@ func Start(cfg Config) (d *Daemon, err error) {
 	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
+			if built.Locks != nil {
+				built.Locks.Close()
+			}
 			built.closeListeners()
 			t.Close()
 		}
@@ -113,6 +130,9 @@ func Start(cfg Config) (d *Daemon, err error) {
 	// The portmapper is also reachable on the NFS port, so a client given
 	// only that port can still find everything.
 	d.rpc.Register(d.Portmap.Program())
+	if err := d.startLocking(cfg, port); err != nil {
+		return nil, err
+	}
 
 	if cfg.PortmapListen != "" {
 		d.pmTCP, err = net.Listen("tcp", cfg.PortmapListen)
@@ -141,6 +161,11 @@ func Start(cfg Config) (d *Daemon, err error) {
 		}
 	}
 	d.goServe("nfs", func() error { return d.rpc.Serve(d.listener) })
+	if d.udp != nil {
+		d.goServe("nsm/udp", func() error { return d.udp.ServeUDP(d.udpConn) })
+		// Told of our restart, clients reclaim their locks at once.
+		d.Locks.Start()
+	}
 	if d.pmap != nil {
 		d.goServe("portmap/tcp", func() error { return d.pmap.Serve(d.pmTCP) })
 		d.goServe("portmap/udp", func() error { return d.pmap.ServeUDP(d.pmUDP) })
@@ -160,6 +185,62 @@ func Start(cfg Config) (d *Daemon, err error) {
 	}()
 	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
 	return d, nil
+}
+
+// startLocking sets up NLM v4 and NSM on the NFS port: over TCP for the
+// kernel's lockd, and NSM also over UDP, which statd's SM_NOTIFY uses.
+// Locks are keyed by the stable file handles, so they survive renames;
+// they go with their volume when it is deleted.
+func (d *Daemon) startLocking(cfg Config, port int) error {
+	if cfg.NoLocking {
+		return nil
+	}
+	t := d.Table
+	files := locking.FilesFunc(func(fh []byte, client netip.Addr) (string, error) {
+		n, err := t.Resolve(fh)
+		if err != nil {
+			if errors.Is(err, exports.ErrStale) || errors.Is(err, exports.ErrBadHandle) {
+				return "", fmt.Errorf("%w: %v", locking.ErrStale, err)
+			}
+			return "", err
+		}
+		defer t.Release(n)
+		if !n.Vol.Options.AllowsClient(client) {
+			return "", fmt.Errorf("client %s is not on volume %s's allow-list", client, n.Vol.ID)
+		}
+		return n.Vol.ID, nil
+	})
+	svc, err := locking.New(locking.Config{
+		Files:    files,
+		StateDir: filepath.Join(cfg.Root, "state", "nsm"),
+		Grace:    cfg.LockGrace,
+		Log:      d.log,
+	})
+	if err != nil {
+		return fmt.Errorf("lock manager: %w", err)
+	}
+	d.Locks = svc
+	t.OnVolumeGone(func(id string) {
+		if n := svc.DropVolume(id); n > 0 {
+			d.log.Info("dropped the locks of a removed volume", "volume", id, "locks", n)
+		}
+	})
+	d.rpc.Register(svc.NLMProgram())
+	d.rpc.Register(svc.NSMProgram())
+	d.udpConn, err = net.ListenPacket("udp", d.listener.Addr().String())
+	if err != nil {
+		svc.Close()
+		return fmt.Errorf("NSM UDP listener: %w", err)
+	}
+	d.udp = &server.Server{Log: d.log, Observer: d.Metrics}
+	d.udp.Register(svc.NSMProgram())
+	d.udp.Register(d.Portmap.Program())
+	d.Portmap.Add(
+		server.Mapping{Prog: locking.NLMProg, Vers: locking.NLMVers, Network: "tcp", Port: port},
+		server.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "tcp", Port: port},
+		server.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "udp", Port: port},
+	)
+	return nil
 }
 
 func addrOf(l net.Listener) string {
@@ -214,6 +295,12 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		d.Admin.Stop(ctx)
 	}
 	errs = append(errs, d.rpc.Shutdown(ctx))
+	if d.udp != nil {
+		errs = append(errs, d.udp.Shutdown(ctx))
+	}
+	if d.Locks != nil {
+		d.Locks.Close()
+	}
 	if d.pmap != nil {
 		errs = append(errs, d.pmap.Shutdown(ctx))
 	}
@@ -237,8 +324,10 @@ func (d *Daemon) closeListeners() {
 			l.Close()
 		}
 	}
-	if d.pmUDP != nil {
-		d.pmUDP.Close()
+	for _, c := range []net.PacketConn{d.pmUDP, d.udpConn} {
+		if c != nil {
+			c.Close()
+		}
 	}
 }
 
