@@ -138,7 +138,9 @@ func doProvision() (*artifacts, error) {
 	return &artifacts{kernel: filepath.Join(kroot, "boot", "vmlinuz-"+kver), initrd: initrd, nfsd: nfsd, kver: kver}, nil
 }
 
-func sanitize(s string) string { return regexp.MustCompile(`[^A-Za-z0-9._+-]`).ReplaceAllString(s, "_") }
+func sanitize(s string) string {
+	return regexp.MustCompile(`[^A-Za-z0-9._+-]`).ReplaceAllString(s, "_")
+}
 
 // ensurePackages installs what is missing; apt-get update runs once, and
 // only then. Other jobs on the machine may hold the dpkg lock: wait.
