@@ -5,7 +5,8 @@
 
 E2E_TIMEOUT ?= 30m
 E2E_RUN     ?= .
-E2E_GOTEST   = cd e2e && RWXNFS_E2E=1 $(GO) test -count=1 -v
+E2E_RECORDS ?= 1000
+E2E_GOTEST   = cd e2e && RWXNFS_E2E=1 RWXNFS_E2E_RECORDS=$(E2E_RECORDS) $(GO) test -count=1 -v
 
 .PHONY: e2e e2e-smoke e2e-clean
 
@@ -14,8 +15,9 @@ e2e:
 	$(E2E_GOTEST) -timeout $(E2E_TIMEOUT) -run '$(E2E_RUN)' .
 
 # CI: one node mount + write/read, and one smaller locked two-node run.
+e2e-smoke: E2E_RECORDS = 200
 e2e-smoke:
-	RWXNFS_E2E_RECORDS=200 $(E2E_GOTEST) -timeout 15m -run '^(TestMountPlainVers3|TestLockedAppendsFcntl)$$' .
+	$(E2E_GOTEST) -timeout 15m -run '^(TestMountPlainVers3|TestLockedAppendsFcntl)$$' .
 
 e2e-clean:
 	rm -rf e2e/.build
