@@ -190,7 +190,9 @@ func holdCmd(args []string) error {
 		return err
 	}
 	fmt.Println("HELD")
-	select {}
+	for { // sleep, not select{}: the runtime kills a program with no goroutine left to run
+		time.Sleep(time.Hour)
+	}
 }
 
 // lockwait blocks for the lock and reports how long it took.
