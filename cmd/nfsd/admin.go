@@ -34,6 +34,10 @@ commands:
   snapshot create <snapshot> <volume>
   snapshot delete <snapshot>
   snapshot list [volume]
+  locks list [volume=<id>] [client=<host>]
+                                        NLM locks, queued requests and shares
+  locks clients                         client hosts the lock manager knows
+  locks release <client>                force-release a dead client's locks
 
 flags:
 `
@@ -214,6 +218,50 @@ func adminCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a [
 			}
 			return out.snapshots(all)
 		}
+	case "locks":
+		if err := need(2); err != nil {
+			return err
+		}
+		return locksCommand(ctx, cl, out, a[1:])
+	}
+	return errUsage
+}
+
+func locksCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a []string) error {
+	switch a[0] {
+	case "list":
+		req := &adminv1.ListLocksRequest{}
+		for _, kv := range a[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "volume":
+				req.VolumeId = v
+			case "client":
+				req.Client = v
+			default:
+				return fmt.Errorf("%q: want volume=<id> or client=<host>", kv)
+			}
+		}
+		r, err := cl.ListLocks(ctx, req)
+		if err != nil {
+			return err
+		}
+		return out.locks(r.Locks)
+	case "clients":
+		r, err := cl.ListLockClients(ctx, &adminv1.ListLockClientsRequest{})
+		if err != nil {
+			return err
+		}
+		return out.lockClients(r.Clients)
+	case "release":
+		if len(a) != 2 {
+			return errUsage
+		}
+		r, err := cl.ReleaseClientLocks(ctx, &adminv1.ReleaseClientLocksRequest{Client: a[1]})
+		if err != nil {
+			return err
+		}
+		return out.msg(r, fmt.Sprintf("released %d locks, queued requests and shares of %s", r.Released, a[1]))
 	}
 	return errUsage
 }
@@ -364,6 +412,52 @@ func (p *printer) snapshots(ss []*adminv1.Snapshot) error {
 	fmt.Fprintln(tw, "SNAPSHOT\tVOLUME\tSIZE\tCREATED")
 	for _, s := range ss {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.SnapshotId, s.SourceVolumeId, human(s.SizeBytes), s.Created)
+	}
+	return tw.Flush()
+}
+
+func (p *printer) locks(ls []*adminv1.Lock) error {
+	if p.json {
+		items := make([]proto.Message, len(ls))
+		for i, l := range ls {
+			items[i] = l
+		}
+		return p.list(items)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VOLUME\tPATH\tKIND\tMODE\tCLIENT\tPID\tOFFSET\tLENGTH")
+	for _, l := range ls {
+		mode, length := "shared", strconv.FormatUint(l.Length, 10)
+		if l.Exclusive {
+			mode = "exclusive"
+		}
+		if l.Kind == "share" {
+			mode = fmt.Sprintf("access=%d deny=%d", l.ShareAccess, l.ShareMode)
+		}
+		if l.Length == 0 {
+			length = "EOF"
+		}
+		path := l.Path
+		if path == "" {
+			path = "(gone)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", l.VolumeId, path, l.Kind, mode, l.Client, l.Svid, l.Offset, length)
+	}
+	return tw.Flush()
+}
+
+func (p *printer) lockClients(cs []*adminv1.LockClient) error {
+	if p.json {
+		items := make([]proto.Message, len(cs))
+		for i, c := range cs {
+			items[i] = c
+		}
+		return p.list(items)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT\tADDRESS\tSTATE\tMONITORED\tACTIVE")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\n", c.Name, c.Address, c.State, c.Monitored, c.Active)
 	}
 	return tw.Flush()
 }

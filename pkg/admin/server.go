@@ -1,5 +1,6 @@
 // Package admin serves the admin gRPC API (api/admin/v1) over an
-// exports.Table: volume and snapshot lifecycle, usage and limits.
+// exports.Table: volume and snapshot lifecycle, usage and limits; and the
+// lock manager's locks and clients.
 package admin
 
 import (
@@ -45,6 +46,7 @@ type Config struct {
 type Server struct {
 	adminv1.UnimplementedAdminServer
 	t     *exports.Table
+	locks LockManager // nil: nfsd serves no locking
 	log   *slog.Logger
 	token []byte
 	grpc  *grpc.Server
@@ -52,8 +54,9 @@ type Server struct {
 	done  chan struct{}
 }
 
-// Start listens and serves the admin API over t.
-func Start(cfg Config, t *exports.Table, log *slog.Logger) (*Server, error) {
+// Start listens and serves the admin API over t and, unless it is nil,
+// the lock manager locks.
+func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*Server, error) {
 	if cfg.TokenFile == "" {
 		return nil, errors.New("the admin API needs a bearer token file (--admin-token-file)")
 	}
@@ -65,7 +68,7 @@ func Start(cfg Config, t *exports.Table, log *slog.Logger) (*Server, error) {
 	if len(token) < 16 {
 		return nil, fmt.Errorf("admin token in %s is shorter than 16 characters", cfg.TokenFile)
 	}
-	s := &Server{t: t, log: log, token: []byte(token), done: make(chan struct{})}
+	s := &Server{t: t, locks: locks, log: log, token: []byte(token), done: make(chan struct{})}
 	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.authenticate)}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.ClientCA != "" {
 		tc, err := tlsConfig(cfg)

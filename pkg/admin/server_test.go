@@ -46,7 +46,7 @@ func startAdmin(t *testing.T) (*Server, *exports.Table, *syncBuf, string) {
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)
 	sock := "unix:" + filepath.Join(dir, "admin.sock")
-	s, err := Start(Config{Listen: sock, TokenFile: tokenFile}, tb, log)
+	s, err := Start(Config{Listen: sock, TokenFile: tokenFile}, tb, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestAdminAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without a token file the API does not start.
-	if _, err := Start(Config{Listen: "127.0.0.1:0"}, nil, slog.Default()); err == nil {
+	if _, err := Start(Config{Listen: "127.0.0.1:0"}, nil, nil, slog.Default()); err == nil {
 		t.Fatal("started without a token")
 	}
 }

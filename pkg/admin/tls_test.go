@@ -63,7 +63,7 @@ func TestAdminMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tb.Close()
-	s, err := Start(Config{Listen: "127.0.0.1:0", TokenFile: p("token"), TLSCert: p("server.crt"), TLSKey: p("server.key"), ClientCA: p("ca.crt")}, tb, slog.Default())
+	s, err := Start(Config{Listen: "127.0.0.1:0", TokenFile: p("token"), TLSCert: p("server.crt"), TLSKey: p("server.key"), ClientCA: p("ca.crt")}, tb, nil, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,7 +155,11 @@ func Start(cfg Config) (d *Daemon, err error) {
 	}
 
 	if cfg.Admin.Listen != "" {
-		d.Admin, err = admin.Start(cfg.Admin, t, log)
+		var locks admin.LockManager // a nil *locking.Service must stay a nil interface
+		if d.Locks != nil {
+			locks = d.Locks
+		}
+		d.Admin, err = admin.Start(cfg.Admin, t, locks, log)
 		if err != nil {
 			return nil, err
 		}

@@ -1,5 +1,6 @@
 // The rwxnfs admin API: volume and snapshot lifecycle for the CSI
-// controller (its first client) and the rwxnfs CLI.
+// controller (its first client) and the rwxnfs CLI; the lock manager's
+// view and a way out for the locks of a node that died, for operators.
 //
 // Every call needs "authorization: Bearer <token>" metadata. Errors use
 // the gRPC codes a CSI controller expects: InvalidArgument for bad input,
@@ -1267,6 +1268,479 @@ func (x *ListSnapshotsResponse) GetNextToken() string {
 	return ""
 }
 
+type Lock struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	VolumeId string                 `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
+	// path of the file inside the volume, when it can still be found ("" if not).
+	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	FileHandle    []byte `protobuf:"bytes,3,opt,name=file_handle,json=fileHandle,proto3" json:"file_handle,omitempty"`
+	Kind          string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`     // lock, provisional, waiting or share
+	Client        string `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"` // the NLM caller_name (the client's host name)
+	Svid          int32  `protobuf:"varint,6,opt,name=svid,proto3" json:"svid,omitempty"`    // the locking process on the client
+	OwnerHandle   []byte `protobuf:"bytes,7,opt,name=owner_handle,json=ownerHandle,proto3" json:"owner_handle,omitempty"`
+	Exclusive     bool   `protobuf:"varint,8,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
+	Offset        uint64 `protobuf:"varint,9,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64 `protobuf:"varint,10,opt,name=length,proto3" json:"length,omitempty"`                              // 0: to end of file
+	ShareMode     uint32 `protobuf:"varint,11,opt,name=share_mode,json=shareMode,proto3" json:"share_mode,omitempty"`       // shares only
+	ShareAccess   uint32 `protobuf:"varint,12,opt,name=share_access,json=shareAccess,proto3" json:"share_access,omitempty"` // shares only
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lock) Reset() {
+	*x = Lock{}
+	mi := &file_admin_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lock) ProtoMessage() {}
+
+func (x *Lock) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lock.ProtoReflect.Descriptor instead.
+func (*Lock) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Lock) GetVolumeId() string {
+	if x != nil {
+		return x.VolumeId
+	}
+	return ""
+}
+
+func (x *Lock) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Lock) GetFileHandle() []byte {
+	if x != nil {
+		return x.FileHandle
+	}
+	return nil
+}
+
+func (x *Lock) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Lock) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *Lock) GetSvid() int32 {
+	if x != nil {
+		return x.Svid
+	}
+	return 0
+}
+
+func (x *Lock) GetOwnerHandle() []byte {
+	if x != nil {
+		return x.OwnerHandle
+	}
+	return nil
+}
+
+func (x *Lock) GetExclusive() bool {
+	if x != nil {
+		return x.Exclusive
+	}
+	return false
+}
+
+func (x *Lock) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Lock) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *Lock) GetShareMode() uint32 {
+	if x != nil {
+		return x.ShareMode
+	}
+	return 0
+}
+
+func (x *Lock) GetShareAccess() uint32 {
+	if x != nil {
+		return x.ShareAccess
+	}
+	return 0
+}
+
+type ListLocksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VolumeId      string                 `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"` // "": every volume
+	Client        string                 `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`                     // "": every client
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLocksRequest) Reset() {
+	*x = ListLocksRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLocksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLocksRequest) ProtoMessage() {}
+
+func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLocksRequest.ProtoReflect.Descriptor instead.
+func (*ListLocksRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListLocksRequest) GetVolumeId() string {
+	if x != nil {
+		return x.VolumeId
+	}
+	return ""
+}
+
+func (x *ListLocksRequest) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+type ListLocksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Locks         []*Lock                `protobuf:"bytes,1,rep,name=locks,proto3" json:"locks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLocksResponse) Reset() {
+	*x = ListLocksResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLocksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLocksResponse) ProtoMessage() {}
+
+func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLocksResponse.ProtoReflect.Descriptor instead.
+func (*ListLocksResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListLocksResponse) GetLocks() []*Lock {
+	if x != nil {
+		return x.Locks
+	}
+	return nil
+}
+
+type LockClient struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`            // caller_name / mon_name
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`      // where SM_NOTIFY goes after a server restart
+	State         int32                  `protobuf:"varint,3,opt,name=state,proto3" json:"state,omitempty"`         // the client's NSM state number, if known
+	Monitored     bool                   `protobuf:"varint,4,opt,name=monitored,proto3" json:"monitored,omitempty"` // recorded on disk for notification
+	Active        bool                   `protobuf:"varint,5,opt,name=active,proto3" json:"active,omitempty"`       // holds or waits for something now
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockClient) Reset() {
+	*x = LockClient{}
+	mi := &file_admin_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockClient) ProtoMessage() {}
+
+func (x *LockClient) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockClient.ProtoReflect.Descriptor instead.
+func (*LockClient) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *LockClient) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LockClient) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *LockClient) GetState() int32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+func (x *LockClient) GetMonitored() bool {
+	if x != nil {
+		return x.Monitored
+	}
+	return false
+}
+
+func (x *LockClient) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+type ListLockClientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLockClientsRequest) Reset() {
+	*x = ListLockClientsRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLockClientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLockClientsRequest) ProtoMessage() {}
+
+func (x *ListLockClientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLockClientsRequest.ProtoReflect.Descriptor instead.
+func (*ListLockClientsRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+type ListLockClientsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Clients       []*LockClient          `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLockClientsResponse) Reset() {
+	*x = ListLockClientsResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLockClientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLockClientsResponse) ProtoMessage() {}
+
+func (x *ListLockClientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLockClientsResponse.ProtoReflect.Descriptor instead.
+func (*ListLockClientsResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListLockClientsResponse) GetClients() []*LockClient {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+type ReleaseClientLocksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Client        string                 `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseClientLocksRequest) Reset() {
+	*x = ReleaseClientLocksRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseClientLocksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseClientLocksRequest) ProtoMessage() {}
+
+func (x *ReleaseClientLocksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseClientLocksRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseClientLocksRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReleaseClientLocksRequest) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+type ReleaseClientLocksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Released      int32                  `protobuf:"varint,1,opt,name=released,proto3" json:"released,omitempty"` // locks, queued requests and shares released
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseClientLocksResponse) Reset() {
+	*x = ReleaseClientLocksResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseClientLocksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseClientLocksResponse) ProtoMessage() {}
+
+func (x *ReleaseClientLocksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseClientLocksResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseClientLocksResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ReleaseClientLocksResponse) GetReleased() int32 {
+	if x != nil {
+		return x.Released
+	}
+	return 0
+}
+
 var File_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_admin_v1_admin_proto_rawDesc = "" +
@@ -1364,12 +1838,47 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x15ListSnapshotsResponse\x127\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x19.rwxnfs.admin.v1.SnapshotR\tsnapshots\x12\x1d\n" +
 	"\n" +
-	"next_token\x18\x02 \x01(\tR\tnextToken*w\n" +
+	"next_token\x18\x02 \x01(\tR\tnextToken\"\xcb\x02\n" +
+	"\x04Lock\x12\x1b\n" +
+	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1f\n" +
+	"\vfile_handle\x18\x03 \x01(\fR\n" +
+	"fileHandle\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06client\x18\x05 \x01(\tR\x06client\x12\x12\n" +
+	"\x04svid\x18\x06 \x01(\x05R\x04svid\x12!\n" +
+	"\fowner_handle\x18\a \x01(\fR\vownerHandle\x12\x1c\n" +
+	"\texclusive\x18\b \x01(\bR\texclusive\x12\x16\n" +
+	"\x06offset\x18\t \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\n" +
+	" \x01(\x04R\x06length\x12\x1d\n" +
+	"\n" +
+	"share_mode\x18\v \x01(\rR\tshareMode\x12!\n" +
+	"\fshare_access\x18\f \x01(\rR\vshareAccess\"G\n" +
+	"\x10ListLocksRequest\x12\x1b\n" +
+	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x16\n" +
+	"\x06client\x18\x02 \x01(\tR\x06client\"@\n" +
+	"\x11ListLocksResponse\x12+\n" +
+	"\x05locks\x18\x01 \x03(\v2\x15.rwxnfs.admin.v1.LockR\x05locks\"\x86\x01\n" +
+	"\n" +
+	"LockClient\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\x05R\x05state\x12\x1c\n" +
+	"\tmonitored\x18\x04 \x01(\bR\tmonitored\x12\x16\n" +
+	"\x06active\x18\x05 \x01(\bR\x06active\"\x18\n" +
+	"\x16ListLockClientsRequest\"P\n" +
+	"\x17ListLockClientsResponse\x125\n" +
+	"\aclients\x18\x01 \x03(\v2\x1b.rwxnfs.admin.v1.LockClientR\aclients\"3\n" +
+	"\x19ReleaseClientLocksRequest\x12\x16\n" +
+	"\x06client\x18\x01 \x01(\tR\x06client\"8\n" +
+	"\x1aReleaseClientLocksResponse\x12\x1a\n" +
+	"\breleased\x18\x01 \x01(\x05R\breleased*w\n" +
 	"\vReclaimMode\x12\x1c\n" +
 	"\x18RECLAIM_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RECLAIM_MODE_DELETE\x10\x01\x12\x17\n" +
 	"\x13RECLAIM_MODE_RETAIN\x10\x02\x12\x18\n" +
-	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\xf2\x05\n" +
+	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\x9b\b\n" +
 	"\x05Admin\x12[\n" +
 	"\fCreateVolume\x12$.rwxnfs.admin.v1.CreateVolumeRequest\x1a%.rwxnfs.admin.v1.CreateVolumeResponse\x12[\n" +
 	"\fDeleteVolume\x12$.rwxnfs.admin.v1.DeleteVolumeRequest\x1a%.rwxnfs.admin.v1.DeleteVolumeResponse\x12[\n" +
@@ -1378,7 +1887,10 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\vListVolumes\x12#.rwxnfs.admin.v1.ListVolumesRequest\x1a$.rwxnfs.admin.v1.ListVolumesResponse\x12a\n" +
 	"\x0eCreateSnapshot\x12&.rwxnfs.admin.v1.CreateSnapshotRequest\x1a'.rwxnfs.admin.v1.CreateSnapshotResponse\x12a\n" +
 	"\x0eDeleteSnapshot\x12&.rwxnfs.admin.v1.DeleteSnapshotRequest\x1a'.rwxnfs.admin.v1.DeleteSnapshotResponse\x12^\n" +
-	"\rListSnapshots\x12%.rwxnfs.admin.v1.ListSnapshotsRequest\x1a&.rwxnfs.admin.v1.ListSnapshotsResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
+	"\rListSnapshots\x12%.rwxnfs.admin.v1.ListSnapshotsRequest\x1a&.rwxnfs.admin.v1.ListSnapshotsResponse\x12R\n" +
+	"\tListLocks\x12!.rwxnfs.admin.v1.ListLocksRequest\x1a\".rwxnfs.admin.v1.ListLocksResponse\x12d\n" +
+	"\x0fListLockClients\x12'.rwxnfs.admin.v1.ListLockClientsRequest\x1a(.rwxnfs.admin.v1.ListLockClientsResponse\x12m\n" +
+	"\x12ReleaseClientLocks\x12*.rwxnfs.admin.v1.ReleaseClientLocksRequest\x1a+.rwxnfs.admin.v1.ReleaseClientLocksResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -1393,35 +1905,43 @@ func file_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_admin_v1_admin_proto_goTypes = []any{
-	(ReclaimMode)(0),               // 0: rwxnfs.admin.v1.ReclaimMode
-	(*ContentSource)(nil),          // 1: rwxnfs.admin.v1.ContentSource
-	(*ExportOptions)(nil),          // 2: rwxnfs.admin.v1.ExportOptions
-	(*Volume)(nil),                 // 3: rwxnfs.admin.v1.Volume
-	(*CreateVolumeRequest)(nil),    // 4: rwxnfs.admin.v1.CreateVolumeRequest
-	(*CreateVolumeResponse)(nil),   // 5: rwxnfs.admin.v1.CreateVolumeResponse
-	(*DeleteVolumeRequest)(nil),    // 6: rwxnfs.admin.v1.DeleteVolumeRequest
-	(*DeleteVolumeResponse)(nil),   // 7: rwxnfs.admin.v1.DeleteVolumeResponse
-	(*ExpandVolumeRequest)(nil),    // 8: rwxnfs.admin.v1.ExpandVolumeRequest
-	(*ExpandVolumeResponse)(nil),   // 9: rwxnfs.admin.v1.ExpandVolumeResponse
-	(*GetVolumeRequest)(nil),       // 10: rwxnfs.admin.v1.GetVolumeRequest
-	(*GetVolumeResponse)(nil),      // 11: rwxnfs.admin.v1.GetVolumeResponse
-	(*ListVolumesRequest)(nil),     // 12: rwxnfs.admin.v1.ListVolumesRequest
-	(*ListVolumesResponse)(nil),    // 13: rwxnfs.admin.v1.ListVolumesResponse
-	(*Snapshot)(nil),               // 14: rwxnfs.admin.v1.Snapshot
-	(*CreateSnapshotRequest)(nil),  // 15: rwxnfs.admin.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil), // 16: rwxnfs.admin.v1.CreateSnapshotResponse
-	(*DeleteSnapshotRequest)(nil),  // 17: rwxnfs.admin.v1.DeleteSnapshotRequest
-	(*DeleteSnapshotResponse)(nil), // 18: rwxnfs.admin.v1.DeleteSnapshotResponse
-	(*ListSnapshotsRequest)(nil),   // 19: rwxnfs.admin.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),  // 20: rwxnfs.admin.v1.ListSnapshotsResponse
-	nil,                            // 21: rwxnfs.admin.v1.CreateVolumeRequest.ParametersEntry
+	(ReclaimMode)(0),                   // 0: rwxnfs.admin.v1.ReclaimMode
+	(*ContentSource)(nil),              // 1: rwxnfs.admin.v1.ContentSource
+	(*ExportOptions)(nil),              // 2: rwxnfs.admin.v1.ExportOptions
+	(*Volume)(nil),                     // 3: rwxnfs.admin.v1.Volume
+	(*CreateVolumeRequest)(nil),        // 4: rwxnfs.admin.v1.CreateVolumeRequest
+	(*CreateVolumeResponse)(nil),       // 5: rwxnfs.admin.v1.CreateVolumeResponse
+	(*DeleteVolumeRequest)(nil),        // 6: rwxnfs.admin.v1.DeleteVolumeRequest
+	(*DeleteVolumeResponse)(nil),       // 7: rwxnfs.admin.v1.DeleteVolumeResponse
+	(*ExpandVolumeRequest)(nil),        // 8: rwxnfs.admin.v1.ExpandVolumeRequest
+	(*ExpandVolumeResponse)(nil),       // 9: rwxnfs.admin.v1.ExpandVolumeResponse
+	(*GetVolumeRequest)(nil),           // 10: rwxnfs.admin.v1.GetVolumeRequest
+	(*GetVolumeResponse)(nil),          // 11: rwxnfs.admin.v1.GetVolumeResponse
+	(*ListVolumesRequest)(nil),         // 12: rwxnfs.admin.v1.ListVolumesRequest
+	(*ListVolumesResponse)(nil),        // 13: rwxnfs.admin.v1.ListVolumesResponse
+	(*Snapshot)(nil),                   // 14: rwxnfs.admin.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),      // 15: rwxnfs.admin.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),     // 16: rwxnfs.admin.v1.CreateSnapshotResponse
+	(*DeleteSnapshotRequest)(nil),      // 17: rwxnfs.admin.v1.DeleteSnapshotRequest
+	(*DeleteSnapshotResponse)(nil),     // 18: rwxnfs.admin.v1.DeleteSnapshotResponse
+	(*ListSnapshotsRequest)(nil),       // 19: rwxnfs.admin.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),      // 20: rwxnfs.admin.v1.ListSnapshotsResponse
+	(*Lock)(nil),                       // 21: rwxnfs.admin.v1.Lock
+	(*ListLocksRequest)(nil),           // 22: rwxnfs.admin.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),          // 23: rwxnfs.admin.v1.ListLocksResponse
+	(*LockClient)(nil),                 // 24: rwxnfs.admin.v1.LockClient
+	(*ListLockClientsRequest)(nil),     // 25: rwxnfs.admin.v1.ListLockClientsRequest
+	(*ListLockClientsResponse)(nil),    // 26: rwxnfs.admin.v1.ListLockClientsResponse
+	(*ReleaseClientLocksRequest)(nil),  // 27: rwxnfs.admin.v1.ReleaseClientLocksRequest
+	(*ReleaseClientLocksResponse)(nil), // 28: rwxnfs.admin.v1.ReleaseClientLocksResponse
+	nil,                                // 29: rwxnfs.admin.v1.CreateVolumeRequest.ParametersEntry
 }
 var file_admin_v1_admin_proto_depIdxs = []int32{
 	2,  // 0: rwxnfs.admin.v1.Volume.options:type_name -> rwxnfs.admin.v1.ExportOptions
 	1,  // 1: rwxnfs.admin.v1.Volume.content_source:type_name -> rwxnfs.admin.v1.ContentSource
-	21, // 2: rwxnfs.admin.v1.CreateVolumeRequest.parameters:type_name -> rwxnfs.admin.v1.CreateVolumeRequest.ParametersEntry
+	29, // 2: rwxnfs.admin.v1.CreateVolumeRequest.parameters:type_name -> rwxnfs.admin.v1.CreateVolumeRequest.ParametersEntry
 	1,  // 3: rwxnfs.admin.v1.CreateVolumeRequest.content_source:type_name -> rwxnfs.admin.v1.ContentSource
 	3,  // 4: rwxnfs.admin.v1.CreateVolumeResponse.volume:type_name -> rwxnfs.admin.v1.Volume
 	0,  // 5: rwxnfs.admin.v1.DeleteVolumeRequest.reclaim_mode:type_name -> rwxnfs.admin.v1.ReclaimMode
@@ -1430,27 +1950,35 @@ var file_admin_v1_admin_proto_depIdxs = []int32{
 	3,  // 8: rwxnfs.admin.v1.ListVolumesResponse.volumes:type_name -> rwxnfs.admin.v1.Volume
 	14, // 9: rwxnfs.admin.v1.CreateSnapshotResponse.snapshot:type_name -> rwxnfs.admin.v1.Snapshot
 	14, // 10: rwxnfs.admin.v1.ListSnapshotsResponse.snapshots:type_name -> rwxnfs.admin.v1.Snapshot
-	4,  // 11: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
-	6,  // 12: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
-	8,  // 13: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
-	10, // 14: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
-	12, // 15: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
-	15, // 16: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
-	17, // 17: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
-	19, // 18: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
-	5,  // 19: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
-	7,  // 20: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
-	9,  // 21: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
-	11, // 22: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
-	13, // 23: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
-	16, // 24: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
-	18, // 25: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
-	20, // 26: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	21, // 11: rwxnfs.admin.v1.ListLocksResponse.locks:type_name -> rwxnfs.admin.v1.Lock
+	24, // 12: rwxnfs.admin.v1.ListLockClientsResponse.clients:type_name -> rwxnfs.admin.v1.LockClient
+	4,  // 13: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
+	6,  // 14: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
+	8,  // 15: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
+	10, // 16: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
+	12, // 17: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
+	15, // 18: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
+	17, // 19: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
+	19, // 20: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
+	22, // 21: rwxnfs.admin.v1.Admin.ListLocks:input_type -> rwxnfs.admin.v1.ListLocksRequest
+	25, // 22: rwxnfs.admin.v1.Admin.ListLockClients:input_type -> rwxnfs.admin.v1.ListLockClientsRequest
+	27, // 23: rwxnfs.admin.v1.Admin.ReleaseClientLocks:input_type -> rwxnfs.admin.v1.ReleaseClientLocksRequest
+	5,  // 24: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
+	7,  // 25: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
+	9,  // 26: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
+	11, // 27: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
+	13, // 28: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
+	16, // 29: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
+	18, // 30: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
+	20, // 31: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
+	23, // 32: rwxnfs.admin.v1.Admin.ListLocks:output_type -> rwxnfs.admin.v1.ListLocksResponse
+	26, // 33: rwxnfs.admin.v1.Admin.ListLockClients:output_type -> rwxnfs.admin.v1.ListLockClientsResponse
+	28, // 34: rwxnfs.admin.v1.Admin.ReleaseClientLocks:output_type -> rwxnfs.admin.v1.ReleaseClientLocksResponse
+	24, // [24:35] is the sub-list for method output_type
+	13, // [13:24] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_admin_v1_admin_proto_init() }
@@ -1468,7 +1996,7 @@ func file_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_v1_admin_proto_rawDesc), len(file_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

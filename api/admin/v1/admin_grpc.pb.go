@@ -1,5 +1,6 @@
 // The rwxnfs admin API: volume and snapshot lifecycle for the CSI
-// controller (its first client) and the rwxnfs CLI.
+// controller (its first client) and the rwxnfs CLI; the lock manager's
+// view and a way out for the locks of a node that died, for operators.
 //
 // Every call needs "authorization: Bearer <token>" metadata. Errors use
 // the gRPC codes a CSI controller expects: InvalidArgument for bad input,
@@ -28,14 +29,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_CreateVolume_FullMethodName   = "/rwxnfs.admin.v1.Admin/CreateVolume"
-	Admin_DeleteVolume_FullMethodName   = "/rwxnfs.admin.v1.Admin/DeleteVolume"
-	Admin_ExpandVolume_FullMethodName   = "/rwxnfs.admin.v1.Admin/ExpandVolume"
-	Admin_GetVolume_FullMethodName      = "/rwxnfs.admin.v1.Admin/GetVolume"
-	Admin_ListVolumes_FullMethodName    = "/rwxnfs.admin.v1.Admin/ListVolumes"
-	Admin_CreateSnapshot_FullMethodName = "/rwxnfs.admin.v1.Admin/CreateSnapshot"
-	Admin_DeleteSnapshot_FullMethodName = "/rwxnfs.admin.v1.Admin/DeleteSnapshot"
-	Admin_ListSnapshots_FullMethodName  = "/rwxnfs.admin.v1.Admin/ListSnapshots"
+	Admin_CreateVolume_FullMethodName       = "/rwxnfs.admin.v1.Admin/CreateVolume"
+	Admin_DeleteVolume_FullMethodName       = "/rwxnfs.admin.v1.Admin/DeleteVolume"
+	Admin_ExpandVolume_FullMethodName       = "/rwxnfs.admin.v1.Admin/ExpandVolume"
+	Admin_GetVolume_FullMethodName          = "/rwxnfs.admin.v1.Admin/GetVolume"
+	Admin_ListVolumes_FullMethodName        = "/rwxnfs.admin.v1.Admin/ListVolumes"
+	Admin_CreateSnapshot_FullMethodName     = "/rwxnfs.admin.v1.Admin/CreateSnapshot"
+	Admin_DeleteSnapshot_FullMethodName     = "/rwxnfs.admin.v1.Admin/DeleteSnapshot"
+	Admin_ListSnapshots_FullMethodName      = "/rwxnfs.admin.v1.Admin/ListSnapshots"
+	Admin_ListLocks_FullMethodName          = "/rwxnfs.admin.v1.Admin/ListLocks"
+	Admin_ListLockClients_FullMethodName    = "/rwxnfs.admin.v1.Admin/ListLockClients"
+	Admin_ReleaseClientLocks_FullMethodName = "/rwxnfs.admin.v1.Admin/ReleaseClientLocks"
 )
 
 // AdminClient is the client API for Admin service.
@@ -56,6 +60,20 @@ type AdminClient interface {
 	// DeleteSnapshot of an unknown snapshot succeeds.
 	DeleteSnapshot(ctx context.Context, in *DeleteSnapshotRequest, opts ...grpc.CallOption) (*DeleteSnapshotResponse, error)
 	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error)
+	// ListLocks lists what the NLM lock manager holds or queues (locks,
+	// granted-but-unconfirmed locks, queued blocking requests, share
+	// reservations), filtered by volume and client host; "" matches all.
+	// FailedPrecondition when nfsd runs with --no-locking.
+	ListLocks(ctx context.Context, in *ListLocksRequest, opts ...grpc.CallOption) (*ListLocksResponse, error)
+	// ListLockClients lists the client hosts the lock manager knows: those
+	// recorded for a notification after a server restart, and those that
+	// hold or wait for anything now.
+	ListLockClients(ctx context.Context, in *ListLockClientsRequest, opts ...grpc.CallOption) (*ListLockClientsResponse, error)
+	// ReleaseClientLocks force-releases everything a client host holds or
+	// waits for, as if it had rebooted, and grants what that lets through:
+	// the way out for a node that died and will not come back to notify.
+	// Its processes are not told. A client with nothing is not an error.
+	ReleaseClientLocks(ctx context.Context, in *ReleaseClientLocksRequest, opts ...grpc.CallOption) (*ReleaseClientLocksResponse, error)
 }
 
 type adminClient struct {
@@ -146,6 +164,36 @@ func (c *adminClient) ListSnapshots(ctx context.Context, in *ListSnapshotsReques
 	return out, nil
 }
 
+func (c *adminClient) ListLocks(ctx context.Context, in *ListLocksRequest, opts ...grpc.CallOption) (*ListLocksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLocksResponse)
+	err := c.cc.Invoke(ctx, Admin_ListLocks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListLockClients(ctx context.Context, in *ListLockClientsRequest, opts ...grpc.CallOption) (*ListLockClientsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLockClientsResponse)
+	err := c.cc.Invoke(ctx, Admin_ListLockClients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ReleaseClientLocks(ctx context.Context, in *ReleaseClientLocksRequest, opts ...grpc.CallOption) (*ReleaseClientLocksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseClientLocksResponse)
+	err := c.cc.Invoke(ctx, Admin_ReleaseClientLocks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -164,6 +212,20 @@ type AdminServer interface {
 	// DeleteSnapshot of an unknown snapshot succeeds.
 	DeleteSnapshot(context.Context, *DeleteSnapshotRequest) (*DeleteSnapshotResponse, error)
 	ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error)
+	// ListLocks lists what the NLM lock manager holds or queues (locks,
+	// granted-but-unconfirmed locks, queued blocking requests, share
+	// reservations), filtered by volume and client host; "" matches all.
+	// FailedPrecondition when nfsd runs with --no-locking.
+	ListLocks(context.Context, *ListLocksRequest) (*ListLocksResponse, error)
+	// ListLockClients lists the client hosts the lock manager knows: those
+	// recorded for a notification after a server restart, and those that
+	// hold or wait for anything now.
+	ListLockClients(context.Context, *ListLockClientsRequest) (*ListLockClientsResponse, error)
+	// ReleaseClientLocks force-releases everything a client host holds or
+	// waits for, as if it had rebooted, and grants what that lets through:
+	// the way out for a node that died and will not come back to notify.
+	// Its processes are not told. A client with nothing is not an error.
+	ReleaseClientLocks(context.Context, *ReleaseClientLocksRequest) (*ReleaseClientLocksResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -197,6 +259,15 @@ func (UnimplementedAdminServer) DeleteSnapshot(context.Context, *DeleteSnapshotR
 }
 func (UnimplementedAdminServer) ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSnapshots not implemented")
+}
+func (UnimplementedAdminServer) ListLocks(context.Context, *ListLocksRequest) (*ListLocksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLocks not implemented")
+}
+func (UnimplementedAdminServer) ListLockClients(context.Context, *ListLockClientsRequest) (*ListLockClientsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLockClients not implemented")
+}
+func (UnimplementedAdminServer) ReleaseClientLocks(context.Context, *ReleaseClientLocksRequest) (*ReleaseClientLocksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseClientLocks not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -363,6 +434,60 @@ func _Admin_ListSnapshots_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListLocks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLocksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListLocks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListLocks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListLocks(ctx, req.(*ListLocksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListLockClients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLockClientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListLockClients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListLockClients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListLockClients(ctx, req.(*ListLockClientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ReleaseClientLocks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseClientLocksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ReleaseClientLocks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ReleaseClientLocks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ReleaseClientLocks(ctx, req.(*ReleaseClientLocksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -401,6 +526,18 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSnapshots",
 			Handler:    _Admin_ListSnapshots_Handler,
+		},
+		{
+			MethodName: "ListLocks",
+			Handler:    _Admin_ListLocks_Handler,
+		},
+		{
+			MethodName: "ListLockClients",
+			Handler:    _Admin_ListLockClients_Handler,
+		},
+		{
+			MethodName: "ReleaseClientLocks",
+			Handler:    _Admin_ReleaseClientLocks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
