@@ -139,7 +139,13 @@ func (b *bed) teardown() {
 // namespace), so no daemon state touches the host.
 func inNetns(args ...string) *exec.Cmd {
 	sh := `mount -t tmpfs none /run && mkdir -p /var/lib/nfs && mount -t tmpfs none /var/lib/nfs && exec "$@"`
-	return exec.Command("ip", append([]string{"netns", "exec", netns, "sh", "-c", sh, "sh"}, args...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", netns, "sh", "-c", sh, "sh"}, args...)...)
+	// If the test binary itself is killed (-9, no cleanup runs), take the
+	// VM or server down with it rather than leave it spinning; "ip netns
+	// exec" and sh exec into it, so the death signal reaches it. The
+	// next run's cleanupLeftovers removes the netns.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
 
 func (b *bed) adminSock() string  { return filepath.Join(b.dir, "admin.sock") }

@@ -93,7 +93,7 @@ func (b *bed) appendAll(a appendRun) appendResult {
 }
 
 // lockedAppends is the shared body of the locked-append cases.
-func lockedAppends(t *testing.T, kind string, procs, n int, during func(*bed)) {
+func lockedAppends(t *testing.T, kind string, procs, n int, during func(*bed)) *bed {
 	b := newBed(t, 2)
 	a := appendRun{kind: kind, procs: procs, n: n, file: "app-" + kind + ".dat"}
 	if during != nil {
@@ -104,9 +104,13 @@ func lockedAppends(t *testing.T, kind string, procs, n int, during func(*bed)) {
 	if !res.report.OK() || res.report.Valid != total {
 		t.Fatalf("%s-locked appends damaged: want %d records exactly once, in order: %v", kind, total, res.report)
 	}
+	if during != nil {
+		return b // a disturbed run is no benchmark
+	}
 	rate := float64(total) / res.secs
 	t.Logf("BENCH locked appends (%s) across two nodes: %d records in %.2fs = %.1f appends/s", kind, total, res.secs, rate)
 	logf("BENCH %s: locked appends (%s) across two nodes: %.1f appends/s (%d in %.2fs)", t.Name(), kind, rate, total, res.secs)
+	return b
 }
 
 func envInt(name string, def int) int {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -100,7 +101,7 @@ func TestRestartDuringIO(t *testing.T) {
 // exactly once, in order, and no ESTALE.
 func TestLockedAppendsAcrossServerRestart(t *testing.T) {
 	n := appendRecords()
-	lockedAppends(t, "fcntl", 4, n, func(b *bed) {
+	b := lockedAppends(t, "fcntl", 4, n, func(b *bed) {
 		total := int64(2 * 4 * n * recSize)
 		deadline := time.Now().Add(5 * time.Minute)
 		for time.Now().Before(deadline) {
@@ -126,4 +127,20 @@ func TestLockedAppendsAcrossServerRestart(t *testing.T) {
 		}
 		b.t.Errorf("the run never reached a quarter of its records")
 	})
+	// The restarted nfsd must have told both clients (SM_NOTIFY), and its
+	// grace period must have ended because they reclaimed, not by timeout.
+	log, err := os.ReadFile(filepath.Join(b.logDir, "nfsd.2.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range b.nodes {
+		if !regexp.MustCompile(`"told client of our restart".*"client":"` + n.name + `"`).Match(log) {
+			t.Errorf("restarted nfsd did not notify %s (see %s/nfsd.2.log)", n.name, b.logDir)
+		}
+	}
+	if m := regexp.MustCompile(`"grace period over".*"why":"([^"]*)"`).FindSubmatch(log); m == nil {
+		t.Errorf("no end of grace in nfsd.2.log")
+	} else {
+		t.Logf("grace period over: %s", m[1])
+	}
 }
