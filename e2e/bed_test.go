@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -119,7 +120,10 @@ func cleanupLeftovers() {
 	exec.Command("ip", "netns", "del", netns).Run()
 }
 
-var teardownMu sync.Mutex
+var (
+	teardownMu sync.Mutex
+	stopping   atomic.Bool // set by the signal handler: start nothing new
+)
 
 // teardown is idempotent: it can run from t.Cleanup and the signal handler.
 func (b *bed) teardown() {
@@ -264,7 +268,7 @@ type result struct {
 // guest on a loaded host can fail the kernel's early timer checks.
 func (b *bed) bootRetry(i int) (*node, error) {
 	n, err := b.boot(i)
-	if err != nil {
+	if err != nil && !stopping.Load() {
 		logf("node%d: boot failed, retrying once: %v", i, err)
 		n, err = b.boot(i)
 	}

@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 	go func() {
 		s := <-sig
 		logf("caught %v: tearing down", s)
+		stopping.Store(true)
 		runTeardowns()
 		os.Exit(130)
 	}()
