@@ -31,16 +31,17 @@ func nodeIP(i int) string { return fmt.Sprintf("10.78.0.%d", 11+i) }
 // qemu nodes on taps. Everything it starts is torn down by t.Cleanup and,
 // on SIGINT/SIGTERM, by the handler in TestMain.
 type bed struct {
-	t      *testing.T
-	art    *artifacts
-	dir    string // logs and server root for this test
-	root   string // nfsd --root
-	logDir string
-	nodes  []*node
-	nfsd   *exec.Cmd
-	nfsdN  int // starts, for log names
-	waitCh chan struct{}
-	start  time.Time
+	t       *testing.T
+	art     *artifacts
+	dir     string // logs and server root for this test
+	root    string // nfsd --root
+	logDir  string
+	sockDir string
+	nodes   []*node
+	nfsd    *exec.Cmd
+	nfsdN   int // starts, for log names
+	waitCh  chan struct{}
+	start   time.Time
 }
 
 // newBed provisions (once per run), cleans up leftovers of a crashed run,
@@ -61,6 +62,11 @@ func newBed(t *testing.T, n int) *bed {
 		t.Fatal(err)
 	}
 	cleanupLeftovers()
+	var err error
+	if b.sockDir, err = os.MkdirTemp("", "rwxnfs-e2e-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(b.sockDir) })
 	t.Cleanup(func() {
 		b.teardown()
 		t.Logf("wall time %s: %v (logs in %s)", t.Name(), time.Since(start).Round(10*time.Millisecond), b.dir)
@@ -152,7 +158,9 @@ func inNetns(args ...string) *exec.Cmd {
 	return cmd
 }
 
-func (b *bed) adminSock() string  { return filepath.Join(b.dir, "admin.sock") }
+// The admin socket lives in a short temp dir: a test's log directory can
+// be longer than a unix socket path may be (108 bytes).
+func (b *bed) adminSock() string  { return filepath.Join(b.sockDir, "admin.sock") }
 func (b *bed) adminToken() string { return filepath.Join(b.dir, "admin-token") }
 
 // startNFSD starts our server in the netns, with the portmapper on port
@@ -304,6 +312,7 @@ func (b *bed) boot(i int) (*node, error) {
 	if n.stdin, err = n.cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(lf, "# %s\n", strings.Join(n.cmd.Args, " "))
 	t0 := time.Now()
 	if err := n.cmd.Start(); err != nil {
 		return nil, err

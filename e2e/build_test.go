@@ -99,7 +99,13 @@ func doProvision() (*artifacts, error) {
 	}
 	kpkg, err := kernelPackage()
 	if err != nil {
-		return nil, err
+		// A fresh machine may have every package but no package lists.
+		if _, uerr := run("apt-get", "-o", "DPkg::Lock::Timeout=600", "update", "-qq"); uerr != nil {
+			return nil, uerr
+		}
+		if kpkg, err = kernelPackage(); err != nil {
+			return nil, err
+		}
 	}
 	kver := strings.TrimPrefix(kpkg, "linux-image-")
 	kv, err := debVersion(kpkg)

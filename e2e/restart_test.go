@@ -126,7 +126,7 @@ func TestLockedAppendsAcrossServerRestart(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		b.t.Errorf("the run never reached a quarter of its records")
-	})
+	}, false)
 	// The restarted nfsd must have told both clients (SM_NOTIFY), and its
 	// grace period must have ended because they reclaimed, not by timeout.
 	log, err := os.ReadFile(filepath.Join(b.logDir, "nfsd.2.log"))
