@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -214,7 +215,8 @@ func lockwaitCmd(args []string) error {
 	return unlock(f, *kind)
 }
 
-// io writes fsync'ed records to DIR/<w>.dat for -dur, and between writes
+// io writes fsync'ed records to DIR/<w>.dat for -dur (or until SIGTERM),
+// and between writes
 // re-reads its own file, the peers' files and a file made before the run
 // (DIR/stable), so a server restart that changes handles or loses
 // committed data shows up as ESTALE or a short file.
@@ -222,7 +224,7 @@ func ioCmd(args []string) error {
 	fs := flag.NewFlagSet("io", flag.ExitOnError)
 	dir := fs.String("dir", "", "")
 	w := fs.String("w", "", "")
-	dur := fs.Duration("dur", 20*time.Second, "")
+	dur := fs.Duration("dur", 0, "how long; 0: until SIGTERM")
 	size := fs.Int("size", 128, "")
 	fs.Parse(args)
 	if *w == "" {
@@ -243,8 +245,16 @@ func ioCmd(args []string) error {
 	report := func() { fmt.Printf("IO %s committed=%d reads=%d\n", *w, committed, reads) }
 	defer report()
 	maxGap := time.Duration(0)
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM)
 	end := time.Now().Add(*dur)
-	for time.Now().Before(end) {
+	for *dur == 0 || time.Now().Before(end) {
+		select {
+		case <-stop:
+			fmt.Printf("IOGAP %s max=%.2fs\n", *w, maxGap.Seconds())
+			return nil
+		default:
+		}
 		t0 := time.Now()
 		rec, _ := record.Make(*w, committed+1, *size)
 		if _, err := f.Write(rec); err != nil {
