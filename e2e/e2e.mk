@@ -1,0 +1,23 @@
+# Real-Linux-client test bed (included by Makefile). Needs root. The
+# harness installs its own Debian packages (apt-get), downloads Debian's
+# kernel and nfs-common, and caches everything under e2e/.build/.
+# See e2e/README.md.
+
+E2E_TIMEOUT ?= 30m
+E2E_RUN     ?= .
+E2E_RECORDS ?= 1000
+E2E_GOTEST   = cd e2e && RWXNFS_E2E=1 RWXNFS_E2E_RECORDS=$(E2E_RECORDS) $(GO) test -count=1 -v
+
+.PHONY: e2e e2e-smoke e2e-clean
+
+# Every case (target: under 15 minutes on 2 cores).
+e2e:
+	$(E2E_GOTEST) -timeout $(E2E_TIMEOUT) -run '$(E2E_RUN)' .
+
+# CI: one node mount + write/read, and one smaller locked two-node run.
+e2e-smoke: E2E_RECORDS = 200
+e2e-smoke:
+	$(E2E_GOTEST) -timeout 15m -run '^(TestMountPlainVers3|TestLockedAppendsFcntl)$$' .
+
+e2e-clean:
+	rm -rf e2e/.build
