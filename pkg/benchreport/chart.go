@@ -1,0 +1,2 @@
+package benchreport
+func WriteChart(path string, s Set) error { return nil }

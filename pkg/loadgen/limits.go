@@ -1,0 +1,168 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
+	"github.com/rwxnfs/rwxnfs/pkg/xdr"
+)
+
+// ServeEcho answers every RPC call on l with an empty successful reply:
+// the cheapest server possible on this transport, so NULL against it is
+// the loopback ceiling for any server. Replies are buffered and flushed
+// when no further request is already waiting, as a good server would.
+func ServeEcho(l net.Listener) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			br := bufio.NewReaderSize(c, 64<<10)
+			bw := bufio.NewWriterSize(c, 64<<10)
+			rr := rpc.RecordReader{R: br, Max: 1 << 20}
+			var buf []byte
+			w := xdr.NewWriter(64)
+			for {
+				rec, err := rr.Read(buf, nil)
+				if err != nil {
+					return
+				}
+				buf = rec
+				h, err := rpc.ParseCall(xdr.NewReader(rec))
+				if err != nil {
+					return
+				}
+				w.Reset()
+				w.Uint32(0)
+				rpc.WriteAccepted(w, h.XID, rpc.Success)
+				rpc.MarkRecord(w.Bytes())
+				if _, err := bw.Write(w.Bytes()); err != nil {
+					return
+				}
+				if br.Buffered() == 0 {
+					if err := bw.Flush(); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+}
+
+// NullOnly measures NULL calls against addr with no MOUNT (the echo
+// server has none).
+func NullOnly(ctx context.Context, addr string, conns, inflight int, dur time.Duration) (Result, error) {
+	var cs []*nfsclient.Client
+	for i := 0; i < conns; i++ {
+		c, err := nfsclient.Dial(ctx, addr)
+		if err != nil {
+			return Result{}, err
+		}
+		defer c.Close()
+		cs = append(cs, c)
+	}
+	t, err := drive(ctx, plan{workers: conns * inflight, dur: dur}, func(ctx context.Context, w int, _ int64) (int, error) {
+		return 0, cs[w%conns].Null(ctx)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	r := t.result("null", 0)
+	r.Conns, r.InFlight = conns, inflight
+	r.Note = "RPC echo server on the same transport"
+	return r, nil
+}
+
+// Direct does the data workloads straight on dir, the backing directory
+// type the servers use: the physical limit for each. Sequential write is
+// one stream of ioSize writes then fsync (dd conv=fsync); reads come from
+// the page cache, as the servers' do right after the write.
+func Direct(ctx context.Context, dir string, size int64, ioSize, workers int, dur time.Duration, emit func(Result)) error {
+	p := filepath.Join(dir, fmt.Sprintf("direct-%d.dat", time.Now().UnixNano()))
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(p)
+	defer f.Close()
+	n := size / int64(ioSize)
+	t, err := drive(ctx, plan{workers: 1, total: n}, func(_ context.Context, _ int, i int64) (int, error) {
+		bp := bufs.Get().(*[]byte)
+		defer bufs.Put(bp)
+		buf := (*bp)[:ioSize]
+		fill(buf, i*int64(ioSize))
+		return f.WriteAt(buf, i*int64(ioSize))
+	})
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	r := t.result("seqwrite", time.Since(t0))
+	r.Conns, r.InFlight, r.Note = 1, 1, fmt.Sprintf("%d KiB pwrite, then fsync", ioSize>>10)
+	emit(r)
+
+	t, err = drive(ctx, plan{workers: workers, total: n}, func(_ context.Context, _ int, i int64) (int, error) {
+		bp := bufs.Get().(*[]byte)
+		defer bufs.Put(bp)
+		buf := (*bp)[:ioSize]
+		off := i * int64(ioSize)
+		got := make([]byte, ioSize)
+		if _, err := f.ReadAt(got, off); err != nil && err != io.EOF {
+			return 0, err
+		}
+		return ioSize, check(got, off, buf)
+	})
+	if err != nil {
+		return err
+	}
+	r = t.result("seqread", 0)
+	r.Conns, r.InFlight, r.Note = 1, workers, fmt.Sprintf("%d KiB pread by %d threads, compared", ioSize>>10, workers)
+	emit(r)
+
+	t, err = drive(ctx, plan{workers: workers, dur: dur}, func(_ context.Context, _ int, _ int64) (int, error) {
+		off := rand.Int64N(size/blk) * blk
+		var got, want [blk]byte
+		if _, err := f.ReadAt(got[:], off); err != nil {
+			return 0, err
+		}
+		return blk, check(got[:], off, want[:])
+	})
+	if err != nil {
+		return err
+	}
+	r = t.result("randread", 0)
+	r.Conns, r.InFlight, r.Note = 1, workers, "4 KiB pread"
+	emit(r)
+
+	t, err = drive(ctx, plan{workers: workers, dur: dur}, func(_ context.Context, _ int, _ int64) (int, error) {
+		off := rand.Int64N(size/blk) * blk
+		var buf [blk]byte
+		fill(buf[:], off)
+		return f.WriteAt(buf[:], off)
+	})
+	if err != nil {
+		return err
+	}
+	t0 = time.Now()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	r = t.result("randwrite", time.Since(t0))
+	r.Conns, r.InFlight, r.Note = 1, workers, "4 KiB pwrite, then fsync"
+	emit(r)
+	return nil
+}
