@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -620,7 +621,7 @@ func (b *bench) lock(ctx context.Context) ([]Result, error) {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, errGrace) && !isGrace(err) {
+		if !isGrace(err) {
 			return nil, err
 		}
 		select {
@@ -650,8 +651,6 @@ func (b *bench) lock(ctx context.Context) ([]Result, error) {
 	return []Result{lr, nr}, nil
 }
 
-var errGrace = errors.New("grace")
-
 func isGrace(err error) bool {
-	return err != nil && bytes.Contains([]byte(err.Error()), []byte(locking.StatDeniedGracePeriod.String()))
+	return err != nil && strings.Contains(err.Error(), locking.StatDeniedGracePeriod.String())
 }
