@@ -1,9 +1,10 @@
 // Command nfsbench is an NFSv3 load generator and the tooling of
 // `make bench`:
 //
-//	nfsbench run     drive a server (MOUNT, then the workloads), print results
-//	nfsbench limits  the physical limits: the I/O done directly on a
-//	                 directory, and NULL against an in-process RPC echo server
+//	nfsbench run     drive servers (MOUNT, then the workloads, each workload
+//	                 against every server in turn) and, with --limit-dir, the
+//	                 physical limits: the I/O done directly on a directory and
+//	                 NULL against an in-process RPC echo server
 //	nfsbench echo    serve the RPC echo server on an address
 //	nfsbench report  turn JSON-lines results into docs/benchmarks.md tables and a PNG chart
 //
@@ -15,11 +16,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,8 +38,6 @@ func main() {
 	switch os.Args[1] {
 	case "run":
 		err = cmdRun(os.Args[2:])
-	case "limits":
-		err = cmdLimits(os.Args[2:])
 	case "echo":
 		err = cmdEcho(os.Args[2:])
 	case "report":
@@ -51,7 +52,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: nfsbench run|limits|echo|report [flags]   (nfsbench CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: nfsbench run|echo|report [flags]   (nfsbench CMD -h for flags)")
 	os.Exit(2)
 }
 
@@ -79,17 +80,60 @@ func (s *sink) emit(r loadgen.Result) {
 	fmt.Fprintln(os.Stderr, benchreport.Row(r))
 }
 
+// targets collects repeated --target flags.
+type targets []string
+
+func (t *targets) String() string     { return strings.Join(*t, " ") }
+func (t *targets) Set(v string) error { *t = append(*t, v); return nil }
+
+// parseTarget reads "label=rwxnfs,export=/volumes/default,portmap-port=111,
+// backing=/dir,no-lock"; ports left out come from the portmapper.
+func parseTarget(spec string) (loadgen.Target, string, string, bool, error) {
+	t := loadgen.Target{Host: "127.0.0.1", Export: "/"}
+	var label, backing string
+	noLock := false
+	for _, kv := range strings.Split(spec, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "label":
+			label = v
+		case "host":
+			t.Host = v
+		case "export":
+			t.Export = v
+		case "backing":
+			backing = v
+		case "no-lock":
+			noLock = true
+		case "nfs-port":
+			t.NFSPort, err = strconv.Atoi(v)
+		case "mount-port":
+			t.MountPort, err = strconv.Atoi(v)
+		case "nlm-port":
+			t.NLMPort, err = strconv.Atoi(v)
+		case "portmap-port":
+			t.Portmap, err = strconv.Atoi(v)
+		default:
+			err = fmt.Errorf("unknown key %q", k)
+		}
+		if err != nil {
+			return t, "", "", false, fmt.Errorf("--target %q: %w", spec, err)
+		}
+	}
+	if label == "" {
+		return t, "", "", false, fmt.Errorf("--target %q: no label", spec)
+	}
+	return t, label, backing, noLock, nil
+}
+
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	var t loadgen.Target
+	var ts targets
 	var cfg loadgen.Config
-	fs.StringVar(&t.Host, "host", "127.0.0.1", "server address")
-	fs.IntVar(&t.NFSPort, "nfs-port", 0, "NFS port (0: ask the portmapper)")
-	fs.IntVar(&t.MountPort, "mount-port", 0, "MOUNT port (0: ask the portmapper)")
-	fs.IntVar(&t.NLMPort, "nlm-port", 0, "NLM port (0: ask the portmapper)")
-	fs.IntVar(&t.Portmap, "portmap-port", 111, "portmapper port")
-	fs.StringVar(&t.Export, "export", "/", "path to MOUNT")
-	fs.StringVar(&cfg.Label, "label", "server", "server name in the results")
+	fs.Var(&ts, "target", "a server, repeatable: label=NAME,export=PATH[,host=H][,nfs-port=P][,mount-port=P][,nlm-port=P][,portmap-port=P][,backing=DIR][,no-lock]")
+	limitDir := fs.String("limit-dir", "", `also measure the physical limits, directly on this directory (label "limit")`)
+	limitWorkers := fs.Int("limit-workers", 8, "threads for the limits' reads and random I/O")
 	fs.IntVar(&cfg.Conns, "conns", 8, "NFS connections (like nconnect=)")
 	fs.IntVar(&cfg.InFlight, "inflight", 16, "RPCs in flight per connection")
 	fs.DurationVar(&cfg.Duration, "duration", 8*time.Second, "length of each timed workload")
@@ -98,8 +142,6 @@ func cmdRun(args []string) error {
 	fs.IntVar(&cfg.Files, "files", 10000, "small files for create/stat/remove")
 	fs.IntVar(&cfg.MetaClients, "meta-clients", 8, "connections the small files are spread over")
 	fs.IntVar(&cfg.DirEntries, "dir-entries", 100000, "entries of the READDIRPLUS directory")
-	fs.StringVar(&cfg.Backing, "backing", "", "the export's directory on this machine, to fill the READDIRPLUS directory quickly")
-	fs.BoolVar(&cfg.NoLock, "no-lock", false, "the server has no NLM: report the lock workload as n/a")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up on a workload after this long")
 	only := fs.String("workloads", "", "comma-separated subset of "+strings.Join(loadgen.Workloads, ","))
 	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
@@ -111,28 +153,8 @@ func cmdRun(args []string) error {
 			cfg.Only[w] = true
 		}
 	}
-	s, done, err := newSink(*jsonOut)
-	if err != nil {
-		return err
-	}
-	defer done()
-	fmt.Fprintln(os.Stderr, benchreport.Header())
-	return loadgen.Run(context.Background(), t, cfg, s.emit)
-}
-
-func cmdLimits(args []string) error {
-	fs := flag.NewFlagSet("limits", flag.ExitOnError)
-	dir := fs.String("dir", "", "backing directory (same filesystem as the servers')")
-	size := fs.Int64("size-mib", 1024, "file size, MiB")
-	io := fs.Int("io-kib", 1024, "sequential I/O size, KiB")
-	workers := fs.Int("workers", 8, "threads for reads and random I/O")
-	conns := fs.Int("conns", 8, "NULL: connections")
-	inflight := fs.Int("inflight", 16, "NULL: calls in flight per connection")
-	dur := fs.Duration("duration", 8*time.Second, "length of each timed workload")
-	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
-	fs.Parse(args)
-	if *dir == "" {
-		return fmt.Errorf("limits: --dir is required")
+	if len(ts) == 0 && *limitDir == "" {
+		return fmt.Errorf("run: give at least one --target (or --limit-dir)")
 	}
 	s, done, err := newSink(*jsonOut)
 	if err != nil {
@@ -140,23 +162,42 @@ func cmdLimits(args []string) error {
 	}
 	defer done()
 	fmt.Fprintln(os.Stderr, benchreport.Header())
-	emit := func(r loadgen.Result) { r.Server = "limit"; s.emit(r) }
 	ctx := context.Background()
-	if err := loadgen.Direct(ctx, *dir, *size<<20, *io<<10, *workers, *dur, emit); err != nil {
-		return err
+	var ss []loadgen.Stepper
+	defer func() {
+		for _, st := range ss {
+			st.Close()
+		}
+	}()
+	var openErr []string
+	for _, spec := range ts {
+		t, label, backing, noLock, err := parseTarget(spec)
+		if err != nil {
+			return err
+		}
+		c := cfg
+		c.Label, c.Backing, c.NoLock = label, backing, noLock
+		st, err := loadgen.Open(ctx, t, c)
+		if err != nil {
+			// The others still run; this one has no figures.
+			openErr = append(openErr, label)
+			s.emit(loadgen.Result{Server: label, Workload: "mount", Error: err.Error()})
+			continue
+		}
+		ss = append(ss, st)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+	if *limitDir != "" {
+		st, err := loadgen.OpenDirect(*limitDir, cfg, *limitWorkers)
+		if err != nil {
+			return err
+		}
+		ss = append(ss, st)
 	}
-	defer l.Close()
-	go loadgen.ServeEcho(l)
-	r, err := loadgen.NullOnly(ctx, l.Addr().String(), *conns, *inflight, *dur)
-	if err != nil {
-		return err
+	err = loadgen.Interleave(ctx, ss, cfg, s.emit)
+	if len(openErr) > 0 {
+		err = errors.Join(err, fmt.Errorf("could not mount: %v", openErr))
 	}
-	emit(r)
-	return nil
+	return err
 }
 
 func cmdEcho(args []string) error {

@@ -84,85 +84,119 @@ func NullOnly(ctx context.Context, addr string, conns, inflight int, dur time.Du
 	return r, nil
 }
 
-// Direct does the data workloads straight on dir, the backing directory
-// type the servers use: the physical limit for each. Sequential write is
-// one stream of ioSize writes then fsync (dd conv=fsync); reads come from
-// the page cache, as the servers' do right after the write.
-func Direct(ctx context.Context, dir string, size int64, ioSize, workers int, dur time.Duration, emit func(Result)) error {
+// OpenDirect returns the physical limits as a Stepper labelled "limit":
+// the data workloads done straight on dir, the backing directory type the
+// servers use, and NULL against an in-process RPC echo server. Sequential
+// write is one stream of IOSize writes then fsync (dd conv=fsync); reads
+// come from the page cache, as the servers' do right after the write;
+// reads and random I/O use `workers` threads.
+func OpenDirect(dir string, cfg Config, workers int) (Stepper, error) {
 	p := filepath.Join(dir, fmt.Sprintf("direct-%d.dat", time.Now().UnixNano()))
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.Remove(p)
-	defer f.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	go ServeEcho(l)
+	return &direct{cfg: cfg, workers: workers, path: p, f: f, echo: l}, nil
+}
+
+type direct struct {
+	cfg     Config
+	workers int
+	path    string
+	f       *os.File
+	echo    net.Listener
+}
+
+func (d *direct) Label() string { return "limit" }
+
+func (d *direct) Close() {
+	d.echo.Close()
+	d.f.Close()
+	os.Remove(d.path)
+}
+
+func (d *direct) Step(ctx context.Context, name string) ([]Result, error) {
+	size, ioSize, f := d.cfg.SeqSize, d.cfg.IOSize, d.f
 	n := size / int64(ioSize)
-	t, err := drive(ctx, plan{workers: 1, total: n}, func(_ context.Context, _ int, i int64) (int, error) {
-		bp := bufs.Get().(*[]byte)
-		defer bufs.Put(bp)
-		buf := (*bp)[:ioSize]
-		fill(buf, i*int64(ioSize))
-		return f.WriteAt(buf, i*int64(ioSize))
-	})
-	if err != nil {
-		return err
-	}
-	t0 := time.Now()
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	r := t.result("seqwrite", time.Since(t0))
-	r.Conns, r.InFlight, r.Note = 1, 1, fmt.Sprintf("%d KiB pwrite, then fsync", ioSize>>10)
-	emit(r)
-
-	t, err = drive(ctx, plan{workers: workers, total: n}, func(_ context.Context, _ int, i int64) (int, error) {
-		bp := bufs.Get().(*[]byte)
-		defer bufs.Put(bp)
-		buf := (*bp)[:ioSize]
-		off := i * int64(ioSize)
-		got := make([]byte, ioSize)
-		if _, err := f.ReadAt(got, off); err != nil && err != io.EOF {
-			return 0, err
+	var r Result
+	switch name {
+	case "null":
+		var err error
+		if r, err = NullOnly(ctx, d.echo.Addr().String(), d.cfg.Conns, d.cfg.InFlight, d.cfg.Duration); err != nil {
+			return nil, err
 		}
-		return ioSize, check(got, off, buf)
-	})
-	if err != nil {
-		return err
-	}
-	r = t.result("seqread", 0)
-	r.Conns, r.InFlight, r.Note = 1, workers, fmt.Sprintf("%d KiB pread by %d threads, compared", ioSize>>10, workers)
-	emit(r)
-
-	t, err = drive(ctx, plan{workers: workers, dur: dur}, func(_ context.Context, _ int, _ int64) (int, error) {
-		off := rand.Int64N(size/blk) * blk
-		var got, want [blk]byte
-		if _, err := f.ReadAt(got[:], off); err != nil {
-			return 0, err
+	case "seqwrite":
+		t, err := drive(ctx, plan{workers: 1, total: n}, func(_ context.Context, _ int, i int64) (int, error) {
+			bp := bufs.Get().(*[]byte)
+			defer bufs.Put(bp)
+			buf := (*bp)[:ioSize]
+			fill(buf, i*int64(ioSize))
+			return f.WriteAt(buf, i*int64(ioSize))
+		})
+		if err != nil {
+			return nil, err
 		}
-		return blk, check(got[:], off, want[:])
-	})
-	if err != nil {
-		return err
+		t0 := time.Now()
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
+		r = t.result("seqwrite", time.Since(t0))
+		r.Conns, r.InFlight, r.Note = 1, 1, fmt.Sprintf("%d KiB pwrite, then fsync", ioSize>>10)
+	case "seqread":
+		t, err := drive(ctx, plan{workers: d.workers, total: n}, func(_ context.Context, _ int, i int64) (int, error) {
+			bp, gp := bufs.Get().(*[]byte), bufs.Get().(*[]byte)
+			defer bufs.Put(bp)
+			defer bufs.Put(gp)
+			off := i * int64(ioSize)
+			got := (*gp)[:ioSize]
+			if _, err := f.ReadAt(got, off); err != nil && err != io.EOF {
+				return 0, err
+			}
+			return ioSize, check(got, off, *bp)
+		})
+		if err != nil {
+			return nil, err
+		}
+		r = t.result("seqread", 0)
+		r.Conns, r.InFlight, r.Note = 1, d.workers, fmt.Sprintf("%d KiB pread by %d threads, compared", ioSize>>10, d.workers)
+	case "randread":
+		t, err := drive(ctx, plan{workers: d.workers, dur: d.cfg.Duration}, func(_ context.Context, _ int, _ int64) (int, error) {
+			off := rand.Int64N(size/blk) * blk
+			var got, want [blk]byte
+			if _, err := f.ReadAt(got[:], off); err != nil {
+				return 0, err
+			}
+			return blk, check(got[:], off, want[:])
+		})
+		if err != nil {
+			return nil, err
+		}
+		r = t.result("randread", 0)
+		r.Conns, r.InFlight, r.Note = 1, d.workers, "4 KiB pread"
+	case "randwrite":
+		t, err := drive(ctx, plan{workers: d.workers, dur: d.cfg.Duration}, func(_ context.Context, _ int, _ int64) (int, error) {
+			off := rand.Int64N(size/blk) * blk
+			var buf [blk]byte
+			fill(buf[:], off)
+			return f.WriteAt(buf[:], off)
+		})
+		if err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
+		r = t.result("randwrite", time.Since(t0))
+		r.Conns, r.InFlight, r.Note = 1, d.workers, "4 KiB pwrite, then fsync"
+	default:
+		return nil, nil
 	}
-	r = t.result("randread", 0)
-	r.Conns, r.InFlight, r.Note = 1, workers, "4 KiB pread"
-	emit(r)
-
-	t, err = drive(ctx, plan{workers: workers, dur: dur}, func(_ context.Context, _ int, _ int64) (int, error) {
-		off := rand.Int64N(size/blk) * blk
-		var buf [blk]byte
-		fill(buf[:], off)
-		return f.WriteAt(buf[:], off)
-	})
-	if err != nil {
-		return err
-	}
-	t0 = time.Now()
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	r = t.result("randwrite", time.Since(t0))
-	r.Conns, r.InFlight, r.Note = 1, workers, "4 KiB pwrite, then fsync"
-	emit(r)
-	return nil
+	return []Result{r}, nil
 }

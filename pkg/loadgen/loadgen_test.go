@@ -86,21 +86,25 @@ func TestRunFailsOnNFSError(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	var got []Result
-	if err := Direct(context.Background(), t.TempDir(), 4<<20, 1<<20, 2, 100*time.Millisecond, func(r Result) { got = append(got, r) }); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 4 {
-		t.Fatalf("got %d results", len(got))
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	cfg := tinyConfig("")
+	cfg.SeqSize = 4 << 20
+	d, err := OpenDirect(t.TempDir(), cfg, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	go ServeEcho(l)
-	r, err := NullOnly(context.Background(), l.Addr().String(), 2, 4, 100*time.Millisecond)
-	if err != nil || r.Ops == 0 {
-		t.Fatalf("%+v %v", r, err)
+	defer d.Close()
+	var got []Result
+	if err := Interleave(context.Background(), []Stepper{d}, cfg, func(r Result) { got = append(got, r) }); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"null": true, "seqwrite": true, "seqread": true, "randread": true, "randwrite": true}
+	for _, r := range got {
+		if !want[r.Workload] || r.Ops == 0 || r.Server != "limit" {
+			t.Errorf("unexpected %+v", r)
+		}
+		delete(want, r.Workload)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing %v", want)
 	}
 }

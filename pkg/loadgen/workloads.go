@@ -46,26 +46,104 @@ type Config struct {
 
 func (c *Config) want(w string) bool { return len(c.Only) == 0 || c.Only[w] }
 
+// Stepper runs named workloads, one at a time, against one server (or,
+// for the limits, directly against the backing directory).
+type Stepper interface {
+	Label() string
+	// Step runs one workload; a workload the stepper has no figure for
+	// returns no results and no error.
+	Step(ctx context.Context, name string) ([]Result, error)
+	Close()
+}
+
 // Run mounts the export and performs the workloads, calling emit with each
 // result as it is known.
 func Run(ctx context.Context, t Target, cfg Config, emit func(Result)) error {
-	if err := t.Resolve(ctx, !cfg.NoLock && cfg.want("lock")); err != nil {
+	s, err := Open(ctx, t, cfg)
+	if err != nil {
 		return err
+	}
+	defer s.Close()
+	return Interleave(ctx, []Stepper{s}, cfg, emit)
+}
+
+// Interleave runs each workload against every stepper in turn before
+// moving to the next workload, so the servers compared are measured close
+// together in time on a machine whose load changes minute to minute. It
+// returns an error naming every workload that failed; the others still
+// run.
+func Interleave(ctx context.Context, ss []Stepper, cfg Config, emit func(Result)) error {
+	var failed []string
+	noFile := map[string]bool{} // steppers whose data file could not be made
+	for _, name := range Workloads {
+		needFile := name == "seqwrite" && (cfg.want("seqread") || cfg.want("randread") || cfg.want("randwrite") || cfg.want("lock"))
+		if !cfg.want(name) && !needFile {
+			continue
+		}
+		dataStep := name == "seqread" || name == "randread" || name == "randwrite" || name == "lock"
+		for _, s := range ss {
+			var rs []Result
+			var err error
+			if dataStep && noFile[s.Label()] {
+				err = errors.New("no data file (seqwrite failed)")
+			} else {
+				wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+				rs, err = s.Step(wctx, name)
+				if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+					err = fmt.Errorf("timed out after %s: %w", cfg.Timeout, err)
+				}
+				cancel()
+			}
+			if err != nil {
+				rs = []Result{{Workload: name, Error: err.Error()}}
+				failed = append(failed, s.Label()+":"+name)
+				if name == "seqwrite" {
+					noFile[s.Label()] = true
+				}
+			}
+			if !cfg.want(name) {
+				continue
+			}
+			for _, r := range rs {
+				r.Server = s.Label()
+				if r.Conns == 0 && r.Error == "" && r.NA == "" {
+					r.Conns, r.InFlight = cfg.Conns, cfg.InFlight
+				}
+				emit(r)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("workloads failed: %v", failed)
+	}
+	return nil
+}
+
+// Open mounts t's export, opens cfg.Conns connections and makes a work
+// directory of its own in the export.
+func Open(ctx context.Context, t Target, cfg Config) (Stepper, error) {
+	if err := t.Resolve(ctx, !cfg.NoLock && cfg.want("lock")); err != nil {
+		return nil, err
 	}
 	root, err := t.Mount(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cs, err := t.Dial(ctx, cfg.Conns)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
 	b := &bench{t: t, cfg: cfg, cs: cs, root: root}
+	if err := b.setup(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bench) setup(ctx context.Context) error {
+	var err error
+	cs, root := b.cs, b.root
 	b.name = fmt.Sprintf("nfsbench-%d", time.Now().UnixNano())
 	if b.dir, _, err = cs[0].Mkdir(ctx, root, b.name, nfsclient.SetAttr{Mode: nfsclient.U32(0o755)}); err != nil {
 		return fmt.Errorf("MKDIR work directory: %w", err)
@@ -79,55 +157,28 @@ func Run(ctx context.Context, t Target, cfg Config, emit func(Result)) error {
 	if err != nil {
 		return err
 	}
-	b.rsize, b.wsize = min(cfg.IOSize, int(rt)), min(cfg.IOSize, int(wt))
-
-	var failed []string
-	steps := []struct {
-		name string
-		fn   func(context.Context) ([]Result, error)
-	}{
-		{"null", b.null},
-		{"seqwrite", b.seqWrite},
-		{"seqread", b.seqRead},
-		{"randread", b.randRead},
-		{"randwrite", b.randWrite},
-		{"meta", b.meta},
-		{"readdir", b.readdir},
-		{"lock", b.lock},
-	}
-	for _, s := range steps {
-		needFile := s.name == "seqwrite" && (cfg.want("seqread") || cfg.want("randread") || cfg.want("randwrite") || cfg.want("lock"))
-		if !cfg.want(s.name) && !needFile {
-			continue
-		}
-		wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-		rs, err := s.fn(wctx)
-		cancel()
-		if err != nil {
-			if wctx.Err() != nil && ctx.Err() == nil {
-				err = fmt.Errorf("timed out after %s: %w", cfg.Timeout, err)
-			}
-			rs = []Result{{Workload: s.name, Error: err.Error()}}
-			failed = append(failed, s.name)
-		}
-		if !cfg.want(s.name) {
-			if err != nil {
-				return fmt.Errorf("preparing the data file: %s", rs[0].Error)
-			}
-			continue
-		}
-		for _, r := range rs {
-			r.Server = cfg.Label
-			if r.Conns == 0 && r.Error == "" && r.NA == "" {
-				r.Conns, r.InFlight = cfg.Conns, cfg.InFlight
-			}
-			emit(r)
-		}
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("workloads failed: %v", failed)
-	}
+	b.rsize, b.wsize = min(b.cfg.IOSize, int(rt)), min(b.cfg.IOSize, int(wt))
 	return nil
+}
+
+func (b *bench) Label() string { return b.cfg.Label }
+
+func (b *bench) Close() {
+	for _, c := range b.cs {
+		c.Close()
+	}
+}
+
+func (b *bench) Step(ctx context.Context, name string) ([]Result, error) {
+	fns := map[string]func(context.Context) ([]Result, error){
+		"null": b.null, "seqwrite": b.seqWrite, "seqread": b.seqRead, "randread": b.randRead,
+		"randwrite": b.randWrite, "meta": b.meta, "readdir": b.readdir, "lock": b.lock,
+	}
+	f, ok := fns[name]
+	if !ok {
+		return nil, fmt.Errorf("no workload %q", name)
+	}
+	return f(ctx)
 }
 
 type bench struct {
@@ -520,6 +571,12 @@ func (b *bench) readdir(ctx context.Context) ([]Result, error) {
 			t0 := time.Now()
 			page, eof, err := c.ReadDirPage(ctx, dir, cookie, true, 32<<10)
 			if err != nil {
+				if ctx.Err() != nil {
+					el := time.Since(start).Seconds()
+					done := entries + int64(len(seen))
+					return nil, fmt.Errorf("READDIRPLUS: %d entries listed in %.0f s (%.0f entries/s), %d of the first listing: %w",
+						done, el, float64(done)/el, len(seen), err)
+				}
 				return nil, fmt.Errorf("READDIRPLUS after %d entries: %w", len(seen), err)
 			}
 			lat = append(lat, time.Since(t0))
