@@ -143,6 +143,7 @@ func cmdRun(args []string) error {
 	fs.IntVar(&cfg.MetaClients, "meta-clients", 8, "connections the small files are spread over")
 	fs.IntVar(&cfg.DirEntries, "dir-entries", 100000, "entries of the READDIRPLUS directory")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up on a workload after this long")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "run each workload this many times per server (interleaved) and report the best")
 	only := fs.String("workloads", "", "comma-separated subset of "+strings.Join(loadgen.Workloads, ","))
 	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
 	fs.Parse(args)

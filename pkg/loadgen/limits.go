@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
@@ -88,8 +90,9 @@ func NullOnly(ctx context.Context, addr string, conns, inflight int, dur time.Du
 // the data workloads done straight on dir, the backing directory type the
 // servers use, and NULL against an in-process RPC echo server. Sequential
 // write is one stream of IOSize writes then fsync (dd conv=fsync); reads
-// come from the page cache, as the servers' do right after the write;
-// reads and random I/O use `workers` threads.
+// are O_DIRECT, so they measure the disk (the servers' reads right after
+// the write come from the page cache, which over loopback NFS is bound by
+// copies, not by the disk); reads and random I/O use `workers` threads.
 func OpenDirect(dir string, cfg Config, workers int) (Stepper, error) {
 	p := filepath.Join(dir, fmt.Sprintf("direct-%d.dat", time.Now().UnixNano()))
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
@@ -103,6 +106,22 @@ func OpenDirect(dir string, cfg Config, workers int) (Stepper, error) {
 	}
 	go ServeEcho(l)
 	return &direct{cfg: cfg, workers: workers, path: p, f: f, echo: l}, nil
+}
+
+// alignedBuf returns n bytes aligned for O_DIRECT.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+blk)
+	off := int(uintptr(unsafe.Pointer(&b[0])) & (blk - 1))
+	if off != 0 {
+		off = blk - off
+	}
+	return b[off : off+n]
+}
+
+// directReader opens the file with O_DIRECT, so reads come from the disk,
+// not the page cache: the read limit of the backing store.
+func (d *direct) directReader() (*os.File, error) {
+	return os.OpenFile(d.path, os.O_RDONLY|syscall.O_DIRECT, 0)
 }
 
 type direct struct {
@@ -149,36 +168,50 @@ func (d *direct) Step(ctx context.Context, name string) ([]Result, error) {
 		r = t.result("seqwrite", time.Since(t0))
 		r.Conns, r.InFlight, r.Note = 1, 1, fmt.Sprintf("%d KiB pwrite, then fsync", ioSize>>10)
 	case "seqread":
+		df, err := d.directReader()
+		if err != nil {
+			return nil, err
+		}
+		defer df.Close()
+		bufs := make(chan []byte, d.workers)
+		for i := 0; i < d.workers; i++ {
+			bufs <- alignedBuf(ioSize)
+		}
 		t, err := drive(ctx, plan{workers: d.workers, total: n}, func(_ context.Context, _ int, i int64) (int, error) {
-			bp, gp := bufs.Get().(*[]byte), bufs.Get().(*[]byte)
-			defer bufs.Put(bp)
-			defer bufs.Put(gp)
+			got := <-bufs
+			defer func() { bufs <- got }()
 			off := i * int64(ioSize)
-			got := (*gp)[:ioSize]
-			if _, err := f.ReadAt(got, off); err != nil && err != io.EOF {
+			if _, err := df.ReadAt(got, off); err != nil && err != io.EOF {
 				return 0, err
 			}
-			return ioSize, check(got, off, *bp)
+			want := make([]byte, ioSize)
+			return ioSize, check(got, off, want)
 		})
 		if err != nil {
 			return nil, err
 		}
 		r = t.result("seqread", 0)
-		r.Conns, r.InFlight, r.Note = 1, d.workers, fmt.Sprintf("%d KiB pread by %d threads, compared", ioSize>>10, d.workers)
+		r.Conns, r.InFlight, r.Note = 1, d.workers, fmt.Sprintf("%d KiB O_DIRECT pread by %d threads, compared", ioSize>>10, d.workers)
 	case "randread":
+		df, err := d.directReader()
+		if err != nil {
+			return nil, err
+		}
+		defer df.Close()
 		t, err := drive(ctx, plan{workers: d.workers, dur: d.cfg.Duration}, func(_ context.Context, _ int, _ int64) (int, error) {
 			off := rand.Int64N(size/blk) * blk
-			var got, want [blk]byte
-			if _, err := f.ReadAt(got[:], off); err != nil {
+			got := alignedBuf(blk)
+			var want [blk]byte
+			if _, err := df.ReadAt(got, off); err != nil {
 				return 0, err
 			}
-			return blk, check(got[:], off, want[:])
+			return blk, check(got, off, want[:])
 		})
 		if err != nil {
 			return nil, err
 		}
 		r = t.result("randread", 0)
-		r.Conns, r.InFlight, r.Note = 1, d.workers, "4 KiB pread"
+		r.Conns, r.InFlight, r.Note = 1, d.workers, "4 KiB O_DIRECT pread"
 	case "randwrite":
 		t, err := drive(ctx, plan{workers: d.workers, dur: d.cfg.Duration}, func(_ context.Context, _ int, _ int64) (int, error) {
 			off := rand.Int64N(size/blk) * blk

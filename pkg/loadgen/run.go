@@ -23,6 +23,7 @@ type Result struct {
 	P99us    float64 `json:"p99_us"`
 	Conns    int     `json:"conns"`
 	InFlight int     `json:"inflight"`
+	Rounds   int     `json:"rounds,omitempty"` // best of this many
 	Note     string  `json:"note,omitempty"`
 	NA       string  `json:"na,omitempty"`
 	Error    string  `json:"error,omitempty"`
