@@ -22,7 +22,7 @@ chown _rpc /run/rpcbind 2>/dev/null || true
 if [ "$MODE" = smoke ]; then
   ARGS="--size-mib 16 --files 200 --dir-entries 1000 --duration 1s --timeout 60s"
 else
-  ARGS="--size-mib ${BENCH_SIZE_MIB:-1024} --files 10000 --dir-entries 100000 --duration ${BENCH_DURATION:-6s} --timeout 3m --rounds ${BENCH_ROUNDS:-2}"
+  ARGS="--size-mib ${BENCH_SIZE_MIB:-1024} --files 10000 --dir-entries 100000 --duration ${BENCH_DURATION:-6s} --timeout 2m --rounds ${BENCH_ROUNDS:-2}"
 fi
 say() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
 wait_port() { # host port
