@@ -40,9 +40,10 @@ trap cleanup EXIT
 say "starting rwxnfs nfsd (NFS 2050, its own portmapper on 1111)"
 "$BIN/nfsd" --root "$W/rwxnfs" --listen 127.0.0.1:2050 --portmap-listen 127.0.0.1:1111 \
   --metrics-listen 127.0.0.1:9102 ${BENCH_PPROF:+--pprof} --log-level warn > "$LOGS/nfsd.log" 2>&1 &
-PIDS+=($!)
+NFSD=$!; PIDS+=($NFSD)
 wait_port 127.0.0.1 2050 || exit 1
-TARGETS=(--target "label=rwxnfs,export=/volumes/default,portmap-port=1111,backing=$W/rwxnfs/volumes/default")
+# pid=: nfsbench reads each server's CPU use from /proc.
+TARGETS=(--target "label=rwxnfs,export=/volumes/default,portmap-port=1111,backing=$W/rwxnfs/volumes/default,pid=$NFSD")
 
 if [ "${BENCH_PEERS:-1}" = 1 ]; then
   say "starting rpcbind, rpc.statd, nfs-ganesha (VFS FSAL; NFS 2049, MOUNT 20048, NLM 32803)"
@@ -51,16 +52,16 @@ if [ "${BENCH_PEERS:-1}" = 1 ]; then
   rpc.statd --no-notify; sleep 0.3; PIDS+=($(pidof rpc.statd))
   ganesha.nfsd -f "$W/ganesha.conf" -L "$LOGS/ganesha.log" -p /run/ganesha/ganesha.pid -N NIV_EVENT
   ok=0; for _ in $(seq 100); do rpcinfo -p 127.0.0.1 2>/dev/null | grep -q nlockmgr && { ok=1; break; }; sleep 0.2; done
-  PIDS+=($(cat /run/ganesha/ganesha.pid 2>/dev/null))
+  GANESHA=$(cat /run/ganesha/ganesha.pid 2>/dev/null); PIDS+=($GANESHA)
   [ $ok = 1 ] || say "ganesha did not register with rpcbind (see $LOGS/ganesha.log)"
   # Ports from rpcbind, as the Linux mount finds them.
-  TARGETS+=(--target "label=ganesha,export=/export,backing=$W/ganesha")
+  TARGETS+=(--target "label=ganesha,export=/export,backing=$W/ganesha${GANESHA:+,pid=$GANESHA}")
 
   say "starting go-nfs example/osnfs (NFS and MOUNT on 2051, no portmapper, no NLM)"
   "$BIN/osnfs" "$W/gonfs" 2051 > "$LOGS/osnfs.log" 2>&1 &
-  PIDS+=($!)
+  GONFS=$!; PIDS+=($GONFS)
   wait_port 127.0.0.1 2051 || say "go-nfs did not start"
-  TARGETS+=(--target "label=go-nfs,export=/,nfs-port=2051,mount-port=2051,no-lock,backing=$W/gonfs")
+  TARGETS+=(--target "label=go-nfs,export=/,nfs-port=2051,mount-port=2051,no-lock,backing=$W/gonfs,pid=$GONFS")
 fi
 
 say "nfsbench run $ARGS"

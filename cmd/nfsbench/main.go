@@ -88,10 +88,11 @@ func (t *targets) Set(v string) error { *t = append(*t, v); return nil }
 
 // parseTarget reads "label=rwxnfs,export=/volumes/default,portmap-port=111,
 // backing=/dir,no-lock"; ports left out come from the portmapper.
-func parseTarget(spec string) (loadgen.Target, string, string, bool, error) {
+func parseTarget(spec string) (loadgen.Target, string, string, bool, int, error) {
 	t := loadgen.Target{Host: "127.0.0.1", Export: "/"}
 	var label, backing string
 	noLock := false
+	pid := 0
 	for _, kv := range strings.Split(spec, ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		var err error
@@ -114,24 +115,26 @@ func parseTarget(spec string) (loadgen.Target, string, string, bool, error) {
 			t.NLMPort, err = strconv.Atoi(v)
 		case "portmap-port":
 			t.Portmap, err = strconv.Atoi(v)
+		case "pid":
+			pid, err = strconv.Atoi(v)
 		default:
 			err = fmt.Errorf("unknown key %q", k)
 		}
 		if err != nil {
-			return t, "", "", false, fmt.Errorf("--target %q: %w", spec, err)
+			return t, "", "", false, 0, fmt.Errorf("--target %q: %w", spec, err)
 		}
 	}
 	if label == "" {
-		return t, "", "", false, fmt.Errorf("--target %q: no label", spec)
+		return t, "", "", false, 0, fmt.Errorf("--target %q: no label", spec)
 	}
-	return t, label, backing, noLock, nil
+	return t, label, backing, noLock, pid, nil
 }
 
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var ts targets
 	var cfg loadgen.Config
-	fs.Var(&ts, "target", "a server, repeatable: label=NAME,export=PATH[,host=H][,nfs-port=P][,mount-port=P][,nlm-port=P][,portmap-port=P][,backing=DIR][,no-lock]")
+	fs.Var(&ts, "target", "a server, repeatable: label=NAME,export=PATH[,host=H][,nfs-port=P][,mount-port=P][,nlm-port=P][,portmap-port=P][,backing=DIR][,no-lock][,pid=PID for its CPU use]")
 	limitDir := fs.String("limit-dir", "", `also measure the physical limits, directly on this directory (label "limit")`)
 	limitWorkers := fs.Int("limit-workers", 8, "threads for the limits' reads and random I/O")
 	fs.IntVar(&cfg.Conns, "conns", 8, "NFS connections (like nconnect=)")
@@ -172,12 +175,12 @@ func cmdRun(args []string) error {
 	}()
 	var openErr []string
 	for _, spec := range ts {
-		t, label, backing, noLock, err := parseTarget(spec)
+		t, label, backing, noLock, pid, err := parseTarget(spec)
 		if err != nil {
 			return err
 		}
 		c := cfg
-		c.Label, c.Backing, c.NoLock = label, backing, noLock
+		c.Label, c.Backing, c.NoLock, c.PID = label, backing, noLock, pid
 		st, err := loadgen.Open(ctx, t, c)
 		if err != nil {
 			// The others still run; this one has no figures.

@@ -134,6 +134,46 @@ func Markdown(s Set, machine string) string {
 		}
 		fmt.Fprintln(&b)
 	}
+	fmt.Fprintln(&b, "\n### Server CPU per operation\n\nCPU time (user + system, all threads) the server process used during the workload, divided by its operations (per GiB for the sequential workloads). It is far less sensitive than throughput to the other jobs on the machine. Lower is better.")
+	fmt.Fprintln(&b, "\n| workload | unit | rwxnfs | ganesha | go-nfs | ganesha ÷ rwxnfs |\n|---|---|---|---|---|---|")
+	for _, w := range Order {
+		if w == "lock-null" {
+			continue
+		}
+		cpu := map[string]float64{}
+		for _, sv := range Servers[:3] {
+			if r, ok := s.get(sv, w); ok && r.ServerCPU > 0 {
+				if bytesWorkload(w) {
+					cpu[sv] = r.ServerCPU / (float64(r.Bytes) / (1 << 30))
+				} else {
+					cpu[sv] = r.ServerCPU / float64(r.Ops) * 1e6
+				}
+			}
+		}
+		if len(cpu) == 0 {
+			continue
+		}
+		u := "µs/op"
+		if bytesWorkload(w) {
+			u = "CPU-s/GiB"
+		}
+		if w == "meta" {
+			u = "µs/file (3 calls)"
+		}
+		fmt.Fprintf(&b, "| %s | %s |", w, u)
+		for _, sv := range Servers[:3] {
+			if v, ok := cpu[sv]; ok {
+				fmt.Fprintf(&b, " %s |", fmtNum(v))
+			} else {
+				fmt.Fprint(&b, " — |")
+			}
+		}
+		if cpu["rwxnfs"] > 0 && cpu["ganesha"] > 0 {
+			fmt.Fprintf(&b, " %.2f |\n", cpu["ganesha"]/cpu["rwxnfs"])
+		} else {
+			fmt.Fprintln(&b, " — |")
+		}
+	}
 	fmt.Fprintln(&b, "\n### Ratios and targets\n\n| workload | rwxnfs ÷ ganesha | rwxnfs ÷ go-nfs | rwxnfs ÷ limit | target | met? |\n|---|---|---|---|---|---|")
 	ratio := func(w, vs string) string {
 		if r, ok := s.Ratio(w, vs); ok {

@@ -24,9 +24,12 @@ type Result struct {
 	Conns    int     `json:"conns"`
 	InFlight int     `json:"inflight"`
 	Rounds   int     `json:"rounds,omitempty"` // best of this many
-	Note     string  `json:"note,omitempty"`
-	NA       string  `json:"na,omitempty"`
-	Error    string  `json:"error,omitempty"`
+	// ServerCPU is the CPU seconds (user+system, all threads) the server
+	// process used during the workload, when its pid is known.
+	ServerCPU float64 `json:"server_cpu_s,omitempty"`
+	Note      string  `json:"note,omitempty"`
+	NA        string  `json:"na,omitempty"`
+	Error     string  `json:"error,omitempty"`
 }
 
 // op is one unit of work by worker w (its i-th claimed item); it returns

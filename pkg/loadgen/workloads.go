@@ -42,6 +42,7 @@ type Config struct {
 	NoLock  bool          // the server has no NLM: report lock as n/a
 	Timeout time.Duration // per workload
 	Rounds  int           // repetitions of each workload; the best is reported
+	PID     int           // the server's process id, if it runs on this machine
 	Only    map[string]bool
 }
 
@@ -99,7 +100,19 @@ func Interleave(ctx context.Context, ss []Stepper, cfg Config, emit func(Result)
 					err = errors.New("no data file (seqwrite failed)")
 				} else {
 					wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+					pid := 0
+					if p, ok := s.(interface{ PID() int }); ok {
+						pid = p.PID()
+					}
+					cpu0, cpuErr := processCPU(pid)
 					rs, err = s.Step(wctx, name)
+					if cpu1, err1 := processCPU(pid); pid != 0 && cpuErr == nil && err1 == nil && len(rs) > 0 {
+						// Whole-step CPU, charged to the step's main figure.
+						rs[0].ServerCPU = cpu1 - cpu0
+						if name == "meta" {
+							rs[len(rs)-1].ServerCPU, rs[0].ServerCPU = cpu1-cpu0, 0
+						}
+					}
 					if err != nil && wctx.Err() != nil && ctx.Err() == nil {
 						err = fmt.Errorf("timed out after %s: %w", cfg.Timeout, err)
 					}
@@ -198,6 +211,9 @@ func (b *bench) setup(ctx context.Context) error {
 }
 
 func (b *bench) Label() string { return b.cfg.Label }
+
+// PID is the server's process id on this machine, if known (for its CPU).
+func (b *bench) PID() int { return b.cfg.PID }
 
 func (b *bench) Close() {
 	for _, c := range b.cs {
