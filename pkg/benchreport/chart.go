@@ -139,8 +139,12 @@ func (c canvas) panel(x0, y0, x1, y1 int, title string, servers []string, s Set,
 			bx := gx + si*bw
 			r, ok := s.get(sv, w)
 			if !ok {
-				if _, there := s[sv][w]; there {
-					c.text(bx+bw/2, bottom-4, "n/a", 0, colors[sv])
+				if x, there := s[sv][w]; there {
+					label := "n/a"
+					if x.Error != "" {
+						label = "fail"
+					}
+					c.text(bx+bw/2, bottom-4, label, 0, colors[sv])
 				}
 				continue
 			}
