@@ -1,0 +1,47 @@
+# Side-by-side benchmarks: rwxnfs vs nfs-ganesha (VFS FSAL) vs go-nfs's
+# example/osnfs, plus the physical limits (included by Makefile).
+#
+#   make bench        full run (~10 min); writes docs/benchmarks.md's tables and docs/benchmarks.png
+#   make bench-smoke  every workload briefly against every server; fails only
+#                     on an error or wrong data, never on timing
+#
+# Both run as root: they make a network namespace (bench/netns.sh) and run
+# every daemon and client inside it (bench/run.sh).
+
+.PHONY: bench bench-smoke bench-deps bench-bin
+
+DEB_BENCH_PKGS := nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common iproute2
+GO_NFS_VERSION := v0.0.4
+BENCH_OUT      ?= build/bench
+
+bench-deps:
+	@missing=""; for p in $(DEB_BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		$(MAKE) --no-print-directory $(APT_STAMP) && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# go-nfs's example server is built in a throwaway module under build/, so
+# its dependencies never enter our go.mod.
+build/osnfs:
+	@mkdir -p build/gonfs-mod
+	cd build/gonfs-mod && printf 'module nfsbench/osnfs\n\ngo 1.26\n' > go.mod && \
+		GOFLAGS=-mod=mod $(GO) get github.com/willscott/go-nfs/example/osnfs@$(GO_NFS_VERSION) && \
+		GOFLAGS=-mod=mod $(GO) build -o ../osnfs github.com/willscott/go-nfs/example/osnfs
+
+bench-bin: build/osnfs
+	$(GO) build -o build/nfsd ./cmd/nfsd
+	$(GO) build -o build/nfsbench ./cmd/nfsbench
+
+bench-smoke: bench-deps bench-bin
+	bench/netns.sh bench/run.sh smoke build/bench-smoke
+
+bench: bench-deps bench-bin
+	@mkdir -p $(BENCH_OUT)
+	@date -u +%s > $(BENCH_OUT)/start
+	bench/netns.sh bench/run.sh full $(BENCH_OUT)
+	$(MAKE) --no-print-directory bench-quota
+	bench/machine.sh $(BENCH_OUT) > $(BENCH_OUT)/machine.txt
+	build/nfsbench report --in $(BENCH_OUT)/results.jsonl --machine $(BENCH_OUT)/machine.txt \
+		--md docs/benchmarks.md --png docs/benchmarks.png
+	@echo "make bench took $$(( $$(date -u +%s) - $$(cat $(BENCH_OUT)/start) ))s"

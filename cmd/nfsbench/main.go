@@ -1,0 +1,247 @@
+// Command nfsbench is an NFSv3 load generator and the tooling of
+// `make bench`:
+//
+//	nfsbench run     drive servers (MOUNT, then the workloads, each workload
+//	                 against every server in turn) and, with --limit-dir, the
+//	                 physical limits: the I/O done directly on a directory and
+//	                 NULL against an in-process RPC echo server
+//	nfsbench echo    serve the RPC echo server on an address
+//	nfsbench report  turn JSON-lines results into docs/benchmarks.md tables and a PNG chart
+//
+// Results are JSON lines on stdout (or --json FILE, appended) and a table
+// on stderr. nfsbench exits non-zero if any workload failed: an NFS error
+// status, a short transfer or data that differs from what was written.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rwxnfs/rwxnfs/pkg/benchreport"
+	"github.com/rwxnfs/rwxnfs/pkg/loadgen"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = cmdRun(os.Args[2:])
+	case "echo":
+		err = cmdEcho(os.Args[2:])
+	case "report":
+		err = cmdReport(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nfsbench:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: nfsbench run|echo|report [flags]   (nfsbench CMD -h for flags)")
+	os.Exit(2)
+}
+
+// sink writes each result as a JSON line and remembers it for the table.
+type sink struct {
+	out  io.Writer
+	rows []loadgen.Result
+}
+
+func newSink(path string) (*sink, func(), error) {
+	if path == "" || path == "-" {
+		return &sink{out: os.Stdout}, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &sink{out: f}, func() { f.Close() }, nil
+}
+
+func (s *sink) emit(r loadgen.Result) {
+	b, _ := json.Marshal(r)
+	fmt.Fprintf(s.out, "%s\n", b)
+	s.rows = append(s.rows, r)
+	fmt.Fprintln(os.Stderr, benchreport.Row(r))
+}
+
+// targets collects repeated --target flags.
+type targets []string
+
+func (t *targets) String() string     { return strings.Join(*t, " ") }
+func (t *targets) Set(v string) error { *t = append(*t, v); return nil }
+
+// parseTarget reads "label=rwxnfs,export=/volumes/default,portmap-port=111,
+// backing=/dir,no-lock"; ports left out come from the portmapper.
+func parseTarget(spec string) (loadgen.Target, string, string, bool, int, error) {
+	t := loadgen.Target{Host: "127.0.0.1", Export: "/"}
+	var label, backing string
+	noLock := false
+	pid := 0
+	for _, kv := range strings.Split(spec, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "label":
+			label = v
+		case "host":
+			t.Host = v
+		case "export":
+			t.Export = v
+		case "backing":
+			backing = v
+		case "no-lock":
+			noLock = true
+		case "nfs-port":
+			t.NFSPort, err = strconv.Atoi(v)
+		case "mount-port":
+			t.MountPort, err = strconv.Atoi(v)
+		case "nlm-port":
+			t.NLMPort, err = strconv.Atoi(v)
+		case "portmap-port":
+			t.Portmap, err = strconv.Atoi(v)
+		case "pid":
+			pid, err = strconv.Atoi(v)
+		default:
+			err = fmt.Errorf("unknown key %q", k)
+		}
+		if err != nil {
+			return t, "", "", false, 0, fmt.Errorf("--target %q: %w", spec, err)
+		}
+	}
+	if label == "" {
+		return t, "", "", false, 0, fmt.Errorf("--target %q: no label", spec)
+	}
+	return t, label, backing, noLock, pid, nil
+}
+
+func cmdRun(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	var ts targets
+	var cfg loadgen.Config
+	fs.Var(&ts, "target", "a server, repeatable: label=NAME,export=PATH[,host=H][,nfs-port=P][,mount-port=P][,nlm-port=P][,portmap-port=P][,backing=DIR][,no-lock][,pid=PID for its CPU use]")
+	limitDir := fs.String("limit-dir", "", `also measure the physical limits, directly on this directory (label "limit")`)
+	limitWorkers := fs.Int("limit-workers", 8, "threads for the limits' reads and random I/O")
+	fs.IntVar(&cfg.Conns, "conns", 8, "NFS connections (like nconnect=)")
+	fs.IntVar(&cfg.InFlight, "inflight", 16, "RPCs in flight per connection")
+	fs.DurationVar(&cfg.Duration, "duration", 8*time.Second, "length of each timed workload")
+	size := fs.Int64("size-mib", 1024, "sequential file size, MiB")
+	io := fs.Int("io-kib", 1024, "sequential READ/WRITE size, KiB")
+	fs.IntVar(&cfg.Files, "files", 10000, "small files for create/stat/remove")
+	fs.IntVar(&cfg.MetaClients, "meta-clients", 8, "connections the small files are spread over")
+	fs.IntVar(&cfg.DirEntries, "dir-entries", 100000, "entries of the READDIRPLUS directory")
+	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up on a workload after this long")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "run each workload this many times per server (interleaved) and report the best")
+	only := fs.String("workloads", "", "comma-separated subset of "+strings.Join(loadgen.Workloads, ","))
+	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
+	fs.Parse(args)
+	cfg.SeqSize, cfg.IOSize = *size<<20, *io<<10
+	if *only != "" {
+		cfg.Only = map[string]bool{}
+		for _, w := range strings.Split(*only, ",") {
+			cfg.Only[w] = true
+		}
+	}
+	if len(ts) == 0 && *limitDir == "" {
+		return fmt.Errorf("run: give at least one --target (or --limit-dir)")
+	}
+	s, done, err := newSink(*jsonOut)
+	if err != nil {
+		return err
+	}
+	defer done()
+	fmt.Fprintln(os.Stderr, benchreport.Header())
+	ctx := context.Background()
+	var ss []loadgen.Stepper
+	defer func() {
+		for _, st := range ss {
+			st.Close()
+		}
+	}()
+	var openErr []string
+	for _, spec := range ts {
+		t, label, backing, noLock, pid, err := parseTarget(spec)
+		if err != nil {
+			return err
+		}
+		c := cfg
+		c.Label, c.Backing, c.NoLock, c.PID = label, backing, noLock, pid
+		st, err := loadgen.Open(ctx, t, c)
+		if err != nil {
+			// The others still run; this one has no figures.
+			openErr = append(openErr, label)
+			s.emit(loadgen.Result{Server: label, Workload: "mount", Error: err.Error()})
+			continue
+		}
+		ss = append(ss, st)
+	}
+	if *limitDir != "" {
+		st, err := loadgen.OpenDirect(*limitDir, cfg, *limitWorkers)
+		if err != nil {
+			return err
+		}
+		ss = append(ss, st)
+	}
+	err = loadgen.Interleave(ctx, ss, cfg, s.emit)
+	if len(openErr) > 0 {
+		err = errors.Join(err, fmt.Errorf("could not mount: %v", openErr))
+	}
+	return err
+}
+
+func cmdEcho(args []string) error {
+	fs := flag.NewFlagSet("echo", flag.ExitOnError)
+	addr := fs.String("listen", "127.0.0.1:0", "address")
+	fs.Parse(args)
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println(l.Addr())
+	return loadgen.ServeEcho(l)
+}
+
+func cmdReport(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	in := fs.String("in", "", "JSON-lines results")
+	md := fs.String("md", "", "markdown file whose generated section is replaced")
+	png := fs.String("png", "", "chart to write")
+	machine := fs.String("machine", "", "file of `key: value` lines describing the machine and run")
+	fs.Parse(args)
+	rs, err := benchreport.Load(*in)
+	if err != nil {
+		return err
+	}
+	var info []byte
+	if *machine != "" {
+		if info, err = os.ReadFile(*machine); err != nil {
+			return err
+		}
+	}
+	if *md != "" {
+		if err := benchreport.WriteMarkdown(*md, rs, string(info)); err != nil {
+			return err
+		}
+	}
+	if *png != "" {
+		if err := benchreport.WriteChart(*png, rs); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package benchreport
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"math"
+	"os"
+	"strings"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+
+	"github.com/rwxnfs/rwxnfs/pkg/loadgen"
+)
+
+// chartWorkloads are the workloads the chart shows (meta and lock-null
+// are in the tables only).
+var chartWorkloads = []string{"null", "seqwrite", "seqread", "randread", "randwrite", "create", "stat", "remove", "readdir", "lock"}
+
+var colors = map[string]color.RGBA{
+	"rwxnfs":  {31, 119, 180, 255},
+	"ganesha": {255, 127, 14, 255},
+	"go-nfs":  {44, 160, 44, 255},
+	"limit":   {160, 160, 160, 255},
+}
+
+var (
+	black = color.RGBA{0, 0, 0, 255}
+	grid  = color.RGBA{225, 225, 225, 255}
+	face  = basicfont.Face7x13
+)
+
+type canvas struct{ img *image.RGBA }
+
+func (c canvas) rect(x0, y0, x1, y1 int, col color.Color) {
+	if x1 < x0 {
+		x0, x1 = x1, x0
+	}
+	if y1 < y0 {
+		y0, y1 = y1, y0
+	}
+	draw.Draw(c.img, image.Rect(x0, y0, x1, y1), image.NewUniform(col), image.Point{}, draw.Src)
+}
+
+func textWidth(s string) int { return font.MeasureString(face, s).Round() }
+
+// text draws s with its baseline at y; align is -1 left, 0 centre, 1 right.
+func (c canvas) text(x, y int, s string, align int, col color.Color) {
+	w := textWidth(s)
+	switch align {
+	case 0:
+		x -= w / 2
+	case 1:
+		x -= w
+	}
+	d := font.Drawer{Dst: c.img, Src: image.NewUniform(col), Face: face, Dot: fixed.P(x, y)}
+	d.DrawString(s)
+}
+
+// logAxis maps values onto [bottom, top] pixels over whole decades.
+type logAxis struct {
+	lo, hi      float64 // decades
+	top, bottom int
+}
+
+func newLogAxis(vals []float64, top, bottom int) logAxis {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range vals {
+		if v > 0 {
+			lo, hi = math.Min(lo, math.Log10(v)), math.Max(hi, math.Log10(v))
+		}
+	}
+	if math.IsInf(lo, 1) {
+		lo, hi = 0, 1
+	}
+	a := logAxis{lo: math.Floor(lo), hi: math.Ceil(hi), top: top, bottom: bottom}
+	if a.hi == a.lo {
+		a.hi++
+	}
+	return a
+}
+
+func (a logAxis) y(v float64) int {
+	if v <= 0 {
+		return a.bottom
+	}
+	f := (math.Log10(v) - a.lo) / (a.hi - a.lo)
+	return a.bottom - int(f*float64(a.bottom-a.top))
+}
+
+func decadeLabel(d float64) string {
+	v := math.Pow(10, d)
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%gM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%gk", v/1e3)
+	}
+	return fmt.Sprintf("%g", v)
+}
+
+// panel draws one grouped bar chart on a log axis. bar returns the bar
+// value (and an optional whisker, e.g. p99, 0 for none) for a server and
+// workload; note returns a second line of the group label.
+func (c canvas) panel(x0, y0, x1, y1 int, title string, servers []string, s Set,
+	bar func(r loadgen.Result) (v, whisker float64), note func(w string) string) {
+	top, bottom := y0+30, y1-44
+	left, right := x0+60, x1-10
+	var vals []float64
+	for _, w := range chartWorkloads {
+		for _, sv := range servers {
+			if r, ok := s.get(sv, w); ok {
+				v, wh := bar(r)
+				vals = append(vals, v)
+				if wh > 0 {
+					vals = append(vals, wh)
+				}
+			}
+		}
+	}
+	ax := newLogAxis(vals, top, bottom)
+	c.text((left+right)/2, y0+16, title, 0, black)
+	for d := ax.lo; d <= ax.hi; d++ {
+		y := ax.y(math.Pow(10, d))
+		c.rect(left, y, right, y+1, grid)
+		c.text(left-6, y+4, decadeLabel(d), 1, black)
+	}
+	c.rect(left, top, left+1, bottom+1, black)
+	c.rect(left, bottom, right, bottom+1, black)
+	gw := (right - left) / len(chartWorkloads)
+	bw := (gw - 16) / len(servers)
+	for gi, w := range chartWorkloads {
+		gx := left + gi*gw + 8
+		for si, sv := range servers {
+			bx := gx + si*bw
+			r, ok := s.get(sv, w)
+			if !ok {
+				if x, there := s[sv][w]; there {
+					label := "n/a"
+					if x.Error != "" {
+						label = "fail"
+					}
+					c.text(bx+bw/2, bottom-4, label, 0, colors[sv])
+				}
+				continue
+			}
+			v, wh := bar(r)
+			c.rect(bx+1, ax.y(v), bx+bw-1, bottom, colors[sv])
+			if wh > 0 {
+				// A whisker from the bar's top to the p99.
+				xm := bx + bw/2
+				c.rect(xm, ax.y(wh), xm+1, ax.y(v), black)
+				c.rect(bx+2, ax.y(wh), bx+bw-2, ax.y(wh)+1, black)
+			}
+		}
+		c.text(gx+(gw-16)/2, bottom+16, w, 0, black)
+		if n := note(w); n != "" {
+			c.text(gx+(gw-16)/2, bottom+30, n, 0, black)
+		}
+	}
+}
+
+// WriteChart draws throughput and latency by workload for every server.
+func WriteChart(path string, s Set) error {
+	const W, H = 1400, 980
+	c := canvas{image.NewRGBA(image.Rect(0, 0, W, H))}
+	c.rect(0, 0, W, H, color.White)
+	c.text(W/2, 20, "rwxnfs vs nfs-ganesha vs go-nfs: NFSv3 over loopback, same machine, same run (log scales)", 0, black)
+	// Legend.
+	x := 260
+	for _, sv := range Servers {
+		c.rect(x, 32, x+14, 44, colors[sv])
+		label := sv
+		if sv == "limit" {
+			label = "limit (direct I/O, RPC echo)"
+		}
+		c.text(x+20, 43, label, -1, black)
+		x += 40 + textWidth(label)
+	}
+	c.panel(0, 52, W, 520, "Throughput, higher is better: MiB/s (seq), entries/s (readdir), LOCK+UNLOCK pairs/s (lock), else ops/s", Servers, s,
+		func(r loadgen.Result) (float64, float64) { return value(r), 0 },
+		func(w string) string {
+			if r, ok := s.Ratio(w, "ganesha"); ok {
+				return fmt.Sprintf("%.2fx ganesha", r)
+			}
+			return ""
+		})
+	c.panel(0, 530, W, H-8, "Latency per call, lower is better: bar p50, whisker p99, microseconds", Servers[:3], s,
+		func(r loadgen.Result) (float64, float64) { return r.P50us, r.P99us },
+		func(w string) string {
+			if r, ok := s.get("rwxnfs", w); ok {
+				return fmt.Sprintf("rwxnfs p50 %s", strings.ReplaceAll(fmtLat(r.P50us), "µ", "u"))
+			}
+			return ""
+		})
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, c.img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
