@@ -39,8 +39,8 @@ func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, err
 	buf = buf[:0]
 	for {
 		if _, err := io.ReadFull(rr.R, rr.hdr[:]); err != nil {
-			if err == io.ErrUnexpectedEOF && len(buf) > 0 {
-				return nil, err
+			if err == io.EOF && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF // EOF between fragments
 			}
 			return nil, err
 		}
@@ -56,7 +56,9 @@ func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, err
 		}
 		start := len(buf)
 		if cap(buf)-start < n {
-			nb := make([]byte, start, start+n)
+			// Grow by doubling (never past Max), so a record sent as
+			// many small fragments is not copied once per fragment.
+			nb := make([]byte, start, min(max(start+n, 2*cap(buf)), max(rr.Max, start+n)))
 			copy(nb, buf)
 			buf = nb
 		}
