@@ -37,9 +37,9 @@ type RecordReader struct {
 // fragment is read; an error from it aborts the read.
 func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, error) {
 	buf = buf[:0]
-	for {
+	for frags := 0; ; frags++ {
 		if _, err := io.ReadFull(rr.R, rr.hdr[:]); err != nil {
-			if err == io.EOF && len(buf) > 0 {
+			if err == io.EOF && frags > 0 {
 				err = io.ErrUnexpectedEOF // EOF between fragments
 			}
 			return nil, err
