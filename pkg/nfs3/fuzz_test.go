@@ -203,11 +203,23 @@ func nfsSeeds() []nfsSeed {
 		{6, enc(func(w *xdr.Writer) { fh(w, file); w.Uint64(2); w.Uint32(100) })},
 		{7, enc(func(w *xdr.Writer) { fh(w, file); w.Uint64(4); w.Uint32(5); w.Uint32(2); w.Opaque([]byte("hello")) })},
 		{8, enc(func(w *xdr.Writer) { fh(w, dir); w.String("new"); w.Uint32(createGuarded); noSattr(w) })},
-		{8, enc(func(w *xdr.Writer) { fh(w, dir); w.String("excl"); w.Uint32(createExclusive); w.FixedOpaque([]byte("verifier")) })},
+		{8, enc(func(w *xdr.Writer) {
+			fh(w, dir)
+			w.String("excl")
+			w.Uint32(createExclusive)
+			w.FixedOpaque([]byte("verifier"))
+		})},
 		{9, enc(func(w *xdr.Writer) { fh(w, dir); w.String("sub"); noSattr(w) })},
 		{10, enc(func(w *xdr.Writer) { fh(w, dir); w.String("ln"); noSattr(w); w.String("../file") })},
 		{11, enc(func(w *xdr.Writer) { fh(w, dir); w.String("fifo"); w.Uint32(typeFifo); noSattr(w) })},
-		{11, enc(func(w *xdr.Writer) { fh(w, dir); w.String("chr"); w.Uint32(typeChr); noSattr(w); w.Uint32(1); w.Uint32(3) })},
+		{11, enc(func(w *xdr.Writer) {
+			fh(w, dir)
+			w.String("chr")
+			w.Uint32(typeChr)
+			noSattr(w)
+			w.Uint32(1)
+			w.Uint32(3)
+		})},
 		{12, enc(func(w *xdr.Writer) { fh(w, dir); w.String("new") })},
 		{13, enc(func(w *xdr.Writer) { fh(w, dir); w.String("sub") })},
 		{14, enc(func(w *xdr.Writer) { fh(w, dir); w.String("a"); fh(w, root); w.String("b") })},
