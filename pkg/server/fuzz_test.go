@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -16,9 +17,9 @@ import (
 
 // fuzzServer has the test program (less the call that blocks) and the
 // portmapper registered; dispatch is driven directly with each message.
-func fuzzServer() *Server {
+func fuzzServer(lim Limits) *Server {
 	h := newTestHandler()
-	s := &Server{Log: quietLog()}
+	s := &Server{Log: quietLog(), Limits: lim}
 	s.Register(Program{Prog: testProg, Low: testLow, High: testHigh, Name: "test", Handler: HandlerFunc(
 		func(ctx context.Context, req *Request, w *xdr.Writer) error {
 			if req.Proc == procBlock {
@@ -76,7 +77,7 @@ func FuzzDispatch(f *testing.F) {
 	for _, s := range dispatchSeeds() {
 		f.Add(s)
 	}
-	s := fuzzServer()
+	s := fuzzServer(Limits{})
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		w := xdr.NewWriter(512)
 		replied := s.dispatch(context.Background(), msg, w, fuzzRemote, fuzzLocal, "tcp")
@@ -311,7 +312,56 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	for i, s := range dispatchSeeds() {
 		write("FuzzDispatch", i, fmt.Sprintf("[]byte(%q)\n", s))
 	}
+	for i, s := range connSeeds() {
+		write("FuzzConn", i, fmt.Sprintf("[]byte(%q)\n", s))
+	}
 	for i, s := range portmapSeeds() {
 		write("FuzzPortmap", i, fmt.Sprintf("byte(%d)\nbyte(%d)\n[]byte(%q)\n", s.vers, s.proc, s.args))
 	}
+}
+
+func connSeeds() [][]byte {
+	var s [][]byte
+	for _, m := range dispatchSeeds() {
+		s = append(s, frag(m, true))
+	}
+	two := append(frag(dispatchSeeds()[0][:10], false), frag(dispatchSeeds()[0][10:], true)...)
+	return append(s,
+		append(two, two...),
+		u32(1<<31|0x7fffffff),
+		append(frag(dispatchSeeds()[1], true), u32(1<<31|100)...), // then cut short
+		append(frag(nil, false), frag(nil, true)...),
+		[]byte("GET / HTTP/1.0\r\n\r\n"),
+	)
+}
+
+// FuzzConn streams arbitrary bytes into a connection of a real server
+// (over an in-memory pipe, replies read and discarded). Whatever the
+// stream, once the client hangs up the server ends the connection and
+// gives back every call slot and byte it reserved for it: no input
+// leaks the server's limits or wedges the connection.
+func FuzzConn(f *testing.F) {
+	for _, s := range connSeeds() {
+		f.Add(s)
+	}
+	s := fuzzServer(Limits{MaxRecord: 4 << 10, PerConnInflight: 4, Inflight: 8, InflightBytes: 16 << 10})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		client, srv := net.Pipe()
+		cn := s.newConn(srv)
+		served := make(chan struct{})
+		go func() { cn.serve(); close(served) }()
+		drained := make(chan struct{})
+		go func() { io.Copy(io.Discard, client); close(drained) }()
+		client.Write(stream) // fails if the server hung up first
+		client.Close()
+		<-served
+		<-drained
+		st := s.Stats()
+		if st.Conns != 0 || st.Calls != 0 || st.Bytes != 0 {
+			t.Fatalf("after the connection ended: %+v", st)
+		}
+		if st.MaxConnCalls > s.Limits.PerConnInflight || st.MaxBytes > s.Limits.InflightBytes {
+			t.Fatalf("limits exceeded: %+v", st)
+		}
+	})
 }
