@@ -2,10 +2,12 @@ package rpc
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -298,7 +300,11 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("RPC_WRITE_SEEDS") == "" {
 		t.Skip("set RPC_WRITE_SEEDS=1 to rewrite testdata/fuzz")
 	}
-	for target, seeds := range fuzzSeeds {
+	seeds := map[string][][]byte{"FuzzClient": replySeeds()}
+	for k, v := range fuzzSeeds {
+		seeds[k] = v
+	}
+	for target, seeds := range seeds {
 		dir := filepath.Join("testdata", "fuzz", target)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -310,4 +316,54 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			}
 		}
 	}
+}
+
+func replySeeds() [][]byte {
+	var s [][]byte
+	for _, r := range fuzzSeeds["FuzzParseReply"] {
+		r = bytes.Clone(r)
+		binary.BigEndian.PutUint32(r, 1) // the XID of the client's first call
+		s = append(s, frag(r, true))
+	}
+	return append(s, u32(lastFragment|0x7fffffff), frag([]byte{0, 0, 0, 1, 0, 0}, true))
+}
+
+// FuzzClient answers a real client's call with arbitrary bytes (over an
+// in-memory pipe, then hangs up): the call returns, with results only if
+// a well-formed successful reply to its XID came, and never panics.
+func FuzzClient(f *testing.F) {
+	for _, s := range replySeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		cc, sc := net.Pipe()
+		c := NewClient(cc)
+		c.mu.Lock()
+		c.nextXID = 0
+		c.mu.Unlock()
+		go func() {
+			rr := RecordReader{R: sc, Max: 1 << 10}
+			rr.Read(nil, nil) // the call
+			sc.Write(stream)
+			sc.Close()
+		}()
+		body, err := c.Call(context.Background(), 1, 1, 0, nil)
+		c.Close()
+		if err == nil {
+			rr := RecordReader{R: bytes.NewReader(stream), Max: MaxReply}
+			for {
+				rec, rerr := rr.Read(nil, nil)
+				if rerr != nil {
+					t.Fatalf("results %x from a stream with no successful reply", body)
+				}
+				r := xdr.NewReader(rec)
+				if xid, perr := ParseReply(r); xid == 1 {
+					if perr != nil || !bytes.Equal(r.Rest(), body) {
+						t.Fatalf("results %x, reply %x (%v)", body, rec, perr)
+					}
+					return
+				}
+			}
+		}
+	})
 }
