@@ -23,18 +23,24 @@ func (e ErrRecordTooLarge) Error() string {
 // ErrEmptyRecord means a record had no bytes at all.
 var ErrEmptyRecord = errors.New("rpc: empty record")
 
-// RecordReader reads records from a stream. Before each fragment's body is
-// read it calls Reserve with the fragment's size, so a server can bound the
-// memory that pipelined requests take before it allocates any of it.
+// RecordReader reads records from a stream. It calls reserve with each
+// piece of a record as the piece arrives, so a server can bound the memory
+// that pipelined requests take; and it holds only what the peer has
+// actually sent, never what a fragment header merely claims.
 type RecordReader struct {
 	R   io.Reader
 	Max int // largest record accepted
 	hdr [4]byte
 }
 
+// minGrow is the least a record's buffer grows by.
+const minGrow = 4 << 10
+
 // Read reads one whole record and returns it, appended to buf[:0].
-// reserve, if non-nil, is called with each fragment's length before the
-// fragment is read; an error from it aborts the read.
+// reserve, if non-nil, is called with the size of each piece of the record
+// read (what one read of R returned) before the piece is kept; an error
+// from it aborts the read. The buffer grows by doubling, so it is never
+// more than twice what has arrived (plus minGrow), and never past Max.
 func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, error) {
 	buf = buf[:0]
 	for frags := 0; ; frags++ {
@@ -49,25 +55,27 @@ func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, err
 		if uint64(len(buf))+uint64(n) > uint64(rr.Max) {
 			return nil, ErrRecordTooLarge{Size: uint64(len(buf)) + uint64(n), Max: uint64(rr.Max)}
 		}
-		if reserve != nil {
-			if err := reserve(n); err != nil {
+		end := len(buf) + n
+		for len(buf) < end {
+			start := len(buf)
+			if cap(buf) == start {
+				nb := make([]byte, start, max(start+1, min(max(2*cap(buf), start+minGrow), rr.Max)))
+				copy(nb, buf)
+				buf = nb
+			}
+			k, err := rr.R.Read(buf[start:min(cap(buf), end)])
+			if k > 0 && reserve != nil {
+				if rerr := reserve(k); rerr != nil {
+					return nil, rerr
+				}
+			}
+			buf = buf[:start+k]
+			if err != nil && len(buf) < end {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
 				return nil, err
 			}
-		}
-		start := len(buf)
-		if cap(buf)-start < n {
-			// Grow by doubling (never past Max), so a record sent as
-			// many small fragments is not copied once per fragment.
-			nb := make([]byte, start, min(max(start+n, 2*cap(buf)), max(rr.Max, start+n)))
-			copy(nb, buf)
-			buf = nb
-		}
-		buf = buf[:start+n]
-		if _, err := io.ReadFull(rr.R, buf[start:]); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
 		}
 		if h&lastFragment != 0 {
 			if len(buf) == 0 {

@@ -495,33 +495,24 @@ func (c *conn) serve() {
 	ctx := s.baseCtx
 	for {
 		slots <- struct{}{}
-		// The server-wide call slot is taken once a call starts to
-		// arrive, not while waiting for one: idle connections (every
-		// mounted client has one) must not use up the server's slots.
+		// Bytes are reserved as they arrive; the server-wide call slot
+		// is taken once the whole call is in. So an idle connection
+		// (every mounted client has one) holds nothing of the server's,
+		// and one that sends a header and stalls holds only what it sent.
 		var reserved int64
-		var slot bool
 		bp := recPool.Get().(*[]byte)
 		rec, err := rr.Read(*bp, func(n int) error {
-			if !slot {
-				if err := s.acquireCall(ctx, c); err != nil {
-					return err
-				}
-				slot = true
-			}
 			if err := s.acquireBytes(ctx, int64(n)); err != nil {
 				return err
 			}
 			reserved += int64(n)
 			return nil
 		})
-		if err == nil && !slot {
-			err = rpc.ErrEmptyRecord // unreachable: a record has a fragment
+		if err == nil {
+			err = s.acquireCall(ctx, c)
 		}
 		if err != nil {
 			s.releaseBytes(reserved)
-			if slot {
-				s.releaseCall(c)
-			}
 			recPool.Put(bp)
 			var tl rpc.ErrRecordTooLarge
 			switch {

@@ -24,7 +24,7 @@ func TestTruncatedRecordThenClose(t *testing.T) {
 	c := dialRaw(t, ts.addr)
 	msg := callMsg(1, testProg, 1, procEcho, none(), opaque([]byte("hello")))
 	c.writeRaw(frag(msg, true)[:4+len(msg)/2]) // header promises more than comes
-	waitFor(t, "the partial record to be reserved", func() bool { return ts.Stats().Bytes == int64(len(msg)) })
+	waitFor(t, "what arrived to be reserved", func() bool { return ts.Stats().Bytes == int64(len(msg)/2) })
 	c.Close()
 	waitFor(t, "the connection to go", func() bool { return ts.Stats().Conns == 0 })
 	if st := ts.Stats(); st.Calls != 0 || st.Bytes != 0 {
@@ -319,6 +319,28 @@ func TestIdleConnectionsDoNotUseCallSlots(t *testing.T) {
 	c.call(1, testProg, 1, procNull, nil)
 	c.expectReply(1)
 	waitFor(t, "no call slot to be held with no call in flight", func() bool { return ts.Stats().Calls == 0 })
+}
+
+// Connections that send a header claiming the largest record, and a
+// little of it, then stall, hold only the bytes they sent and no call
+// slot: however many there are, other clients are served.
+func TestStalledRecordsHoldOnlyWhatArrived(t *testing.T) {
+	ts := startServer(t, small)
+	const n = 3 * 8 // three times Inflight, and more MaxRecords than InflightBytes holds
+	for range n {
+		c := dialRaw(t, ts.addr)
+		c.writeRaw(append(u32(1<<31|uint32(small.MaxRecord)), "only this"...))
+	}
+	waitFor(t, "the stalled records to arrive", func() bool { return ts.Stats().Bytes == n*int64(len("only this")) })
+	c := dialRaw(t, ts.addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second)) // fail rather than hang
+	for i := range uint32(2 * n) {
+		c.call(i, testProg, 1, procEcho, opaque(make([]byte, 1000)))
+		c.expectReply(i)
+	}
+	if st := ts.Stats(); st.MaxCalls > 2 || st.MaxBytes > int64(n*len("only this")+2*1100) {
+		t.Fatalf("stalled connections held call slots or bytes they never sent: %+v", st)
+	}
 }
 
 // A server-wide byte budget smaller than the largest record, or unset
