@@ -23,10 +23,11 @@ func (e ErrRecordTooLarge) Error() string {
 // ErrEmptyRecord means a record had no bytes at all.
 var ErrEmptyRecord = errors.New("rpc: empty record")
 
-// RecordReader reads records from a stream. It calls reserve with each
-// piece of a record as the piece arrives, so a server can bound the memory
-// that pipelined requests take; and it holds only what the peer has
-// actually sent, never what a fragment header merely claims.
+// RecordReader reads records from a stream. Before each fragment's body is
+// read it calls reserve with the fragment's size, so a server can bound the
+// memory that pipelined requests take; the body itself is buffered as it
+// arrives, so what the reader holds is what the peer has actually sent,
+// never just what a fragment header claims.
 type RecordReader struct {
 	R   io.Reader
 	Max int // largest record accepted
@@ -37,11 +38,11 @@ type RecordReader struct {
 const minGrow = 4 << 10
 
 // Read reads one whole record and returns it, appended to buf[:0].
-// reserve, if non-nil, is called with the size of each piece of the record
-// read (what one read of R returned) before the piece is kept; an error
-// from it aborts the read. The buffer grows by doubling, so it is never
-// more than twice what has arrived (plus minGrow), and never past Max.
-func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, error) {
+// reserve, if non-nil, is called with each fragment's length, and whether
+// it is the last, before the fragment is read; an error from it aborts the
+// read. The buffer grows by doubling as data arrives, so it is never more
+// than twice what has arrived (plus minGrow), and never past Max.
+func (rr *RecordReader) Read(buf []byte, reserve func(n int, last bool) error) ([]byte, error) {
 	buf = buf[:0]
 	for frags := 0; ; frags++ {
 		if _, err := io.ReadFull(rr.R, rr.hdr[:]); err != nil {
@@ -55,6 +56,11 @@ func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, err
 		if uint64(len(buf))+uint64(n) > uint64(rr.Max) {
 			return nil, ErrRecordTooLarge{Size: uint64(len(buf)) + uint64(n), Max: uint64(rr.Max)}
 		}
+		if reserve != nil {
+			if err := reserve(n, h&lastFragment != 0); err != nil {
+				return nil, err
+			}
+		}
 		end := len(buf) + n
 		for len(buf) < end {
 			start := len(buf)
@@ -64,11 +70,6 @@ func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, err
 				buf = nb
 			}
 			k, err := rr.R.Read(buf[start:min(cap(buf), end)])
-			if k > 0 && reserve != nil {
-				if rerr := reserve(k); rerr != nil {
-					return nil, rerr
-				}
-			}
 			buf = buf[:start+k]
 			if err != nil && len(buf) < end {
 				if err == io.EOF {

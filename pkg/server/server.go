@@ -495,19 +495,36 @@ func (c *conn) serve() {
 	ctx := s.baseCtx
 	for {
 		slots <- struct{}{}
-		// Bytes are reserved as they arrive; the server-wide call slot
-		// is taken once the whole call is in. So an idle connection
-		// (every mounted client has one) holds nothing of the server's,
-		// and one that sends a header and stalls holds only what it sent.
+		// The bytes of a call are reserved from the server-wide budget
+		// in one go when its first fragment header arrives: the whole
+		// record if that fragment is the last, else MaxRecord, its
+		// bound. A reader never waits for budget while holding some, so
+		// readers with calls half in cannot deadlock on the budget. The
+		// server-wide call slot is taken once the whole call is in, so an
+		// idle or stalled connection holds no call slot.
 		var reserved int64
 		bp := recPool.Get().(*[]byte)
-		rec, err := rr.Read(*bp, func(n int) error {
-			if err := s.acquireBytes(ctx, int64(n)); err != nil {
+		rec, err := rr.Read(*bp, func(n int, last bool) error {
+			if reserved > 0 {
+				return nil // the first fragment reserved for the record
+			}
+			want := int64(s.Limits.MaxRecord)
+			if last {
+				want = int64(n)
+			}
+			if want == 0 {
+				return nil
+			}
+			if err := s.acquireBytes(ctx, want); err != nil {
 				return err
 			}
-			reserved += int64(n)
+			reserved = want
 			return nil
 		})
+		if err == nil && reserved > int64(len(rec)) {
+			s.releaseBytes(reserved - int64(len(rec))) // a multi-fragment record's excess
+			reserved = int64(len(rec))
+		}
 		if err == nil {
 			err = s.acquireCall(ctx, c)
 		}
