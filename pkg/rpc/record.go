@@ -25,23 +25,17 @@ var ErrEmptyRecord = errors.New("rpc: empty record")
 
 // RecordReader reads records from a stream. Before each fragment's body is
 // read it calls reserve with the fragment's size, so a server can bound the
-// memory that pipelined requests take; the body itself is buffered as it
-// arrives, so what the reader holds is what the peer has actually sent,
-// never just what a fragment header claims.
+// memory that pipelined requests take before it allocates any of it.
 type RecordReader struct {
 	R   io.Reader
 	Max int // largest record accepted
 	hdr [4]byte
 }
 
-// minGrow is the least a record's buffer grows by.
-const minGrow = 4 << 10
-
 // Read reads one whole record and returns it, appended to buf[:0].
 // reserve, if non-nil, is called with each fragment's length, and whether
 // it is the last, before the fragment is read; an error from it aborts the
-// read. The buffer grows by doubling as data arrives, so it is never more
-// than twice what has arrived (plus minGrow), and never past Max.
+// read. The buffer never grows past Max.
 func (rr *RecordReader) Read(buf []byte, reserve func(n int, last bool) error) ([]byte, error) {
 	buf = buf[:0]
 	for frags := 0; ; frags++ {
@@ -65,7 +59,10 @@ func (rr *RecordReader) Read(buf []byte, reserve func(n int, last bool) error) (
 		for len(buf) < end {
 			start := len(buf)
 			if cap(buf) == start {
-				nb := make([]byte, start, max(start+1, min(max(2*cap(buf), start+minGrow), rr.Max)))
+				// Room for the whole fragment, or double (never past
+				// Max), whichever is more: a record sent as many small
+				// fragments is not copied once per fragment.
+				nb := make([]byte, start, max(end, min(2*cap(buf), rr.Max)))
 				copy(nb, buf)
 				buf = nb
 			}
