@@ -168,6 +168,31 @@ func TestRecordReaderReserveRefused(t *testing.T) {
 	}
 }
 
+// A record sent as many tiny fragments is reassembled without copying it
+// once per fragment.
+func TestRecordReaderManyFragments(t *testing.T) {
+	const size = 64 << 10
+	var stream []byte
+	for i := range size {
+		stream = append(stream, frag([]byte{byte(i)}, i == size-1)...)
+	}
+	var rec []byte
+	allocs := testing.AllocsPerRun(1, func() {
+		var err error
+		rr := RecordReader{R: bytes.NewReader(stream), Max: size}
+		rec, err = rr.Read(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(rec) != size || rec[size-1] != byte((size-1)%256) {
+		t.Fatalf("record of %d bytes", len(rec))
+	}
+	if allocs > 64 {
+		t.Fatalf("%v allocations for a record in %d fragments", allocs, size)
+	}
+}
+
 // FuzzParseCall: a call header decodes without panicking, its opaque
 // bodies within their bound, and re-encodes to what was consumed.
 func FuzzParseCall(f *testing.F) {
