@@ -225,6 +225,9 @@ func ParseReply(r *xdr.Reader) (xid uint32, err error) {
 		e := &ReplyError{Accept: stat}
 		if stat == ProgMismatch {
 			e.Low, e.Hi = r.Uint32(), r.Uint32()
+			if r.Err() != nil {
+				return xid, r.Err()
+			}
 		}
 		return xid, e
 	case MsgDenied:

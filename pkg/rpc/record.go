@@ -24,7 +24,7 @@ func (e ErrRecordTooLarge) Error() string {
 var ErrEmptyRecord = errors.New("rpc: empty record")
 
 // RecordReader reads records from a stream. Before each fragment's body is
-// read it calls Reserve with the fragment's size, so a server can bound the
+// read it calls reserve with the fragment's size, so a server can bound the
 // memory that pipelined requests take before it allocates any of it.
 type RecordReader struct {
 	R   io.Reader
@@ -33,14 +33,15 @@ type RecordReader struct {
 }
 
 // Read reads one whole record and returns it, appended to buf[:0].
-// reserve, if non-nil, is called with each fragment's length before the
-// fragment is read; an error from it aborts the read.
-func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, error) {
+// reserve, if non-nil, is called with each fragment's length, and whether
+// it is the last, before the fragment is read; an error from it aborts the
+// read. The buffer never grows past Max.
+func (rr *RecordReader) Read(buf []byte, reserve func(n int, last bool) error) ([]byte, error) {
 	buf = buf[:0]
-	for {
+	for frags := 0; ; frags++ {
 		if _, err := io.ReadFull(rr.R, rr.hdr[:]); err != nil {
-			if err == io.ErrUnexpectedEOF && len(buf) > 0 {
-				return nil, err
+			if err == io.EOF && frags > 0 {
+				err = io.ErrUnexpectedEOF // EOF between fragments
 			}
 			return nil, err
 		}
@@ -50,22 +51,29 @@ func (rr *RecordReader) Read(buf []byte, reserve func(n int) error) ([]byte, err
 			return nil, ErrRecordTooLarge{Size: uint64(len(buf)) + uint64(n), Max: uint64(rr.Max)}
 		}
 		if reserve != nil {
-			if err := reserve(n); err != nil {
+			if err := reserve(n, h&lastFragment != 0); err != nil {
 				return nil, err
 			}
 		}
-		start := len(buf)
-		if cap(buf)-start < n {
-			nb := make([]byte, start, start+n)
-			copy(nb, buf)
-			buf = nb
-		}
-		buf = buf[:start+n]
-		if _, err := io.ReadFull(rr.R, buf[start:]); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
+		end := len(buf) + n
+		for len(buf) < end {
+			start := len(buf)
+			if cap(buf) == start {
+				// Room for the whole fragment, or double (never past
+				// Max), whichever is more: a record sent as many small
+				// fragments is not copied once per fragment.
+				nb := make([]byte, start, max(end, min(2*cap(buf), rr.Max)))
+				copy(nb, buf)
+				buf = nb
 			}
-			return nil, err
+			k, err := rr.R.Read(buf[start:min(cap(buf), end)])
+			buf = buf[:start+k]
+			if err != nil && len(buf) < end {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, err
+			}
 		}
 		if h&lastFragment != 0 {
 			if len(buf) == 0 {

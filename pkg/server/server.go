@@ -107,6 +107,40 @@ var DefaultLimits = Limits{
 	InflightBytes:   256 << 20,
 }
 
+// withDefaults fills unset limits from DefaultLimits and makes the byte
+// budget hold at least one largest record: a zero PerConnInflight or
+// Inflight would block every connection for good, and a record larger than
+// the whole byte budget could never be reserved.
+func (l Limits) withDefaults() Limits {
+	if l.MaxRecord <= 0 {
+		l.MaxRecord = DefaultLimits.MaxRecord
+	}
+	if l.PerConnInflight <= 0 {
+		l.PerConnInflight = DefaultLimits.PerConnInflight
+	}
+	if l.Inflight <= 0 {
+		l.Inflight = DefaultLimits.Inflight
+	}
+	if l.InflightBytes <= 0 {
+		l.InflightBytes = DefaultLimits.InflightBytes
+	}
+	l.InflightBytes = max(l.InflightBytes, int64(l.MaxRecord))
+	return l
+}
+
+// Stats is what the server holds for its clients at one moment, and the
+// most it has held at once: the limits are the bounds on both.
+type Stats struct {
+	Conns         int   // open connections
+	Calls         int   // calls being read or served
+	Bytes         int64 // bytes of call records reserved
+	MaxCalls      int   // high-water mark of Calls
+	MaxBytes      int64 // high-water mark of Bytes
+	MaxConnCalls  int   // high-water mark of calls on any one connection
+	DroppedCalls  int64 // malformed messages dropped without a reply
+	RejectedConns int64 // connections closed for an oversized record
+}
+
 // Server dispatches RPC calls to registered programs.
 type Server struct {
 	Log      *slog.Logger
@@ -118,6 +152,9 @@ type Server struct {
 	initOnce sync.Once
 	calls    *semaphore.Weighted
 	bytes    *semaphore.Weighted
+
+	statsMu sync.Mutex
+	stats   Stats
 
 	mu        sync.Mutex
 	listeners map[io.Closer]struct{}
@@ -141,15 +178,64 @@ func (s *Server) init() {
 		if s.Log == nil {
 			s.Log = slog.Default()
 		}
-		if s.Limits.MaxRecord == 0 {
-			s.Limits = DefaultLimits
-		}
+		s.Limits = s.Limits.withDefaults()
 		s.calls = semaphore.NewWeighted(int64(s.Limits.Inflight))
 		s.bytes = semaphore.NewWeighted(s.Limits.InflightBytes)
 		s.listeners = make(map[io.Closer]struct{})
 		s.conns = make(map[*conn]struct{})
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	})
+}
+
+// Stats returns the server's current accounting.
+func (s *Server) Stats() Stats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats
+}
+
+func (s *Server) count(f func(st *Stats)) {
+	s.statsMu.Lock()
+	f(&s.stats)
+	s.statsMu.Unlock()
+}
+
+// acquireCall takes a server-wide call slot for connection c.
+func (s *Server) acquireCall(ctx context.Context, c *conn) error {
+	if err := s.calls.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	s.count(func(st *Stats) {
+		st.Calls++
+		st.MaxCalls = max(st.MaxCalls, st.Calls)
+		c.calls++
+		st.MaxConnCalls = max(st.MaxConnCalls, c.calls)
+	})
+	return nil
+}
+
+func (s *Server) releaseCall(c *conn) {
+	s.count(func(st *Stats) { st.Calls--; c.calls-- })
+	s.calls.Release(1)
+}
+
+func (s *Server) acquireBytes(ctx context.Context, n int64) error {
+	if err := s.bytes.Acquire(ctx, n); err != nil {
+		return err
+	}
+	s.count(func(st *Stats) {
+		st.Bytes += n
+		st.MaxBytes = max(st.MaxBytes, st.Bytes)
+	})
+	return nil
+}
+
+func (s *Server) releaseBytes(n int64) {
+	if n == 0 {
+		return
+	}
+	s.count(func(st *Stats) { st.Bytes -= n })
+	s.bytes.Release(n)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -249,6 +335,7 @@ func (s *Server) dispatch(ctx context.Context, rec []byte, w *xdr.Writer, remote
 	case err != nil:
 		// Without a whole header there is no one to answer.
 		s.Log.Debug("dropping malformed call", "remote", remote, "err", err)
+		s.count(func(st *Stats) { st.DroppedCalls++ })
 		return false
 	}
 	req := &Request{CallHeader: h, Args: r, Remote: remote, Local: local, Network: network}
@@ -267,7 +354,9 @@ func (s *Server) dispatch(ctx context.Context, rec []byte, w *xdr.Writer, remote
 			req.Sys = &cred
 		}
 	default:
-		callErr = &CallError{Auth: rpc.AuthRejectedCred}
+		// A flavor we do not know (RPCSEC_GSS, AUTH_DH, ...): the
+		// credential cannot be checked at all, as knfsd answers.
+		callErr = &CallError{Auth: rpc.AuthBadCred}
 	}
 	p := s.progs[h.Prog]
 	if callErr == nil {
@@ -357,6 +446,8 @@ type conn struct {
 	nc  net.Conn
 	wmu sync.Mutex
 	wg  sync.WaitGroup // calls in flight
+
+	calls int // server-wide call slots held; guarded by s.statsMu
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -368,6 +459,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc}
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
+	s.count(func(st *Stats) { st.Conns++ })
 	if s.Observer != nil {
 		s.Observer.ConnOpened()
 	}
@@ -388,6 +480,7 @@ func (c *conn) serve() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.count(func(st *Stats) { st.Conns-- })
 		if s.Observer != nil {
 			s.Observer.ConnClosed()
 		}
@@ -402,25 +495,46 @@ func (c *conn) serve() {
 	ctx := s.baseCtx
 	for {
 		slots <- struct{}{}
-		if err := s.calls.Acquire(ctx, 1); err != nil {
-			return
-		}
+		// The bytes of a call are reserved from the server-wide budget
+		// in one go when its first fragment header arrives: the whole
+		// record if that fragment is the last, else MaxRecord, its
+		// bound. A reader never waits for budget while holding some, so
+		// readers with calls half in cannot deadlock on the budget. The
+		// server-wide call slot is taken once the whole call is in, so an
+		// idle or stalled connection holds no call slot.
 		var reserved int64
 		bp := recPool.Get().(*[]byte)
-		rec, err := rr.Read(*bp, func(n int) error {
-			if err := s.bytes.Acquire(ctx, int64(n)); err != nil {
+		rec, err := rr.Read(*bp, func(n int, last bool) error {
+			if reserved > 0 {
+				return nil // the first fragment reserved for the record
+			}
+			want := int64(s.Limits.MaxRecord)
+			if last {
+				want = int64(n)
+			}
+			if want == 0 {
+				return nil
+			}
+			if err := s.acquireBytes(ctx, want); err != nil {
 				return err
 			}
-			reserved += int64(n)
+			reserved = want
 			return nil
 		})
+		if err == nil && reserved > int64(len(rec)) {
+			s.releaseBytes(reserved - int64(len(rec))) // a multi-fragment record's excess
+			reserved = int64(len(rec))
+		}
+		if err == nil {
+			err = s.acquireCall(ctx, c)
+		}
 		if err != nil {
-			s.bytes.Release(reserved)
-			s.calls.Release(1)
+			s.releaseBytes(reserved)
 			recPool.Put(bp)
 			var tl rpc.ErrRecordTooLarge
 			switch {
 			case errors.As(err, &tl):
+				s.count(func(st *Stats) { st.RejectedConns++ })
 				s.Log.Warn("closing connection: oversized record", "remote", remote, "err", err)
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), s.closing.Load():
 			default:
@@ -436,8 +550,8 @@ func (c *conn) serve() {
 			defer func() {
 				*bp = rec[:0]
 				recPool.Put(bp)
-				s.bytes.Release(reserved)
-				s.calls.Release(1)
+				s.releaseBytes(reserved)
+				s.releaseCall(c)
 				<-slots
 				c.wg.Done()
 			}()
