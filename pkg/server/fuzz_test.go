@@ -347,7 +347,10 @@ func FuzzConn(f *testing.F) {
 	s := fuzzServer(Limits{MaxRecord: 4 << 10, PerConnInflight: 4, Inflight: 8, InflightBytes: 16 << 10})
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		client, srv := net.Pipe()
-		cn := s.newConn(srv)
+		cn, err := s.newConn(srv)
+		if err != nil {
+			t.Fatal(err)
+		}
 		served := make(chan struct{})
 		go func() { cn.serve(); close(served) }()
 		drained := make(chan struct{})

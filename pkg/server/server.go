@@ -97,6 +97,15 @@ type Limits struct {
 	PerConnInflight int   // calls in flight on one connection
 	Inflight        int   // calls in flight in the whole server
 	InflightBytes   int64 // bytes of calls in flight in the whole server
+	// RecordTimeout is how long a call may take to arrive once its first
+	// fragment header has: a connection that stalls half-way through a
+	// record is closed, giving back the budget its header reserved.
+	RecordTimeout time.Duration
+	// PerClientConns caps the open connections from one IP address, so
+	// one host cannot tie up the byte budget with stalled records on
+	// many connections. A Linux client uses one per server and mount
+	// options (nconnect: at most 16).
+	PerClientConns int
 }
 
 // DefaultLimits fit a 1 MiB wsize with headroom.
@@ -105,6 +114,8 @@ var DefaultLimits = Limits{
 	PerConnInflight: 64,
 	Inflight:        256,
 	InflightBytes:   256 << 20,
+	RecordTimeout:   2 * time.Minute,
+	PerClientConns:  64,
 }
 
 // withDefaults fills unset limits from DefaultLimits and makes the byte
@@ -124,6 +135,12 @@ func (l Limits) withDefaults() Limits {
 	if l.InflightBytes <= 0 {
 		l.InflightBytes = DefaultLimits.InflightBytes
 	}
+	if l.RecordTimeout <= 0 {
+		l.RecordTimeout = DefaultLimits.RecordTimeout
+	}
+	if l.PerClientConns <= 0 {
+		l.PerClientConns = DefaultLimits.PerClientConns
+	}
 	l.InflightBytes = max(l.InflightBytes, int64(l.MaxRecord))
 	return l
 }
@@ -138,7 +155,7 @@ type Stats struct {
 	MaxBytes      int64 // high-water mark of Bytes
 	MaxConnCalls  int   // high-water mark of calls on any one connection
 	DroppedCalls  int64 // malformed messages dropped without a reply
-	RejectedConns int64 // connections closed for an oversized record
+	RejectedConns int64 // connections closed for an oversized record, a stalled record or too many from one client
 }
 
 // Server dispatches RPC calls to registered programs.
@@ -159,6 +176,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[io.Closer]struct{}
 	conns     map[*conn]struct{}
+	perIP     map[netip.Addr]int // open connections by client address
 	closing   atomic.Bool
 	connWG    sync.WaitGroup
 	baseCtx   context.Context
@@ -183,6 +201,7 @@ func (s *Server) init() {
 		s.bytes = semaphore.NewWeighted(s.Limits.InflightBytes)
 		s.listeners = make(map[io.Closer]struct{})
 		s.conns = make(map[*conn]struct{})
+		s.perIP = make(map[netip.Addr]int)
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	})
 }
@@ -266,10 +285,15 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		backoff = 0
-		cn := s.newConn(c)
-		if cn == nil {
+		cn, err := s.newConn(c)
+		if err != nil {
 			c.Close()
-			return ErrServerClosed
+			if errors.Is(err, ErrServerClosed) {
+				return err
+			}
+			s.count(func(st *Stats) { st.RejectedConns++ })
+			s.Log.Warn("refused connection", "remote", c.RemoteAddr(), "err", err)
+			continue
 		}
 		go cn.serve()
 	}
@@ -447,26 +471,46 @@ type conn struct {
 	wmu sync.Mutex
 	wg  sync.WaitGroup // calls in flight
 
-	calls int // server-wide call slots held; guarded by s.statsMu
+	calls int        // server-wide call slots held; guarded by s.statsMu
+	ip    netip.Addr // the client's address, counted in s.perIP
 }
 
-func (s *Server) newConn(nc net.Conn) *conn {
+var errTooManyConns = errors.New("too many connections from this client address")
+
+func (s *Server) newConn(nc net.Conn) (*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
-		return nil
+		return nil, ErrServerClosed
 	}
 	c := &conn{s: s, nc: nc}
+	if ap, ok := addrPort(nc.RemoteAddr()); ok {
+		c.ip = ap.Addr().Unmap()
+		if s.perIP[c.ip] >= s.Limits.PerClientConns {
+			return nil, fmt.Errorf("%w (%d open, limit %d)", errTooManyConns, s.perIP[c.ip], s.Limits.PerClientConns)
+		}
+		s.perIP[c.ip]++
+	}
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.count(func(st *Stats) { st.Conns++ })
 	if s.Observer != nil {
 		s.Observer.ConnOpened()
 	}
-	return c
+	return c, nil
 }
 
 func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+
+// setReadDeadline sets the read deadline unless the server is shutting
+// down: Shutdown sets closing before it stops every connection's reads,
+// so either its deadline comes after this one or this sees closing.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	if c.s.closing.Load() {
+		c.stopReading()
+	}
+}
 
 // writeTimeout bounds how long a client that stops reading can hold a
 // connection's write side.
@@ -479,6 +523,11 @@ func (c *conn) serve() {
 		c.nc.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
+		if c.ip.IsValid() {
+			if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+				delete(s.perIP, c.ip)
+			}
+		}
 		s.mu.Unlock()
 		s.count(func(st *Stats) { st.Conns-- })
 		if s.Observer != nil {
@@ -503,8 +552,14 @@ func (c *conn) serve() {
 		// server-wide call slot is taken once the whole call is in, so an
 		// idle or stalled connection holds no call slot.
 		var reserved int64
+		started := false
 		bp := recPool.Get().(*[]byte)
 		rec, err := rr.Read(*bp, func(n int, last bool) error {
+			if !started {
+				// From here the whole call must arrive in time.
+				started = true
+				c.setReadDeadline(time.Now().Add(s.Limits.RecordTimeout))
+			}
 			if reserved > 0 {
 				return nil // the first fragment reserved for the record
 			}
@@ -521,6 +576,9 @@ func (c *conn) serve() {
 			reserved = want
 			return nil
 		})
+		if started {
+			c.setReadDeadline(time.Time{}) // waiting for the next call has no limit
+		}
 		if err == nil && reserved > int64(len(rec)) {
 			s.releaseBytes(reserved - int64(len(rec))) // a multi-fragment record's excess
 			reserved = int64(len(rec))
@@ -537,6 +595,9 @@ func (c *conn) serve() {
 				s.count(func(st *Stats) { st.RejectedConns++ })
 				s.Log.Warn("closing connection: oversized record", "remote", remote, "err", err)
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), s.closing.Load():
+			case started && isTimeout(err):
+				s.count(func(st *Stats) { st.RejectedConns++ })
+				s.Log.Warn("closing connection: a call did not arrive in time", "remote", remote, "timeout", s.Limits.RecordTimeout)
 			default:
 				var ne net.Error
 				if !errors.As(err, &ne) || !ne.Timeout() {
@@ -573,6 +634,11 @@ func (c *conn) serve() {
 			}
 		}()
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // ServeUDP answers calls arriving as datagrams on pc until Shutdown. Calls

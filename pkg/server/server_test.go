@@ -342,6 +342,54 @@ func TestStalledRecordsHoldNoCallSlots(t *testing.T) {
 	}
 }
 
+// A connection that stalls half-way through a call is closed once the
+// record timeout passes, giving back the budget its header reserved.
+func TestStalledRecordIsClosed(t *testing.T) {
+	lim := small
+	lim.RecordTimeout = 100 * time.Millisecond
+	ts := startServer(t, lim)
+	stalled := dialRaw(t, ts.addr)
+	stalled.SetDeadline(time.Now().Add(20 * time.Second)) // fail rather than hang
+	stalled.writeRaw(append(u32(1<<31|1000), "only this"...))
+	stalled.expectClosed()
+	waitFor(t, "the stalled record's budget to come back", func() bool { return ts.Stats().Bytes == 0 })
+	if st := ts.Stats(); st.RejectedConns != 1 {
+		t.Fatalf("rejected connections %d, want 1", st.RejectedConns)
+	}
+	// A connection waiting between calls is not timed out.
+	idle := dialRaw(t, ts.addr)
+	idle.SetDeadline(time.Now().Add(20 * time.Second))
+	idle.call(1, testProg, 1, procNull, nil)
+	idle.expectReply(1)
+	time.Sleep(3 * lim.RecordTimeout)
+	idle.call(2, testProg, 1, procNull, nil)
+	idle.expectReply(2)
+}
+
+// One client address cannot open more than PerClientConns connections;
+// the next is refused, and served again once one closes.
+func TestPerClientConnectionCap(t *testing.T) {
+	lim := small
+	lim.PerClientConns = 3
+	ts := startServer(t, lim)
+	var open []*rawConn
+	for range lim.PerClientConns {
+		open = append(open, dialRaw(t, ts.addr))
+	}
+	waitFor(t, "the connections to be accepted", func() bool { return ts.Stats().Conns == lim.PerClientConns })
+	extra := dialRaw(t, ts.addr)
+	extra.SetDeadline(time.Now().Add(20 * time.Second))
+	extra.expectClosed()
+	for i, c := range open {
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		c.call(uint32(i), testProg, 1, procNull, nil)
+		c.expectReply(uint32(i))
+	}
+	open[0].Close()
+	waitFor(t, "the closed connection to be forgotten", func() bool { return ts.Stats().Conns == lim.PerClientConns-1 })
+	ts.echo(t)
+}
+
 // Many clients each half-way through sending a large call, together
 // claiming more than the byte budget, must all be served in the end: a
 // reader never waits for budget while holding some, so they cannot
