@@ -2,6 +2,8 @@
 
 PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
+bench-quota: SHELL := /bin/bash
+
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 
 .PHONY: generate bench-quota
@@ -18,4 +20,5 @@ generate:
 
 # Benchmarks of issue 4; results go to docs/benchmarks-quota.md.
 bench-quota:
-	RWXNFS_BENCH_QUOTA=1 $(GO) test -count=1 -timeout 30m -run 'TestBenchQuota' -v ./pkg/nfsd/ 2>&1 | tee build/bench-quota.txt | grep -E '^(=== RUN|--- |    bench|ok|FAIL)'
+	@mkdir -p build
+	set -o pipefail; RWXNFS_BENCH_QUOTA=1 $(GO) test -count=1 -timeout 30m -run 'TestBenchQuota' -v ./pkg/nfsd/ 2>&1 | tee build/bench-quota.txt | grep -E '^(=== RUN|--- |    bench|ok|FAIL)'

@@ -144,6 +144,7 @@ func benchWrite(t *testing.T) {
 		s := time.Now()
 		for w := 0; w < writers; w++ {
 			c := dial(t, d, 0, 0)
+			defer c.Close() // a pass's connections end with it, as a client's would
 			vol := mount(t, c, "w")
 			name := fmt.Sprintf("f%d", w)
 			c.Remove(context.Background(), vol, name)
