@@ -323,7 +323,8 @@ func (p *printer) proto(m proto.Message) error {
 	return err
 }
 
-func (p *printer) list(items []proto.Message) error {
+// printList prints items as one JSON array of protojson objects.
+func printList[M proto.Message](p *printer, items []M) error {
 	raw := make([]json.RawMessage, len(items))
 	for i, m := range items {
 		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
@@ -347,11 +348,7 @@ func (p *printer) msg(m proto.Message, text string) error {
 
 func (p *printer) volumes(vs []*adminv1.Volume) error {
 	if p.json {
-		items := make([]proto.Message, len(vs))
-		for i, v := range vs {
-			items[i] = v
-		}
-		return p.list(items)
+		return printList(p, vs)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VOLUME\tCAPACITY\tUSED\tUSE%\tINODES\tINODE LIMIT\tSQUASH\tRO\tEXPORT")
@@ -402,11 +399,7 @@ func (p *printer) volume(v *adminv1.Volume) error {
 
 func (p *printer) snapshots(ss []*adminv1.Snapshot) error {
 	if p.json {
-		items := make([]proto.Message, len(ss))
-		for i, s := range ss {
-			items[i] = s
-		}
-		return p.list(items)
+		return printList(p, ss)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SNAPSHOT\tVOLUME\tSIZE\tCREATED")
@@ -418,11 +411,7 @@ func (p *printer) snapshots(ss []*adminv1.Snapshot) error {
 
 func (p *printer) locks(ls []*adminv1.Lock) error {
 	if p.json {
-		items := make([]proto.Message, len(ls))
-		for i, l := range ls {
-			items[i] = l
-		}
-		return p.list(items)
+		return printList(p, ls)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VOLUME\tPATH\tKIND\tMODE\tCLIENT\tPID\tOFFSET\tLENGTH")
@@ -448,11 +437,7 @@ func (p *printer) locks(ls []*adminv1.Lock) error {
 
 func (p *printer) lockClients(cs []*adminv1.LockClient) error {
 	if p.json {
-		items := make([]proto.Message, len(cs))
-		for i, c := range cs {
-			items[i] = c
-		}
-		return p.list(items)
+		return printList(p, cs)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT\tADDRESS\tSTATE\tMONITORED\tACTIVE")

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
 )
 
 var testSealer = newSealer([]byte("fuzz key: 32 bytes of secret...."))
@@ -156,18 +158,7 @@ func TestResolveRejectsForgeries(t *testing.T) {
 
 // TestWriteFuzzSeeds rewrites testdata/fuzz when EXPORTS_WRITE_SEEDS is set.
 func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("EXPORTS_WRITE_SEEDS") == "" {
-		t.Skip("set EXPORTS_WRITE_SEEDS=1 to rewrite testdata/fuzz")
-	}
-	write := func(target string, i int, body string) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed%02d", i)), []byte("go test fuzz v1\n"+body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := fuzzseed.Writer(t, "EXPORTS_WRITE_SEEDS")
 	for i, h := range handleSeeds() {
 		write("FuzzParseHandle", i, fmt.Sprintf("[]byte(%q)\n", h))
 	}

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/server"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
@@ -217,18 +216,7 @@ func FuzzNSMHandler(f *testing.F) {
 // LOCKING_WRITE_SEEDS is set; the committed files are what plain
 // `go test` runs through every fuzz target.
 func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("LOCKING_WRITE_SEEDS") == "" {
-		t.Skip("set LOCKING_WRITE_SEEDS=1 to rewrite testdata/fuzz")
-	}
-	write := func(target string, i int, body string) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed%02d", i)), []byte("go test fuzz v1\n"+body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := fuzzseed.Writer(t, "LOCKING_WRITE_SEEDS")
 	for target, seeds := range fuzzSeeds {
 		for i, s := range seeds {
 			write(target, i, fmt.Sprintf("[]byte(%q)\n", s))

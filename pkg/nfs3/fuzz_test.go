@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/server"
@@ -551,18 +552,7 @@ func FuzzSattr(f *testing.F) {
 
 // TestWriteFuzzSeeds rewrites testdata/fuzz when NFS3_WRITE_SEEDS is set.
 func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("NFS3_WRITE_SEEDS") == "" {
-		t.Skip("set NFS3_WRITE_SEEDS=1 to rewrite testdata/fuzz")
-	}
-	write := func(target string, i int, body string) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed%02d", i)), []byte("go test fuzz v1\n"+body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := fuzzseed.Writer(t, "NFS3_WRITE_SEEDS")
 	for i, s := range nfsSeeds() {
 		write("FuzzNFS", i, fmt.Sprintf("byte(%d)\nbyte(%d)\n[]byte(%q)\n", s.proc, i%4, s.args))
 	}

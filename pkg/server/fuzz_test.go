@@ -7,10 +7,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
@@ -297,18 +296,7 @@ func checkPortmapResult(t *testing.T, vers, proc uint32, res []byte) {
 
 // TestWriteFuzzSeeds rewrites testdata/fuzz when SERVER_WRITE_SEEDS is set.
 func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("SERVER_WRITE_SEEDS") == "" {
-		t.Skip("set SERVER_WRITE_SEEDS=1 to rewrite testdata/fuzz")
-	}
-	write := func(target string, i int, body string) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed%02d", i)), []byte("go test fuzz v1\n"+body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := fuzzseed.Writer(t, "SERVER_WRITE_SEEDS")
 	for i, s := range dispatchSeeds() {
 		write("FuzzDispatch", i, fmt.Sprintf("[]byte(%q)\n", s))
 	}
