@@ -35,8 +35,11 @@ func lockAs(t *testing.T, c *nfsclient.Client, fh []byte, caller string, svid in
 	return res.Stat
 }
 
-func startWithAdmin(t *testing.T, noLocking bool) (d *nfsd.Daemon, run func(want int, args ...string) string) {
-	dir := t.TempDir()
+// startWithAdmin runs a real daemon serving the admin API on a unix
+// socket, and returns a runner of `nfsd admin` against it; the token is in
+// dir/token.
+func startWithAdmin(t *testing.T, noLocking bool) (d *nfsd.Daemon, dir string, run func(want int, args ...string) string) {
+	dir = t.TempDir()
 	token := filepath.Join(dir, "token")
 	os.WriteFile(token, []byte("locks-test-token-0123456789\n"), 0o600)
 	sock := "unix:" + filepath.Join(dir, "admin.sock")
@@ -54,7 +57,7 @@ func startWithAdmin(t *testing.T, noLocking bool) (d *nfsd.Daemon, run func(want
 		defer cancel()
 		d.Shutdown(ctx)
 	})
-	return d, func(want int, args ...string) string {
+	return d, dir, func(want int, args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
 		full := append([]string{"-addr", sock, "-token-file", token}, args...)
@@ -68,7 +71,7 @@ func startWithAdmin(t *testing.T, noLocking bool) (d *nfsd.Daemon, run func(want
 // An operator sees who holds which lock on which file (by its current
 // path), and releases the locks of a node that died so the others proceed.
 func TestAdminLocks(t *testing.T) {
-	d, run := startWithAdmin(t, false)
+	d, _, run := startWithAdmin(t, false)
 	ctx := context.Background()
 	c, err := nfsclient.Dial(ctx, d.Addr().String())
 	if err != nil {
@@ -128,7 +131,7 @@ func TestAdminLocks(t *testing.T) {
 }
 
 func TestAdminLocksWithoutLocking(t *testing.T) {
-	_, run := startWithAdmin(t, true)
+	_, _, run := startWithAdmin(t, true)
 	if out := run(1, "locks", "list"); !strings.Contains(out, "FailedPrecondition") || !strings.Contains(out, "--no-locking") {
 		t.Fatalf("locks list with --no-locking: %s", out)
 	}

@@ -21,32 +21,8 @@ import (
 // The admin CLI against a real daemon serving the admin API on a unix
 // socket.
 func TestAdminCLI(t *testing.T) {
-	dir := t.TempDir()
+	_, dir, run := startWithAdmin(t, false)
 	token := filepath.Join(dir, "token")
-	os.WriteFile(token, []byte("cli-test-token-0123456789\n"), 0o600)
-	sock := "unix:" + filepath.Join(dir, "admin.sock")
-	d, err := nfsd.Start(nfsd.Config{
-		Root: filepath.Join(dir, "root"), Listen: "127.0.0.1:0",
-		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Admin: admin.Config{Listen: sock, TokenFile: token},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		d.Shutdown(ctx)
-	})
-	run := func(want int, args ...string) string {
-		t.Helper()
-		var out, errb bytes.Buffer
-		full := append([]string{"-addr", sock, "-token-file", token}, args...)
-		if code := runAdmin(full, &out, &errb); code != want {
-			t.Fatalf("nfsd admin %v: exit %d, want %d\n%s%s", args, code, want, out.String(), errb.String())
-		}
-		return out.String() + errb.String()
-	}
 	run(0, "create", "web", "1Gi", "uid=33", "gid=33", "mode=0750")
 	run(0, "create", "web", "1Gi", "uid=33", "gid=33", "mode=0750") // idempotent
 	if out := run(1, "create", "web", "2Gi"); !strings.Contains(out, "AlreadyExists") {
