@@ -56,16 +56,7 @@ func TestDeadNodeLockReleased(t *testing.T) {
 		default:
 		}
 		nn.must(fmt.Sprintf("echo %s | base64 -d | tar xzf - -C /var/lib/nfs && sm-notify -f -d 2>&1 | tail -5; ls /var/lib/nfs/sm.bak", b64), time.Minute)
-		t1 := time.Now()
-		select {
-		case r := <-wait:
-			if r.err != nil || r.rc != 0 || !strings.Contains(r.out, "GOT") {
-				t.Fatalf("node1 lockwait: rc=%d err=%v %q", r.rc, r.err, r.out)
-			}
-			t.Logf("node1 got the lock %v after node0's sm-notify: %s", time.Since(t1).Round(10*time.Millisecond), strings.TrimSpace(r.out))
-		case <-time.After(3 * time.Minute):
-			t.Fatalf("node1 still blocked 3 minutes after node0's SM_NOTIFY")
-		}
+		expectGranted(t, wait, "node0's sm-notify")
 	})
 	t.Run("AdminRelease", func(t *testing.T) {
 		b := newBed(t, 2)
@@ -99,16 +90,7 @@ func TestDeadNodeLockReleased(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("nfsd admin locks release node0: %s", strings.TrimSpace(out))
-		t1 := time.Now()
-		select {
-		case r := <-wait:
-			if r.err != nil || r.rc != 0 || !strings.Contains(r.out, "GOT") {
-				t.Fatalf("node1 lockwait: rc=%d err=%v %q", r.rc, r.err, r.out)
-			}
-			t.Logf("node1 got the lock %v after the release: %s", time.Since(t1).Round(10*time.Millisecond), strings.TrimSpace(r.out))
-		case <-time.After(3 * time.Minute):
-			t.Fatalf("node1 still blocked 3 minutes after the operator released node0's locks")
-		}
+		expectGranted(t, wait, "the operator released node0's locks")
 		if out, err := b.admin("locks", "list", "client=node0"); err != nil || strings.Contains(out, "/lockfile") {
 			t.Errorf("node0 still listed after release (%v):\n%s", err, out)
 		}
@@ -119,3 +101,19 @@ func TestDeadNodeLockReleased(t *testing.T) {
 // background and returns once it is held.
 const holdScript = "e2enode hold -f /mnt/default/lockfile > /tmp/hold.log 2>&1 &\n" +
 	"for i in $(seq 300); do grep -q HELD /tmp/hold.log && break; sleep 0.1; done; cat /tmp/hold.log; grep -q HELD /tmp/hold.log"
+
+// expectGranted waits for node1's lockwait to get the lock, which must
+// follow what released node0's.
+func expectGranted(t *testing.T, wait <-chan result, after string) {
+	t.Helper()
+	t1 := time.Now()
+	select {
+	case r := <-wait:
+		if r.err != nil || r.rc != 0 || !strings.Contains(r.out, "GOT") {
+			t.Fatalf("node1 lockwait: rc=%d err=%v %q", r.rc, r.err, r.out)
+		}
+		t.Logf("node1 got the lock %v after %s: %s", time.Since(t1).Round(10*time.Millisecond), after, strings.TrimSpace(r.out))
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("node1 still blocked 3 minutes after %s", after)
+	}
+}

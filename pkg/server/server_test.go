@@ -19,6 +19,17 @@ import (
 
 var small = Limits{MaxRecord: 64 << 10, PerConnInflight: 4, Inflight: 8, InflightBytes: 1 << 20}
 
+// expectAllReleased waits for the only connection to go and checks that it
+// left no call slot or reserved byte behind, and that the server serves.
+func (ts *testServer) expectAllReleased(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the connection to go", func() bool { return ts.Stats().Conns == 0 })
+	if st := ts.Stats(); st.Calls != 0 || st.Bytes != 0 {
+		t.Fatalf("a closed connection still holds %d calls, %d bytes", st.Calls, st.Bytes)
+	}
+	ts.echo(t)
+}
+
 func TestTruncatedRecordThenClose(t *testing.T) {
 	ts := startServer(t, small)
 	c := dialRaw(t, ts.addr)
@@ -26,11 +37,7 @@ func TestTruncatedRecordThenClose(t *testing.T) {
 	c.writeRaw(frag(msg, true)[:4+len(msg)/2]) // header promises more than comes
 	waitFor(t, "the partial record to be reserved", func() bool { return ts.Stats().Bytes == int64(len(msg)) })
 	c.Close()
-	waitFor(t, "the connection to go", func() bool { return ts.Stats().Conns == 0 })
-	if st := ts.Stats(); st.Calls != 0 || st.Bytes != 0 {
-		t.Fatalf("a closed connection still holds %d calls, %d bytes", st.Calls, st.Bytes)
-	}
-	ts.echo(t)
+	ts.expectAllReleased(t)
 }
 
 func TestTruncatedBetweenFragmentsThenClose(t *testing.T) {
@@ -39,11 +46,7 @@ func TestTruncatedBetweenFragmentsThenClose(t *testing.T) {
 	msg := callMsg(1, testProg, 1, procNull, none(), nil)
 	c.writeRaw(frag(msg[:8], false)) // a first fragment, then nothing
 	c.Close()
-	waitFor(t, "the connection to go", func() bool { return ts.Stats().Conns == 0 })
-	if st := ts.Stats(); st.Calls != 0 || st.Bytes != 0 {
-		t.Fatalf("a closed connection still holds %d calls, %d bytes", st.Calls, st.Bytes)
-	}
-	ts.echo(t)
+	ts.expectAllReleased(t)
 }
 
 func TestAbsurdRecordLength(t *testing.T) {

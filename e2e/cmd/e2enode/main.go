@@ -94,15 +94,21 @@ func unlock(f *os.File, kind string) error {
 	return nil
 }
 
+// appendFlags declares what append passes on to each append1 process.
+func appendFlags(fs *flag.FlagSet) (file, writer *string, n, size *int, kind *string) {
+	file = fs.String("f", "", "file to append to")
+	writer = fs.String("w", "", "writer id (append: a prefix, default the hostname)")
+	n = fs.Int("n", 1000, "records per process")
+	size = fs.Int("size", 64, "record size")
+	kind = fs.String("lock", "fcntl", "fcntl, flock or none")
+	return
+}
+
 // append runs -procs copies of append1 (separate processes, so each has
 // its own lock owner as separate pods would) and waits for them all.
 func appendCmd(args []string) error {
 	fs := flag.NewFlagSet("append", flag.ExitOnError)
-	file := fs.String("f", "", "file to append to")
-	name := fs.String("w", "", "writer id prefix (default: hostname)")
-	n := fs.Int("n", 1000, "records per process")
-	size := fs.Int("size", 64, "record size")
-	kind := fs.String("lock", "fcntl", "fcntl, flock or none")
+	file, name, n, size, kind := appendFlags(fs)
 	procs := fs.Int("procs", 4, "processes")
 	fs.Parse(args)
 	if *name == "" {
@@ -138,11 +144,7 @@ func appendCmd(args []string) error {
 
 func append1Cmd(args []string) error {
 	fs := flag.NewFlagSet("append1", flag.ExitOnError)
-	file := fs.String("f", "", "")
-	w := fs.String("w", "", "")
-	n := fs.Int("n", 1000, "")
-	size := fs.Int("size", 64, "")
-	kind := fs.String("lock", "fcntl", "")
+	file, w, n, size, kind := appendFlags(fs)
 	fs.Parse(args)
 	f, err := os.OpenFile(*file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
 	if err != nil {
