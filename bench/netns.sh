@@ -1,9 +1,10 @@
 #!/bin/bash
-# Run a command inside a fresh network namespace of our own ("rwxbench"):
+# Run a command inside a fresh network namespace of our own ("rwxbench", or
+# $RWXNFS_BENCH_NETNS so two checkouts can run side by side):
 # loopback plus a port-less bridge with a private address (ganesha wants an
 # interface besides lo). Nothing in it routes anywhere else.
 set -euo pipefail
-NS=rwxbench
+NS=${RWXNFS_BENCH_NETNS:-rwxbench}
 ip netns del $NS 2>/dev/null || true
 ip netns add $NS
 trap 'ip netns del $NS 2>/dev/null || true' EXIT

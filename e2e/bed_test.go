@@ -20,10 +20,21 @@ import (
 
 // The bed's private network: nothing routes out of it.
 const (
-	netns    = "rwxnfs-e2e"
 	bridge   = "br0"
 	serverIP = "10.78.0.1"
 )
+
+// netns is the bed's network namespace. RWXNFS_E2E_NETNS names another,
+// so two runs on one machine (say, two checkouts) do not tear down each
+// other's beds.
+var netns = envOr("RWXNFS_E2E_NETNS", "rwxnfs-e2e")
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
 
 func nodeIP(i int) string { return fmt.Sprintf("10.78.0.%d", 11+i) }
 
