@@ -28,17 +28,24 @@ type Debian struct {
 // into one directory and returns it. The result is cached by the exact
 // package versions.
 func (d *Debian) Unpack(pkgs ...string) (string, error) {
+	// A fresh machine may have no package lists: fetch them once.
+	if _, err := candidates(pkgs); err != nil {
+		d.logf("no package lists (%v): apt-get update", err)
+		if out, err := exec.Command("apt-get", "-o", "DPkg::Lock::Timeout=600", "update", "-qq").CombinedOutput(); err != nil {
+			return "", fmt.Errorf("apt-get update: %v\n%s", err, out)
+		}
+	}
 	all, err := libraryClosure(pkgs)
+	if err != nil {
+		return "", err
+	}
+	vers, err := candidates(all)
 	if err != nil {
 		return "", err
 	}
 	var versions []string
 	for _, p := range all {
-		v, err := candidate(p)
-		if err != nil {
-			return "", err
-		}
-		versions = append(versions, p+"="+v)
+		versions = append(versions, p+"="+vers[p])
 	}
 	sort.Strings(versions)
 	root := filepath.Join(d.Dir, "root-"+shortHash(strings.Join(versions, "\n")))
@@ -84,28 +91,28 @@ var depLine = regexp.MustCompile(`^\s*\|?(?:Pre)?Depends: ([a-z0-9][a-z0-9.+-]*)
 
 // libraryClosure returns pkgs plus every lib* package they need,
 // transitively. Non-library dependencies (adduser, debconf, ...) are
-// maintainer-script helpers a container does not run.
+// maintainer-script helpers a container does not run. One apt-cache call
+// per level of the dependency tree.
 func libraryClosure(pkgs []string) ([]string, error) {
 	seen := map[string]bool{}
-	queue := append([]string(nil), pkgs...)
 	for _, p := range pkgs {
 		seen[p] = true
 	}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		out, err := exec.Command("apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts",
-			"--no-breaks", "--no-replaces", "--no-enhances", p).Output()
+	for level := pkgs; len(level) > 0; {
+		args := append([]string{"depends", "--no-recommends", "--no-suggests", "--no-conflicts",
+			"--no-breaks", "--no-replaces", "--no-enhances"}, level...)
+		out, err := exec.Command("apt-cache", args...).Output()
 		if err != nil {
-			return nil, fmt.Errorf("apt-cache depends %s: %v (run apt-get update?)", p, err)
+			return nil, fmt.Errorf("apt-cache depends %v: %v (run apt-get update?)", level, err)
 		}
+		level = nil
 		for _, line := range strings.Split(string(out), "\n") {
 			m := depLine.FindStringSubmatch(line)
 			if m == nil || seen[m[1]] || !strings.HasPrefix(m[1], "lib") {
 				continue
 			}
 			seen[m[1]] = true
-			queue = append(queue, m[1])
+			level = append(level, m[1])
 		}
 	}
 	out := make([]string, 0, len(seen))
@@ -116,16 +123,29 @@ func libraryClosure(pkgs []string) ([]string, error) {
 	return out, nil
 }
 
-func candidate(pkg string) (string, error) {
-	out, err := exec.Command("apt-cache", "policy", pkg).Output()
+// candidates returns the version apt would install of each package.
+func candidates(pkgs []string) (map[string]string, error) {
+	out, err := exec.Command("apt-cache", append([]string{"policy"}, pkgs...)...).Output()
 	if err != nil {
-		return "", fmt.Errorf("apt-cache policy %s: %v", pkg, err)
+		return nil, fmt.Errorf("apt-cache policy: %v", err)
 	}
-	m := regexp.MustCompile(`(?m)^\s*Candidate: (\S+)`).FindStringSubmatch(string(out))
-	if m == nil || m[1] == "(none)" {
-		return "", fmt.Errorf("no candidate version of Debian package %s (run apt-get update?)", pkg)
+	vers := map[string]string{}
+	cur := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, " ") && strings.HasSuffix(line, ":") {
+			cur = strings.TrimSuffix(line, ":")
+			continue
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Candidate: "); ok && cur != "" && v != "(none)" {
+			vers[cur] = v
+		}
 	}
-	return m[1], nil
+	for _, p := range pkgs {
+		if vers[p] == "" {
+			return nil, fmt.Errorf("no candidate version of Debian package %s (run apt-get update?)", p)
+		}
+	}
+	return vers, nil
 }
 
 // libDirs are where the dynamic loader looks, in order (Debian amd64).
