@@ -51,11 +51,11 @@ type bundle struct {
 	version string
 	// pkgs maps each binary's name to the package it is built from.
 	pkgs map[string]string
-	// localReplaces maps a replace target inside the module's own tree
-	// (as written in its go.mod) to the published module that stands
-	// for it; "staging" means Kubernetes' ./staging/src/<path>.
-	localReplaces map[string]string
-	ldflags       string
+	// localVersion is the version of the published modules that stand
+	// for replaces into the module's own tree (Kubernetes' ./staging,
+	// etcd's ../api, external-snapshotter's ./client).
+	localVersion string
+	ldflags      string
 }
 
 var bundles = []*bundle{
@@ -67,15 +67,15 @@ var bundles = []*bundle{
 			"kube-scheduler":          "k8s.io/kubernetes/cmd/kube-scheduler",
 			"kubectl":                 "k8s.io/kubernetes/cmd/kubectl",
 		},
-		localReplaces: map[string]string{"staging": stagingVersion},
+		localVersion: stagingVersion,
 		ldflags: "-X k8s.io/component-base/version.gitVersion=" + KubernetesVersion +
 			" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33" +
 			" -X k8s.io/client-go/pkg/version.gitVersion=" + KubernetesVersion,
 	},
 	{
 		name: "etcd", module: "go.etcd.io/etcd/server/v3", version: EtcdVersion,
-		pkgs:    map[string]string{"etcd": "go.etcd.io/etcd/server/v3"},
-		ldflags: "",
+		pkgs:         map[string]string{"etcd": "go.etcd.io/etcd/server/v3"},
+		localVersion: EtcdVersion,
 	},
 	{
 		name: "helm", module: "helm.sh/helm/v3", version: HelmVersion,
@@ -102,8 +102,8 @@ var bundles = []*bundle{
 			"csi-snapshotter":     "github.com/kubernetes-csi/external-snapshotter/v8/cmd/csi-snapshotter",
 			"snapshot-controller": "github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller",
 		},
-		localReplaces: map[string]string{"./client": "github.com/kubernetes-csi/external-snapshotter/client/v8 " + SnapshotterVersion},
-		ldflags:       "-X main.version=" + SnapshotterVersion,
+		localVersion: SnapshotterVersion,
+		ldflags:      "-X main.version=" + SnapshotterVersion,
 	},
 }
 
@@ -259,7 +259,7 @@ func (c *Cache) build(ctx context.Context, b *bundle, work, out string) error {
 	if err != nil {
 		return err
 	}
-	reps, err := replaces(filepath.Join(modDir, "go.mod"), b.localReplaces)
+	reps, err := replaces(filepath.Join(modDir, "go.mod"), b.localVersion)
 	if err != nil {
 		return err
 	}
@@ -286,7 +286,7 @@ func (c *Cache) build(ctx context.Context, b *bundle, work, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	args := []string{"build", "-trimpath", "-ldflags", strings.TrimSpace("-s -w " + b.ldflags), "-o", out + "/"}
+	args := []string{"build", "-ldflags", strings.TrimSpace("-s -w " + b.ldflags), "-o", out + "/"}
 	for _, bin := range sortedKeys(b.pkgs) {
 		args = append(args, b.pkgs[bin])
 	}
@@ -323,7 +323,7 @@ func (c *Cache) goCmd(ctx context.Context, dir string, args ...string) error {
 	cmd.Dir = dir
 	// GOFLAGS from the caller (-mod=vendor, say) must not leak into the
 	// wrapper module; GOWORK would pull in this repository's module.
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {
@@ -356,9 +356,11 @@ func ModuleDir(ctx context.Context, mod, version string) (string, error) {
 }
 
 // replaces reads the replace directives of a module's go.mod and returns
-// them as "old => new version" lines, mapping replaces into the
-// module's own tree through local.
-func replaces(gomod string, local map[string]string) ([]string, error) {
+// them as "old => new version" lines. A replace into the module's own
+// tree becomes the published module of the same path at localVersion; a
+// replace that only forbids a module (etcd's FORBIDDEN_DEPENDENCY) is
+// dropped.
+func replaces(gomod string, localVersion string) ([]string, error) {
 	f, err := os.Open(gomod)
 	if err != nil {
 		return nil, err
@@ -388,17 +390,16 @@ func replaces(gomod string, local map[string]string) ([]string, error) {
 		if !ok {
 			continue
 		}
-		old, target = strings.TrimSpace(old), strings.TrimSpace(target)
 		oldPath := strings.Fields(old)[0]
+		target = strings.TrimSpace(target)
 		if strings.HasPrefix(target, "./") || strings.HasPrefix(target, "../") {
-			switch {
-			case local[target] != "":
-				target = local[target]
-			case strings.HasPrefix(target, "./staging/") && local["staging"] != "":
-				target = oldPath + " " + local["staging"]
-			default:
-				return nil, fmt.Errorf("%s: no published module stands for %s => %s", gomod, old, target)
+			if strings.Contains(target, "FORBIDDEN") {
+				continue
 			}
+			if localVersion == "" {
+				return nil, fmt.Errorf("%s: no published module stands for %s => %s", gomod, oldPath, target)
+			}
+			target = oldPath + " " + localVersion
 		}
 		out = append(out, oldPath+" => "+target)
 	}
