@@ -75,7 +75,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	bins, err := cfg.Tools.Ensure(ctx, toolchain.ClusterTools...)
+	bins, err := cfg.Tools.Ensure(ctx, toolchain.ControlPlaneTools...)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +115,14 @@ func (c *Cluster) Stop() {
 	c.procs.stopAll()
 }
 
-// Bin is the path of one of the toolchain's binaries (kubectl, helm, ...).
-func (c *Cluster) Bin(name string) string { return c.bins[name] }
+// Tool is the path of one of the toolchain's binaries (kubectl, helm,
+// csi-provisioner...), built first if it is not cached yet.
+func (c *Cluster) Tool(ctx context.Context, name string) (string, error) {
+	if p, ok := c.bins[name]; ok {
+		return p, nil
+	}
+	return c.cfg.Tools.Path(ctx, name)
+}
 
 // StartProcess runs a program (nfsd, a CSI sidecar...) in the cluster's
 // network namespace, logged with the control plane's logs and stopped

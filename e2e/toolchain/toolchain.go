@@ -107,12 +107,13 @@ var bundles = []*bundle{
 	},
 }
 
-// Binaries the chart tests need (make test), and every binary the
-// cluster harness runs.
+// Binaries the chart tests need (make test), the control plane the
+// cluster harness runs, and the CSI components a test runs on it.
 var (
-	ChartTools   = []string{"helm", "kubeconform"}
-	ClusterTools = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
-		"helm", "csi-provisioner", "csi-resizer", "csi-snapshotter", "snapshot-controller"}
+	ChartTools        = []string{"helm", "kubeconform"}
+	ControlPlaneTools = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "helm"}
+	CSITools          = []string{"csi-provisioner", "csi-resizer", "csi-snapshotter", "snapshot-controller"}
+	ClusterTools      = append(append([]string(nil), ControlPlaneTools...), CSITools...)
 )
 
 func bundleOf(bin string) (*bundle, error) {
