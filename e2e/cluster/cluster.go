@@ -128,7 +128,13 @@ func (c *Cluster) Tool(ctx context.Context, name string) (string, error) {
 // network namespace, logged with the control plane's logs and stopped
 // with it.
 func (c *Cluster) StartProcess(name, bin string, args []string, env ...string) (*Process, error) {
-	return c.procs.start(name, bin, args, env)
+	return c.procs.start(c.cfg.Netns, name, bin, args, env)
+}
+
+// StartProcessIn is StartProcess in another namespace (a node's, say),
+// still stopped with the cluster.
+func (c *Cluster) StartProcessIn(ns *Netns, name, bin string, args []string, env ...string) (*Process, error) {
+	return c.procs.start(ns, name, bin, args, env)
 }
 
 // Run runs a program in the namespace to completion and returns its
@@ -140,7 +146,7 @@ func (c *Cluster) Run(ctx context.Context, bin string, args ...string) (string, 
 func (c *Cluster) startEtcd() error {
 	data := filepath.Join(c.cfg.Dir, "etcd")
 	url := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
-	_, err := c.procs.start("etcd", c.bins["etcd"], []string{
+	_, err := c.procs.start(c.cfg.Netns, "etcd", c.bins["etcd"], []string{
 		"--name=test", "--data-dir=" + data,
 		"--listen-client-urls=" + url, "--advertise-client-urls=" + url,
 		"--listen-peer-urls=http://127.0.0.1:2380", "--initial-advertise-peer-urls=http://127.0.0.1:2380",
@@ -171,7 +177,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.procs.start("kube-apiserver", c.bins["kube-apiserver"], []string{
+	_, err = c.procs.start(c.cfg.Netns, "kube-apiserver", c.bins["kube-apiserver"], []string{
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdPort),
 		"--bind-address=" + c.cfg.Addr, "--advertise-address=" + c.cfg.Addr,
 		fmt.Sprintf("--secure-port=%d", apiPort),
@@ -263,7 +269,7 @@ func (c *Cluster) startControllerManager() error {
 	if err != nil {
 		return err
 	}
-	_, err = c.procs.start("kube-controller-manager", c.bins["kube-controller-manager"], []string{
+	_, err = c.procs.start(c.cfg.Netns, "kube-controller-manager", c.bins["kube-controller-manager"], []string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1", "--secure-port=10257",
 		"--leader-elect=false",
@@ -283,7 +289,7 @@ func (c *Cluster) startScheduler() error {
 	if err != nil {
 		return err
 	}
-	_, err = c.procs.start("kube-scheduler", c.bins["kube-scheduler"], []string{
+	_, err = c.procs.start(c.cfg.Netns, "kube-scheduler", c.bins["kube-scheduler"], []string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1", "--secure-port=10259", "--leader-elect=false", "--v=1",
 	}, nil)

@@ -98,7 +98,7 @@ type procs struct {
 // start runs name with args in the namespace, output to its log. The
 // process dies with the test binary (Pdeathsig) even if the test is
 // killed.
-func (ps *procs) start(name, bin string, args []string, env []string) (*Process, error) {
+func (ps *procs) start(ns *Netns, name, bin string, args []string, env []string) (*Process, error) {
 	if err := os.MkdirAll(filepath.Join(ps.dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (ps *procs) start(name, bin string, args []string, env []string) (*Process,
 		return nil, err
 	}
 	fmt.Fprintf(f, "%s $ %s %s\n", time.Now().UTC().Format(time.RFC3339), bin, strings.Join(args, " "))
-	cmd := ps.ns.Command(context.Background(), bin, args...)
+	cmd := ns.Command(context.Background(), bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}

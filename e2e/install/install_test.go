@@ -87,6 +87,7 @@ func TestInstall(t *testing.T) {
 		{"HelmInstall", false, e.testHelmInstall},
 		{"NFSDWithChartSecrets", false, e.testNFSD},
 		{"UpgradeKeepsSecrets", false, e.testUpgradeKeepsSecrets},
+		{"NodeRPCServices", false, e.testNodeRPCServices},
 		{"ControllerStarts", true, e.testControllerStarts},
 		{"Provision", true, e.testProvision},
 		{"Expand", true, e.testExpand},

@@ -110,13 +110,15 @@ capabilities:
 {{- end -}}
 
 {{/*
-rpcbind and rpc.statd start as root, bind privileged ports, set up their
-state directories and drop to their own users (_rpc, statd).
+rpcbind and rpc.statd start as root, bind privileged ports and drop to
+their own users (rpcbind to _rpc; statd to the owner of its sm directory)
+and prune their bounding sets (SETPCAP). The install test runs both from
+the node image with exactly this set; without SETPCAP statd exits.
 */}}
 {{- define "rwxnfs.rpcCaps" -}}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
-  add: [NET_BIND_SERVICE, SETUID, SETGID, SETPCAP, CHOWN, DAC_OVERRIDE, FOWNER]
+  add: [NET_BIND_SERVICE, SETUID, SETGID, SETPCAP]
 {{- end -}}
