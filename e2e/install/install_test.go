@@ -14,6 +14,7 @@ import (
 
 	"github.com/rwxnfs/rwxnfs/e2e/cluster"
 	"github.com/rwxnfs/rwxnfs/e2e/toolchain"
+	"github.com/rwxnfs/rwxnfs/images"
 )
 
 const (
@@ -39,6 +40,7 @@ type env struct {
 	c      *cluster.Cluster
 	root   string // repository
 	bin    string // binaries built from this tree
+	netns  *cluster.Netns
 	nfsd   *cluster.Process
 	nfsdFS string // nfsd's --root on the host
 	admin  []string
@@ -71,6 +73,7 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(netns.Delete)
+	e.netns = netns
 	start := time.Now()
 	e.c, err = cluster.Start(ctx, cluster.Config{Netns: netns, Dir: dir, Logf: t.Logf})
 	if err != nil {
@@ -240,11 +243,11 @@ func (e *env) testNFSD(t *testing.T) {
 	if fi.Mode().Perm() != 0o400 {
 		t.Fatalf("token file mode %v, want 0400 (nfsd refuses a token others can read)", fi.Mode().Perm())
 	}
-	e.nfsdFS = mustHaveFlag(t, args, "--root")
-	proc, err := e.c.StartProcess("nfsd", filepath.Join(e.bin, "nfsd"), args)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// nfsd from its image's tree, with the StatefulSet's capabilities,
+	// read-only root and volumes: it must start and serve with no more.
+	e.nfsdFS = p.volumeDir(t, "data")
+	root := e.imageRoot(t, "nfsd", images.NFSDRootfs(filepath.Join(e.bin, "nfsd")))
+	proc := e.runContainer(t, e.netns, root, p, "nfsd", []string{"/usr/bin/nfsd"})
 	e.nfsd = proc
 	ctrl := materialize(e.ctx, t, e.c, ns, "deployment", prefix+"-controller")
 	cargs := ctrl.args(t, "csi-nfs")

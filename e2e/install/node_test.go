@@ -46,54 +46,15 @@ func (e *env) testNodeRPCServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// setpriv (util-linux, from this host) applies a container's
-	// capability set inside the image's root.
-	if err := images.ELF(r, "/", "/usr/bin/setpriv"); err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(e.c.Dir(), "node-image")
-	extractRootfs(t, r, root)
-	for _, d := range []string{"proc", "dev"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-
+	root := e.imageRoot(t, "node", r)
 	node, err := cluster.NewNetns(netnsName() + "-node")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(node.Delete)
 	p := materialize(e.ctx, t, e.c, ns, "daemonset", prefix+"-node")
-	var ds struct {
-		Spec struct {
-			Template struct {
-				Spec struct {
-					Containers []struct {
-						Name            string          `json:"name"`
-						SecurityContext securityContext `json:"securityContext"`
-					} `json:"containers"`
-				} `json:"spec"`
-			} `json:"template"`
-		} `json:"spec"`
-	}
-	if err := e.c.Get(e.ctx, &ds, "daemonset", prefix+"-node", "-n", ns); err != nil {
-		t.Fatal(err)
-	}
 	for _, name := range []string{"rpcbind", "rpc-statd"} {
-		var sc *securityContext
-		for _, c := range ds.Spec.Template.Spec.Containers {
-			if c.Name == name {
-				sc = &c.SecurityContext
-			}
-		}
-		if sc == nil {
-			t.Fatalf("no container %s in the node DaemonSet", name)
-		}
-		script := runtimeScript(t, root, p, name, sc)
-		proc, err := e.c.StartProcessIn(node, "node-"+name, "sh", []string{"-c", script})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.procs["node-"+name] = proc
+		proc := e.runContainer(t, node, root, p, name, nil)
 		want := map[string]string{"rpcbind": "portmapper", "rpc-statd": "status"}[name]
 		err = cluster.Eventually(e.ctx, name+" registered with the portmapper", 30*time.Second, func() (bool, string, error) {
 			if exited, err := proc.Exited(); exited {
@@ -106,19 +67,54 @@ func (e *env) testNodeRPCServices(t *testing.T) {
 			t.Fatalf("%v\n%s log:\n%s", err, name, proc.Output())
 		}
 	}
-	// statd keeps its state on the chart's volume, owned by its user.
+	// statd keeps its state on the chart's volume.
 	if _, err := os.Stat(filepath.Join(p.volumeDir(t, "statd-state"), "state")); err != nil {
 		t.Errorf("statd wrote no state file to its volume: %v", err)
 	}
+}
+
+// imageRoot unpacks an image's tree under the cluster's directory, with
+// the host's setpriv (util-linux) added to apply a container's
+// capabilities inside it, and the mount points a runtime provides.
+func (e *env) imageRoot(t *testing.T, name string, r *images.Rootfs) string {
+	t.Helper()
+	if err := images.ELF(r, "/", "/usr/bin/setpriv"); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(e.c.Dir(), "images", name)
+	extractRootfs(t, r, root)
+	for _, d := range []string{"proc", "dev"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	return root
+}
+
+// runContainer runs one container of a materialized pod from an image
+// tree in netns: entrypoint (the image's, when the container has no
+// command) plus the container's arguments, with its securityContext and
+// volumes, as a runtime would.
+func (e *env) runContainer(t *testing.T, netns *cluster.Netns, root string, p *pod, name string, entrypoint []string) *cluster.Process {
+	t.Helper()
+	proc, err := e.c.StartProcessIn(netns, p.name+"-"+name, "sh", []string{"-c", runtimeScript(t, root, p, name, entrypoint)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.procs[p.name+"-"+name] = proc
+	return proc
 }
 
 // runtimeScript is the shell a container runtime's work comes down to for
 // one container: a private mount namespace (ip netns exec gives one) with
 // the root read-only if asked, the volumes bound in, /proc and /dev, then
 // the command under the container's capabilities.
-func runtimeScript(t *testing.T, root string, p *pod, name string, sc *securityContext) string {
+func runtimeScript(t *testing.T, root string, p *pod, name string, entrypoint []string) string {
 	t.Helper()
 	c := p.container(t, name)
+	sc := c.SecurityContext
+	cmdline := append(append([]string(nil), c.Command...), c.Args...)
+	if len(c.Command) == 0 {
+		cmdline = append(append([]string(nil), entrypoint...), c.Args...)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "set -e\nmount --bind %q %q\n", root, root)
 	mounts := append(c.VolumeMounts[:0:0], c.VolumeMounts...)
@@ -144,7 +140,7 @@ func runtimeScript(t *testing.T, root string, p *pod, name string, sc *securityC
 		nnp = "--no-new-privs "
 	}
 	fmt.Fprintf(&b, "exec chroot %q /usr/bin/setpriv %s--bounding-set %s --inh-caps -all --", root, nnp, caps)
-	for _, a := range append(append([]string(nil), c.Command...), c.Args...) {
+	for _, a := range cmdline {
 		fmt.Fprintf(&b, " %q", a)
 	}
 	b.WriteString("\n")

@@ -23,6 +23,7 @@ type container struct {
 		Name      string `json:"name"`
 		MountPath string `json:"mountPath"`
 	} `json:"volumeMounts"`
+	SecurityContext securityContext `json:"securityContext"`
 }
 
 type volume struct {
@@ -58,6 +59,7 @@ type workload struct {
 // emptyDirs empty, hostPaths under the pod's directory), so a container's
 // command line can be run with its mount paths mapped to those directories.
 type pod struct {
+	name string
 	w    workload
 	dir  string
 	vols map[string]string // volume name -> host directory
@@ -65,7 +67,7 @@ type pod struct {
 
 func materialize(ctx context.Context, t *testing.T, c *cluster.Cluster, ns, kind, name string) *pod {
 	t.Helper()
-	p := &pod{dir: filepath.Join(c.Dir(), "pods", name), vols: map[string]string{}}
+	p := &pod{name: name, dir: filepath.Join(c.Dir(), "pods", name), vols: map[string]string{}}
 	if err := c.Get(ctx, &p.w, kind, name, "-n", ns); err != nil {
 		t.Fatalf("reading %s %s: %v", kind, name, err)
 	}
