@@ -221,19 +221,10 @@ func TestELFClosure(t *testing.T) {
 
 func extract(t *testing.T, r *Rootfs) string {
 	t.Helper()
-	dir := t.TempDir()
-	file := filepath.Join(dir, "layer.tar")
-	f, err := os.Create(file)
-	if err != nil {
+	root := filepath.Join(t.TempDir(), "root")
+	if err := r.Extract(root); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.WriteTar(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	root := filepath.Join(dir, "root")
-	os.Mkdir(root, 0o755)
-	untar(t, file, root)
 	return root
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"sort"
 	"strings"
@@ -176,4 +177,26 @@ func UnpackedSize(r *Rootfs) (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// Extract writes the tree into dir, owners and modes kept (tar -xp; as
+// root), for running its programs in a chroot.
+func (r *Rootfs) Extract(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	cmd := exec.Command("tar", "-xpf", "-", "-C", dir)
+	cmd.Stdin = pr
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	werr := r.WriteTar(pw)
+	pw.CloseWithError(werr)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("tar -x into %s: %v %s", dir, err, out.String())
+	}
+	return werr
 }

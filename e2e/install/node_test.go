@@ -82,7 +82,9 @@ func (e *env) imageRoot(t *testing.T, name string, r *images.Rootfs) string {
 		t.Fatal(err)
 	}
 	root := filepath.Join(e.c.Dir(), "images", name)
-	extractRootfs(t, r, root)
+	if err := r.Extract(root); err != nil {
+		t.Fatal(err)
+	}
 	for _, d := range []string{"proc", "dev"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
@@ -145,23 +147,4 @@ func runtimeScript(t *testing.T, root string, p *pod, name string, entrypoint []
 	}
 	b.WriteString("\n")
 	return b.String()
-}
-
-func extractRootfs(t *testing.T, r *images.Rootfs, root string) {
-	t.Helper()
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	layer := root + ".tar"
-	f, err := os.Create(layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WriteTar(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if out, err := exec.Command("tar", "-xpf", layer, "-C", root).CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
 }
