@@ -26,12 +26,13 @@ func main() {
 	out := flag.String("out", "build/images", "directory for the tarballs and the build cache")
 	tag := flag.String("tag", "", "image tag (the chart's appVersion)")
 	only := flag.String("only", "", "comma-separated image names to build (default: all)")
+	prebuilt := flag.String("csi-nfs", "", "a csi-nfs binary (static) to use instead of building ./cmd/csi-nfs")
 	flag.Parse()
 	if *tag == "" {
 		fmt.Fprintln(os.Stderr, "mkimages: --tag is required")
 		os.Exit(2)
 	}
-	if err := run(*out, *tag, *only); err != nil {
+	if err := run(*out, *tag, *only, *prebuilt); err != nil {
 		fmt.Fprintln(os.Stderr, "mkimages:", err)
 		os.Exit(1)
 	}
@@ -43,7 +44,7 @@ type image struct {
 	cfg   images.Config
 }
 
-func run(out, tag, only string) error {
+func run(out, tag, only, prebuilt string) error {
 	start := time.Now()
 	bin := filepath.Join(out, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -55,10 +56,15 @@ func run(out, tag, only string) error {
 	}
 	csi := filepath.Join(bin, "csi-nfs")
 	haveCSI := true
-	if _, err := os.Stat("cmd/csi-nfs"); err != nil {
+	switch _, err := os.Stat("cmd/csi-nfs"); {
+	case prebuilt != "":
+		csi = prebuilt
+	case err != nil:
 		haveCSI = false
-	} else if err := goBuild(csi, "./cmd/csi-nfs"); err != nil {
-		return err
+	default:
+		if err := goBuild(csi, "./cmd/csi-nfs"); err != nil {
+			return err
+		}
 	}
 	labels := func(title string) map[string]string {
 		return map[string]string{
