@@ -51,6 +51,9 @@ type env struct {
 // nfsd and csi-nfs through it. Parts that need cmd/csi-nfs skip, saying
 // so, while it is not in the tree.
 func TestInstall(t *testing.T) {
+	if !enabled() {
+		t.Skip("set RWXNFS_E2E_INSTALL=1 (make e2e-install)")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	e := &env{t: t, ctx: ctx, root: repoRoot(t), procs: map[string]*cluster.Process{}}

@@ -13,8 +13,10 @@ import (
 	"testing"
 )
 
+func enabled() bool { return os.Getenv("RWXNFS_E2E_INSTALL") == "1" }
+
 func TestMain(m *testing.M) {
-	if os.Getenv("RWXNFS_E2E_INSTALL") != "1" {
+	if !enabled() {
 		fmt.Println("e2e/install: skipped: set RWXNFS_E2E_INSTALL=1 (make e2e-install) to start a control plane; needs root")
 		os.Exit(m.Run())
 	}
