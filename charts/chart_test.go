@@ -511,6 +511,9 @@ func TestFullValues(t *testing.T) {
 		t.Errorf("mountOptions %v", def["mountOptions"])
 	}
 	ret := must(t, objs, "StorageClass/rwxnfs-retain")
+	if def["allowVolumeExpansion"] != true || ret["allowVolumeExpansion"] != false {
+		t.Errorf("allowVolumeExpansion: unset %v (want true), false %v", def["allowVolumeExpansion"], ret["allowVolumeExpansion"])
+	}
 	if get(ret, "parameters", "onDelete") != "retain" || ret["reclaimPolicy"] != "Retain" || ret["volumeBindingMode"] != "WaitForFirstConsumer" {
 		t.Errorf("retain class %v", ret)
 	}

@@ -275,7 +275,10 @@ func (c *Cluster) startControllerManager() error {
 		"--leader-elect=false",
 		"--service-account-private-key-file=" + c.saKey,
 		"--root-ca-file=" + c.pki.CAFile,
-		"--use-service-account-credentials=false",
+		// Each controller on its own ServiceAccount, with the bootstrap
+		// roles a real cluster gives it (the persistent-volume binder may
+		// update claims; the controller manager's own user may not).
+		"--use-service-account-credentials=true",
 		"--service-cluster-ip-range=" + c.cfg.ServiceCIDR,
 		// No cloud, no kube-proxy: the controllers for those stay off.
 		"--controllers=*,-nodeipam,-cloud-node-lifecycle,-service,-route",

@@ -71,6 +71,11 @@ func (e *env) testNodeRPCServices(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p.volumeDir(t, "statd-state"), "state")); err != nil {
 		t.Errorf("statd wrote no state file to its volume: %v", err)
 	}
+	// Only this step needs them (the node's namespace goes with it).
+	for _, name := range []string{"rpcbind", "rpc-statd"} {
+		e.procs[p.name+"-"+name].Stop(5 * time.Second)
+		delete(e.procs, p.name+"-"+name)
+	}
 }
 
 // imageRoot unpacks an image's tree under the cluster's directory, with
