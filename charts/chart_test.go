@@ -544,6 +544,9 @@ func TestHostNetwork(t *testing.T) {
 			t.Errorf("nfsd args %v lack %s", args, want)
 		}
 	}
+	if h := get(container(t, sts, "nfsd"), "readinessProbe", "httpGet", "host"); h != "192.168.50.10" {
+		t.Errorf("readiness probe host %v, want the address nfsd listens on", h)
+	}
 	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--admin-tls") }) {
 		t.Error("TLS flags with TLS off")
 	}

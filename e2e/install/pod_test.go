@@ -186,4 +186,3 @@ func mustHaveFlag(t *testing.T, args []string, flag string) string {
 	return v
 }
 
-func describe(args []string) string { return fmt.Sprint(args) }
