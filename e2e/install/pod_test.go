@@ -3,7 +3,6 @@ package install
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
