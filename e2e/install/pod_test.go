@@ -184,4 +184,3 @@ func mustHaveFlag(t *testing.T, args []string, flag string) string {
 	}
 	return v
 }
-
