@@ -130,7 +130,7 @@ func adminCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a [
 		if err := need(3); err != nil {
 			return err
 		}
-		size, err := parseSize(a[2])
+		size, err := admin.ParseSize(a[2])
 		if err != nil {
 			return err
 		}
@@ -160,7 +160,7 @@ func adminCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a [
 		if err := need(3); err != nil {
 			return err
 		}
-		size, err := parseSize(a[2])
+		size, err := admin.ParseSize(a[2])
 		if err != nil {
 			return err
 		}
@@ -347,26 +347,6 @@ func pathNote(p string) string {
 		return ""
 	}
 	return "; data kept in " + p
-}
-
-// parseSize reads 1024, 10Ki, 10Mi, 10Gi, 10Ti, 10K, 10M, 10G, 10T.
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}}
-	mult := int64(1)
-	for _, u := range units {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = n, u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (Ki Mi Gi Ti K M G T)", s)
-	}
-	return n * mult, nil
 }
 
 func human(n int64) string {

@@ -236,3 +236,23 @@ func parseClients(k, v string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// ParseSize reads a size: 1024, 10Ki, 10Mi, 10Gi, 10Ti, 10K, 10M, 10G, 10T.
+func ParseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}}
+	in, mult := s, int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit (Ki Mi Gi Ti K M G T)", in)
+	}
+	return n * mult, nil
+}
