@@ -23,3 +23,18 @@ $(CSI_SANITY):
 
 test: csi-sanity
 test-race: csi-sanity
+
+# The e2e nodes get csi-nfs, csicall (a one-call CSI client) and
+# csi-sanity through the harness's node-binary hook; the host side runs
+# the same csi-nfs as the controller.
+CSI_E2E_BINS := build/e2e-bins
+.PHONY: csi-e2e-bins
+csi-e2e-bins: csi-sanity
+	@mkdir -p $(CSI_E2E_BINS)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $(CSI_E2E_BINS)/csi-nfs ./cmd/csi-nfs
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $(CSI_E2E_BINS)/csicall ./e2e/cmd/csicall
+
+e2e e2e-smoke: csi-e2e-bins
+# The initramfs, unpacked into memory, then needs more than 256 MiB.
+e2e e2e-smoke: export RWXNFS_E2E_NODE_MEM := 512
+e2e e2e-smoke: export RWXNFS_E2E_NODE_BINS := $(abspath $(CSI_E2E_BINS)/csi-nfs):$(abspath $(CSI_E2E_BINS)/csicall):$(abspath $(CSI_SANITY))

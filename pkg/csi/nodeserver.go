@@ -222,7 +222,7 @@ func (s *nodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 			return nil, mountError(source, target, err)
 		}
 	case <-timer.C:
-		return nil, status.Errorf(codes.DeadlineExceeded, "mounting %s at %s did not finish in %v: the server stopped answering; the mount is abandoned and the next attempt retries once it gives up", source, target, s.mountTimeout)
+		return nil, status.Errorf(codes.DeadlineExceeded, "mounting %s at %s did not finish in %v (the server stopped answering, or mount itself is stuck): the mount is abandoned, left to finish or fail on its own, and calls for this target wait for it; other volumes are not held up", source, target, s.mountTimeout)
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}

@@ -2,7 +2,6 @@ package csi
 
 import (
 	"context"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/sanityreport"
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsd"
 )
@@ -24,11 +24,11 @@ func sanityBinary(t *testing.T) string {
 	t.Helper()
 	p := os.Getenv("RWXNFS_CSI_SANITY")
 	if p == "" {
-		p, _ = filepath.Abs("../../build/bin/csi-sanity")
+		p, _ = filepath.Abs("../../build/csi-sanity-v5.6.0/csi-sanity") // as csi.mk builds it
 	}
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("RWXNFS_STRICT") != "" {
-			t.Fatalf("csi-sanity not found at %s (make test builds it: make csi-sanity)", p)
+			t.Fatalf("csi-sanity not found at %s (make test builds it; or: make csi-sanity)", p)
 		}
 		t.Skipf("csi-sanity not found at %s: run make csi-sanity", p)
 	}
@@ -78,106 +78,32 @@ func startDriver(t *testing.T, log *slog.Logger, adminAddr, tokenFile string) *D
 	return drv
 }
 
-// junit is the part of ginkgo's JUnit report the test reads.
-type junit struct {
-	Suites []struct {
-		Tests    int `xml:"tests,attr"`
-		Failures int `xml:"failures,attr"`
-		Errors   int `xml:"errors,attr"`
-		Skipped  int `xml:"skipped,attr"`
-		Cases    []struct {
-			Name    string `xml:"name,attr"`
-			Status  string `xml:"status,attr"`
-			Skipped *struct {
-				Message string `xml:"message,attr"`
-			} `xml:"skipped"`
-			Failure *struct {
-				Message string `xml:"message,attr"`
-				Text    string `xml:",chardata"`
-			} `xml:"failure"`
-		} `xml:"testcase"`
-	} `xml:"testsuite"`
-}
-
-// sanityResult summarises a csi-sanity run.
-type sanityResult struct {
-	ran, passed, failed int
-	skipped             []string // by csi-sanity itself: "spec: reason"
-	notRun              int      // outside --ginkgo.focus
-	failures            []string
-}
-
-func readJUnit(path string) (sanityResult, error) {
-	var r sanityResult
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return r, err
-	}
-	var j junit
-	if err := xml.Unmarshal(data, &j); err != nil {
-		return r, err
-	}
-	for _, s := range j.Suites {
-		for _, c := range s.Cases {
-			name := strings.TrimPrefix(c.Name, "[It] ")
-			switch {
-			case c.Failure != nil || c.Status == "failed" || c.Status == "panicked":
-				r.failed++
-				msg := ""
-				if c.Failure != nil {
-					msg = c.Failure.Message
-				}
-				r.failures = append(r.failures, name+": "+msg)
-			case c.Skipped != nil || c.Status == "skipped" || c.Status == "pending":
-				why := c.Status
-				if c.Skipped != nil {
-					why = strings.TrimPrefix(c.Skipped.Message, "skipped - ")
-				}
-				if strings.HasPrefix(c.Name, "[SynchronizedBeforeSuite]") || strings.HasPrefix(c.Name, "[SynchronizedAfterSuite]") {
-					continue
-				}
-				if why == "skipped" {
-					r.notRun++ // filtered out by --ginkgo.focus: no reason of its own
-					continue
-				}
-				r.skipped = append(r.skipped, name+": "+why)
-			default:
-				if strings.HasPrefix(c.Name, "[") && !strings.HasPrefix(c.Name, "[It]") {
-					continue // suite set-up and tear-down nodes
-				}
-				r.passed++
-			}
-		}
-	}
-	r.ran = r.passed + r.failed
-	sort.Strings(r.skipped)
-	return r, nil
-}
-
 // runSanity runs csi-sanity with args plus a JUnit report, logs its
 // output, and fails the test on any failed spec.
-func runSanity(t *testing.T, bin string, args ...string) sanityResult {
+func runSanity(t *testing.T, bin string, args ...string) sanityreport.Result {
 	t.Helper()
 	report := filepath.Join(t.TempDir(), "junit.xml")
 	cmd := exec.Command(bin, append(args, "--ginkgo.junit-report="+report, "--ginkgo.no-color")...)
 	out, err := cmd.CombinedOutput()
-	logPath := filepath.Join(t.TempDir(), "csi-sanity.log")
-	os.WriteFile(logPath, out, 0o644)
-	res, jerr := readJUnit(report)
+	data, rerr := os.ReadFile(report)
+	if rerr != nil {
+		t.Fatalf("csi-sanity: %v, no report: %v\n%s", err, rerr, tail(out, 60))
+	}
+	res, jerr := sanityreport.Parse(data)
 	if jerr != nil {
 		t.Fatalf("csi-sanity: %v, report: %v\n%s", err, jerr, tail(out, 60))
 	}
-	t.Logf("csi-sanity: %d specs passed, %d failed, %d skipped by csi-sanity itself, %d outside the focus", res.passed, res.failed, len(res.skipped), res.notRun)
-	for _, s := range res.skipped {
+	t.Logf("csi-sanity: %d specs passed, %d failed, %d skipped by csi-sanity itself, %d outside the focus", res.Passed, res.Failed, len(res.Skipped), res.NotRun)
+	for _, s := range res.Skipped {
 		t.Logf("  skipped: %s", s)
 	}
-	if res.failed > 0 || err != nil {
-		for _, f := range res.failures {
+	if res.Failed > 0 || err != nil {
+		for _, f := range res.Failures {
 			t.Errorf("FAILED: %s", f)
 		}
 		t.Fatalf("csi-sanity: %v\n%s", err, tail(out, 200))
 	}
-	if res.passed == 0 {
+	if res.Passed == 0 {
 		t.Fatalf("csi-sanity ran no spec\n%s", tail(out, 60))
 	}
 	return res
@@ -236,7 +162,7 @@ func TestSanityController(t *testing.T) {
 		"--csi.testvolumeparameters="+params, "--csi.testvolumemutableparameters="+mutable,
 		`--ginkgo.focus=\[Controller Server\]|Identity Service`,
 	)
-	if res.passed < 50 {
-		t.Fatalf("only %d controller specs passed: capabilities missing?", res.passed)
+	if res.Passed < 50 {
+		t.Fatalf("only %d controller specs passed: capabilities missing?", res.Passed)
 	}
 }
