@@ -243,12 +243,8 @@ func TestCSINodeChecks(t *testing.T) {
 	}
 	unpub(good, "/tmp/t/good")
 
-	// No mount.nfs. What mount(8) alone says, for the record, then us.
+	// No mount.nfs.
 	n.must("mv /sbin/mount.nfs /sbin/mount.nfs.off", 10*time.Second)
-	// (By host name: with a numeric address the kernel can mount alone,
-	// but nothing then starts statd or resolves names.)
-	raw, _, _ := n.sh("mkdir -p /tmp/raw && mount -t nfs -o vers=3 nfsserver:/volumes/good /tmp/raw 2>&1; echo rc=$?; umount /tmp/raw 2>/dev/null", time.Minute)
-	t.Logf("without mount.nfs, mount(8) itself says: %s", strings.Join(strings.Fields(raw), " "))
 	want(t, "publish without mount.nfs", pub(good, gctx, "/tmp/t/good"), "FailedPrecondition", "mount.nfs helper is not installed", "nfs-common", "nfs-utils")
 	n.must("mv /sbin/mount.nfs.off /sbin/mount.nfs", 10*time.Second)
 
@@ -277,6 +273,13 @@ func TestCSINodeChecks(t *testing.T) {
 	}
 	b.startNFSD()
 	want(t, "publish after nfsd is back", pub(good, gctx, "/tmp/t/good"), "OK")
+
+	// The volume deleted on the server under a mount: stats say stale.
+	if out, err := b.admin("delete", "good"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want(t, "stats of a volume deleted under its mount", n.csicall(time.Minute, "stats", "--volume="+good, "--target=/tmp/t/good"),
+		"OK", `"abnormal":true`, "stale")
 	unpub(good, "/tmp/t/good")
 }
 

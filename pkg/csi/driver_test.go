@@ -179,3 +179,59 @@ func mountCaps() []*csi.VolumeCapability {
 		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
 	}}
 }
+
+// A volume whose directory an operator removed on the server reports an
+// abnormal condition; GetCapacity is what nfsd can still promise.
+func TestVolumeConditionAndCapacity(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d, adminAddr, tokenFile := startNFSD(t, quiet)
+	drv := startDriver(t, quiet, adminAddr, tokenFile)
+	cs := csi.NewControllerClient(dial(t, "unix://"+drv.Addr().String()))
+	ctx := context.Background()
+	capBefore, err := cs.GetCapacity(ctx, &csi.GetCapacityRequest{})
+	if err != nil || capBefore.AvailableCapacity <= 0 || capBefore.MaximumVolumeSize.GetValue() != capBefore.AvailableCapacity {
+		t.Fatalf("capacity: %v %v", capBefore, err)
+	}
+	vol, err := cs.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "gone", VolumeCapabilities: mountCaps(), CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capAfter, err := cs.GetCapacity(ctx, &csi.GetCapacityRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new volume's limit is promised: 1 GiB less is available (the
+	// disk is shared with other work, so its free space only roughly
+	// stays put; nfsd's promised figure is exact).
+	if d := capBefore.AvailableCapacity - capAfter.AvailableCapacity; d < 1<<30-(64<<20) {
+		t.Fatalf("available went from %d to %d after promising 1 GiB", capBefore.AvailableCapacity, capAfter.AvailableCapacity)
+	}
+	if c, _ := d.Table.Capacity(); c.Promised != 1<<30 || c.Limited != 1 {
+		t.Fatalf("nfsd's capacity: %+v", c)
+	}
+	cond := func() *csi.VolumeCondition {
+		g, err := cs.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: vol.Volume.VolumeId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Status.VolumeCondition
+	}
+	if c := cond(); c.Abnormal {
+		t.Fatalf("a fresh volume is abnormal: %v", c)
+	}
+	v, _ := d.Table.Volume("gone")
+	if err := os.Rename(v.Dir(), v.Dir()+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if c := cond(); !c.Abnormal || !strings.Contains(c.Message, "missing on nfsd main") {
+		t.Fatalf("a volume whose directory is gone: %v", c)
+	}
+	l, err := cs.ListVolumes(ctx, &csi.ListVolumesRequest{})
+	if err != nil || len(l.Entries) != 1 || !l.Entries[0].Status.VolumeCondition.Abnormal {
+		t.Fatalf("list: %v %v", l, err)
+	}
+	_, err = cs.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: "main/never-made"})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown volume: %v", err)
+	}
+}

@@ -395,20 +395,14 @@ func repeatOf(v *Volume, req CreateRequest) (*Volume, bool, error) {
 // createEmpty makes a volume with no content source. t.opMu is held.
 func (t *Table) createEmpty(req CreateRequest, lim quota.Limits) (*Volume, error) {
 	in := intent{Op: "create", ID: req.ID}
-	staging := t.stagingDir("volume", req.ID)
 	if err := t.beginIntent(in); err != nil {
 		return nil, err
 	}
 	crashPoint("create:intent")
-	fail := func(err error) (*Volume, error) {
-		t.rollbackCreate(in)
-		return nil, err
-	}
-	os.RemoveAll(staging)
-	if err := os.Mkdir(staging, 0o700); err != nil {
+	staging, fail, err := t.startStaging(in)
+	if err != nil {
 		return fail(err)
 	}
-	crashPoint("create:mkdir")
 	if err := os.Chown(staging, int(req.Root.UID), int(req.Root.GID)); err != nil {
 		return fail(err)
 	}
@@ -417,6 +411,22 @@ func (t *Table) createEmpty(req CreateRequest, lim quota.Limits) (*Volume, error
 	}
 	crashPoint("create:populated")
 	return t.commitCreate(in, req, lim, quota.Usage{})
+}
+
+// startStaging makes the empty staging tree of a recorded creation, and
+// the function that undoes the creation on failure.
+func (t *Table) startStaging(in intent) (string, func(error) (*Volume, error), error) {
+	fail := func(err error) (*Volume, error) {
+		t.rollbackCreate(in)
+		return nil, err
+	}
+	staging := t.stagingDir("volume", in.ID)
+	os.RemoveAll(staging)
+	if err := os.Mkdir(staging, 0o700); err != nil {
+		return "", fail, err
+	}
+	crashPoint("create:mkdir")
+	return staging, fail, nil
 }
 
 // commitCreate writes a built volume's usage and metadata, renames its
@@ -514,16 +524,10 @@ func (t *Table) startClone(req CreateRequest, lim quota.Limits) (*job, error) {
 
 // runClone copies src into the new volume's staging tree and commits it.
 func (t *Table) runClone(ctx context.Context, j *job, in intent, src string, lim quota.Limits) (*Volume, error) {
-	staging := t.stagingDir("volume", in.ID)
-	fail := func(err error) (*Volume, error) {
-		t.rollbackCreate(in)
-		return nil, err
-	}
-	os.RemoveAll(staging)
-	if err := os.Mkdir(staging, 0o700); err != nil {
+	staging, fail, err := t.startStaging(in)
+	if err != nil {
 		return fail(err)
 	}
-	crashPoint("create:mkdir")
 	usage, err := copyTree(copyJob{ctx: ctx, progress: &j.written, hook: t.copyHook}, src, staging)
 	if err != nil {
 		return fail(fmt.Errorf("copying %s: %w", sourceString(j.req.Source), err))
