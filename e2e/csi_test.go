@@ -243,6 +243,18 @@ func TestCSINodeChecks(t *testing.T) {
 	}
 	unpub(good, "/tmp/t/good")
 
+	// Read-only is honoured; the same target asked for read-write is
+	// "mounted differently", and the same request again is fine.
+	want(t, "publish read-only", pub(good, gctx, "/tmp/t/ro", "--readonly"), "OK")
+	out, _, _ := n.sh("echo x > /tmp/t/ro/g 2>&1; echo rc=$?", 30*time.Second)
+	if !strings.Contains(out, "Read-only file system") {
+		t.Errorf("writing to a read-only publish: %q", out)
+	}
+	want(t, "publish read-only again", pub(good, gctx, "/tmp/t/ro", "--readonly"), "OK")
+	want(t, "publish read-write where it is mounted read-only", pub(good, gctx, "/tmp/t/ro"), "AlreadyExists", "read-only", "unpublish it first")
+	unpub(good, "/tmp/t/ro")
+	unpub(good, "/tmp/t/ro") // idempotent
+
 	// No mount.nfs.
 	n.must("mv /sbin/mount.nfs /sbin/mount.nfs.off", 10*time.Second)
 	want(t, "publish without mount.nfs", pub(good, gctx, "/tmp/t/good"), "FailedPrecondition", "mount.nfs helper is not installed", "nfs-common", "nfs-utils")
