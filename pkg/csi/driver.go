@@ -132,9 +132,10 @@ func Start(cfg Config) (d *Driver, err error) {
 		cfg.Version = "unknown"
 	}
 	d = &Driver{cfg: cfg, log: cfg.Log}
+	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
-			d.Stop()
+			built.Stop()
 		}
 	}()
 	switch cfg.Mode {
@@ -178,6 +179,7 @@ func Start(cfg Config) (d *Driver, err error) {
 		if d.reg, err = startRegistration(cfg, d.log); err != nil {
 			return nil, err
 		}
+		d.ids.reg = d.reg
 	}
 	if cfg.HealthzListen != "" {
 		if d.hl, err = net.Listen("tcp", cfg.HealthzListen); err != nil {

@@ -88,6 +88,9 @@ func TestKubeletRegistration(t *testing.T) {
 	if !strings.Contains(logs.String(), "kubelet refused the registration") || !strings.Contains(logs.String(), "driver name taken") {
 		t.Fatalf("a refused registration is not logged:\n%s", logs)
 	}
+	if ready, why := drv.ids.ready(ctx); ready || !strings.Contains(why, "driver name taken") {
+		t.Fatalf("ready after a refused registration: %v %q", ready, why)
+	}
 	drv.Stop()
 	if _, err := os.Stat(reg); !os.IsNotExist(err) {
 		t.Fatalf("registration socket left after stop: %v", err)

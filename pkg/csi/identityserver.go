@@ -12,6 +12,7 @@ type identityServer struct {
 	name, version string
 	cs            *controllerServer // nil in node mode
 	ns            *nodeServer       // nil in controller mode
+	reg           *registration     // nil without --register
 }
 
 func (s *identityServer) GetPluginInfo(ctx context.Context, req *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
@@ -52,6 +53,11 @@ func (s *identityServer) ready(ctx context.Context) (bool, string) {
 	if s.ns != nil {
 		if err := s.ns.probe(); err != nil {
 			return false, err.Error()
+		}
+	}
+	if s.reg != nil {
+		if why := s.reg.refused(); why != "" {
+			return false, "kubelet refused the plugin registration: " + why
 		}
 	}
 	return true, ""

@@ -91,6 +91,17 @@ func (r *registration) NotifyRegistrationStatus(ctx context.Context, st *registe
 	return &registerapi.RegistrationStatusResponse{}, nil
 }
 
+// refused says why kubelet refused the last registration ("" if it did
+// not), for Probe.
+func (r *registration) refused() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.registered || r.lastErr == "" {
+		return ""
+	}
+	return r.lastErr
+}
+
 func (r *registration) stop() {
 	r.srv.Stop()
 	<-r.done
