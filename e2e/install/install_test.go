@@ -137,8 +137,10 @@ func (e *env) exists(rel string) bool {
 
 func (e *env) build(name, pkg string) {
 	e.t.Helper()
+	// Static, as make images builds them: the images have no C library.
 	cmd := exec.Command("go", "build", "-o", filepath.Join(e.bin, name), pkg)
 	cmd.Dir = e.root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		e.t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
@@ -314,14 +316,14 @@ func (e *env) testUpgradeKeepsSecrets(t *testing.T) {
 }
 
 // testControllerStarts runs csi-nfs and the sidecars with the Deployment's own
-// arguments; the sidecars authenticate as the chart's ServiceAccount.
+// arguments; the sidecars (upstream images, here host processes)
+// authenticate as the chart's ServiceAccount.
 func (e *env) testControllerStarts(t *testing.T) {
 	p := materialize(e.ctx, t, e.c, ns, "deployment", prefix+"-controller")
-	csi, err := e.c.StartProcess("csi-nfs-controller", filepath.Join(e.bin, "csi-nfs"), p.args(t, "csi-nfs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.procs["csi-nfs"] = csi
+	// csi-nfs from the controller image's tree, under the container's
+	// securityContext (no capabilities, read-only root).
+	root := e.imageRoot(t, "controller", images.ControllerRootfs(filepath.Join(e.bin, "csi-nfs")))
+	csi := e.runContainer(t, e.netns, root, p, "csi-nfs", []string{"/usr/bin/csi-nfs"})
 	sock := filepath.Join(p.volumeDir(t, "socket-dir"), "csi.sock")
 	if err := cluster.Eventually(e.ctx, "csi-nfs's socket", 30*time.Second, func() (bool, string, error) {
 		if exited, err := csi.Exited(); exited {
