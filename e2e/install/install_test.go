@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,10 +20,9 @@ import (
 )
 
 const (
-	ns        = "rwxnfs"
-	release   = "rwxnfs"
-	clusterIP = "10.96.100.100" // values.yaml
-	prefix    = release         // the chart's fullname for this release
+	ns      = "rwxnfs"
+	release = "rwxnfs"
+	prefix  = release // the chart's fullname for this release
 )
 
 func repoRoot(t *testing.T) string {
@@ -35,51 +36,87 @@ func repoRoot(t *testing.T) string {
 // env is one install: the control plane, the release, and the host
 // processes standing in for its pods.
 type env struct {
-	t      *testing.T
-	ctx    context.Context
-	c      *cluster.Cluster
-	root   string // repository
-	bin    string // binaries built from this tree
-	netns  *cluster.Netns
-	nfsd   *cluster.Process
-	nfsdFS string // nfsd's --root on the host
-	admin  []string
-	procs  map[string]*cluster.Process
+	t       *testing.T // the running step
+	top     *testing.T // the whole install
+	ctx     context.Context
+	c       *cluster.Cluster
+	root    string // repository
+	bin     string // binaries built from this tree
+	netns   *cluster.Netns
+	nfsd    *cluster.Process
+	nfsdFS  string // nfsd's --root on the host
+	admin   []string
+	procs   map[string]*cluster.Process
+	values  string // values file
+	addr    string // where nodes and the controller reach nfsd
+	hostNet bool
 }
 
 // TestInstall installs the chart on a real control plane and drives real
 // nfsd and csi-nfs through it. Parts that need cmd/csi-nfs skip, saying
 // so, while it is not in the tree.
 func TestInstall(t *testing.T) {
+	runInstall(t, "values.yaml", "10.96.100.100", false, nil)
+}
+
+// TestInstallHostNetwork: the same chart with nfsd in a node's host
+// network (no kube-proxy, no cluster DNS): nfsd binds only that address,
+// its certificate names it, the controller reaches it there, claims bind.
+func TestInstallHostNetwork(t *testing.T) {
+	runInstall(t, "values-hostnetwork.yaml", "10.99.0.10", true,
+		[]string{"HelmInstall", "NFSDWithChartSecrets", "ControllerStarts", "Provision", "Expand", "NoRBACDenials", "HelmUninstall"})
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	haveCSI   bool
+)
+
+// binaries builds nfsd and csi-nfs (static, as the images hold them) once
+// per run, or takes them from RWXNFS_INSTALL_BINS.
+func (e *env) binaries(dir string) {
+	buildOnce.Do(func() {
+		binDir = filepath.Join(dir, "bin")
+		haveCSI = e.exists("cmd/csi-nfs")
+		if pre := os.Getenv("RWXNFS_INSTALL_BINS"); pre != "" {
+			// nfsd and csi-nfs built elsewhere (another branch, a release).
+			binDir = pre
+			_, err := os.Stat(filepath.Join(pre, "csi-nfs"))
+			haveCSI = err == nil
+			return
+		}
+		e.bin = binDir
+		e.build("nfsd", "./cmd/nfsd")
+		if haveCSI {
+			e.build("csi-nfs", "./cmd/csi-nfs")
+		}
+	})
+	e.bin = binDir
+	e.t.Logf("nfsd and csi-nfs from %s", binDir)
+}
+
+// runInstall runs the named steps (nil: all) of an install with one
+// values file.
+func runInstall(t *testing.T, values, addr string, hostNet bool, only []string) {
 	if !enabled() {
 		t.Skip("set RWXNFS_E2E_INSTALL=1 (make e2e-install)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	e := &env{t: t, ctx: ctx, root: repoRoot(t), procs: map[string]*cluster.Process{}}
+	e := &env{t: t, top: t, ctx: ctx, root: repoRoot(t), procs: map[string]*cluster.Process{},
+		values: filepath.Join(repoRoot(t), "e2e", "install", values), addr: addr, hostNet: hostNet}
 	dir := filepath.Join(e.root, "e2e", ".build", "install", time.Now().UTC().Format("20060102-150405"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("logs and state in %s", dir)
-	e.bin = filepath.Join(dir, "bin")
-	haveCSI := e.exists("cmd/csi-nfs")
-	if pre := os.Getenv("RWXNFS_INSTALL_BINS"); pre != "" {
-		// nfsd and csi-nfs built elsewhere (another branch, a release).
-		e.bin = pre
-		_, err := os.Stat(filepath.Join(pre, "csi-nfs"))
-		haveCSI = err == nil
-		t.Logf("nfsd and csi-nfs from RWXNFS_INSTALL_BINS=%s", pre)
-	} else {
-		e.build("nfsd", "./cmd/nfsd")
-		if haveCSI {
-			e.build("csi-nfs", "./cmd/csi-nfs")
-		}
-	}
+	e.binaries(dir)
 
-	// The Service's ClusterIP is an address of the namespace's loopback:
-	// inside it, nfsd's Service address works as kube-proxy would make it.
-	netns, err := cluster.NewNetns(netnsName(), clusterIP)
+	// nfsd's address (the Service's ClusterIP, or the node's address) is
+	// an address of the namespace's loopback: inside it, the address works
+	// as kube-proxy (or the node) would make it.
+	netns, err := cluster.NewNetns(netnsName(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +151,9 @@ func TestInstall(t *testing.T) {
 	// The steps build on each other: after a failure the rest skip.
 	failed := ""
 	for _, s := range steps {
+		if only != nil && !slices.Contains(only, s.name) {
+			continue
+		}
 		t.Run(s.name, func(t *testing.T) {
 			switch {
 			case failed != "":
@@ -185,7 +225,7 @@ func (e *env) testHelmInstall(t *testing.T) {
 	e.snapshotAddons()
 	start := time.Now()
 	out, err := e.c.Helm(e.ctx, "install", release, filepath.Join(e.root, "charts", "rwxnfs"),
-		"--namespace", ns, "--create-namespace", "-f", filepath.Join(e.root, "e2e", "install", "values.yaml"))
+		"--namespace", ns, "--create-namespace", "-f", e.values)
 	if err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
@@ -203,31 +243,42 @@ func (e *env) checkObjects() {
 	t := e.t
 	for _, o := range []string{
 		"statefulset/" + prefix + "-nfsd", "deployment/" + prefix + "-controller", "daemonset/" + prefix + "-node",
-		"service/" + prefix + "-nfsd", "secret/" + prefix + "-admin-token", "secret/" + prefix + "-admin-tls",
-		"networkpolicy/" + prefix + "-nfsd", "poddisruptionbudget/" + prefix + "-nfsd",
+		"secret/" + prefix + "-admin-token", "secret/" + prefix + "-admin-tls", "poddisruptionbudget/" + prefix + "-nfsd",
 		"serviceaccount/" + prefix + "-controller", "serviceaccount/" + prefix + "-node", "serviceaccount/" + prefix + "-nfsd",
 	} {
 		e.kubectl("get", "-n", ns, o)
 	}
-	for _, o := range []string{"csidriver/nfs.rwxnfs.io", "storageclass/rwxnfs", "storageclass/rwxnfs-retain",
-		"storageclass/rwxnfs-archive", "storageclass/rwxnfs-bad", "volumesnapshotclass/rwxnfs",
+	for _, o := range []string{"csidriver/nfs.rwxnfs.io", "storageclass/rwxnfs",
 		"clusterrole/" + prefix + "-controller", "clusterrolebinding/" + prefix + "-controller"} {
 		e.kubectl("get", o)
 	}
-	if ip := e.kubectl("get", "-n", ns, "service/"+prefix+"-nfsd", "-o", "jsonpath={.spec.clusterIP}"); ip != clusterIP {
-		t.Errorf("Service clusterIP %q, want %s", ip, clusterIP)
+	if e.hostNet {
+		if hn := e.kubectl("get", "-n", ns, "statefulset/"+prefix+"-nfsd", "-o", "jsonpath={.spec.template.spec.hostNetwork}"); hn != "true" {
+			t.Errorf("nfsd hostNetwork %q", hn)
+		}
+	} else {
+		for _, o := range []string{"storageclass/rwxnfs-retain", "storageclass/rwxnfs-archive", "storageclass/rwxnfs-bad",
+			"volumesnapshotclass/rwxnfs", "-n=" + ns + " networkpolicy/" + prefix + "-nfsd"} {
+			e.kubectl(append([]string{"get"}, strings.Fields(o)...)...)
+		}
+		if ip := e.kubectl("get", "-n", ns, "service/"+prefix+"-nfsd", "-o", "jsonpath={.spec.clusterIP}"); ip != e.addr {
+			t.Errorf("Service clusterIP %q, want %s", ip, e.addr)
+		}
 	}
 	// What the controller's account may and may not do, as the apiserver's
 	// RBAC decides it.
 	sa := "system:serviceaccount:" + ns + ":" + prefix + "-controller"
-	for _, c := range []struct {
+	type rule struct {
 		verb, res string
 		allowed   bool
-	}{
-		{"create", "persistentvolumes", true}, {"patch", "persistentvolumeclaims/status", true},
-		{"update", "volumesnapshotcontents/status", true}, {"create", "events", true},
+	}
+	rules := []rule{
+		{"create", "persistentvolumes", true}, {"patch", "persistentvolumeclaims/status", true}, {"create", "events", true},
 		{"get", "secrets", false}, {"list", "pods", false}, {"list", "nodes", false}, {"create", "persistentvolumeclaims", false},
-	} {
+	}
+	// Snapshot rules exist only where the values turn snapshots on.
+	rules = append(rules, rule{"update", "volumesnapshotcontents/status", !e.hostNet})
+	for _, c := range rules {
 		// kubectl reads "res/x" as a resource named x: a subresource
 		// needs its own flag.
 		res, sub, _ := strings.Cut(c.res, "/")
@@ -249,7 +300,7 @@ func (e *env) checkObjects() {
 // 0400), then reaches its admin API at the Service address over TLS with
 // the chart's CA, as the controller will.
 func (e *env) testNFSD(t *testing.T) {
-	p := materialize(e.ctx, t, e.c, ns, "statefulset", prefix+"-nfsd")
+	p := e.materialize(t, "statefulset", prefix+"-nfsd")
 	args := p.args(t, "nfsd")
 	tokenFile := mustHaveFlag(t, args, "--admin-token-file")
 	fi, err := os.Stat(tokenFile)
@@ -265,9 +316,9 @@ func (e *env) testNFSD(t *testing.T) {
 	root := e.imageRoot(t, "nfsd", images.NFSDRootfs(filepath.Join(e.bin, "nfsd")))
 	proc := e.runContainer(t, e.netns, root, p, "nfsd", []string{"/usr/bin/nfsd"})
 	e.nfsd = proc
-	ctrl := materialize(e.ctx, t, e.c, ns, "deployment", prefix+"-controller")
+	ctrl := e.materialize(t, "deployment", prefix+"-controller")
 	cargs := ctrl.args(t, "csi-nfs")
-	e.admin = []string{"admin", "--addr=" + clusterIP + ":9103", "--token-file=" + mustHaveFlag(t, cargs, "--admin-token-file"),
+	e.admin = []string{"admin", "--addr=" + e.addr + ":9103", "--token-file=" + mustHaveFlag(t, cargs, "--admin-token-file"),
 		"--tls-ca=" + mustHaveFlag(t, cargs, "--admin-tls-ca"), "-o", "json"}
 	err = cluster.Eventually(e.ctx, "nfsd's admin API at the Service address", 30*time.Second, func() (bool, string, error) {
 		if exited, err := proc.Exited(); exited {
@@ -283,7 +334,7 @@ func (e *env) testNFSD(t *testing.T) {
 	// chart generated.
 	bad := filepath.Join(e.c.Dir(), "wrong-token")
 	os.WriteFile(bad, []byte("not-the-token"), 0o400)
-	wrong := append([]string{"admin", "--addr=" + clusterIP + ":9103", "--token-file=" + bad,
+	wrong := append([]string{"admin", "--addr=" + e.addr + ":9103", "--token-file=" + bad,
 		"--tls-ca=" + mustHaveFlag(t, cargs, "--admin-tls-ca")}, "list")
 	if _, err := e.c.Run(e.ctx, filepath.Join(e.bin, "nfsd"), wrong...); err == nil {
 		t.Error("admin API accepted a wrong token")
@@ -302,7 +353,7 @@ func (e *env) testUpgradeKeepsSecrets(t *testing.T) {
 	}
 	tok1, crt1, sum1 := get()
 	out, err := e.c.Helm(e.ctx, "upgrade", release, filepath.Join(e.root, "charts", "rwxnfs"),
-		"--namespace", ns, "-f", filepath.Join(e.root, "e2e", "install", "values.yaml"))
+		"--namespace", ns, "-f", e.values)
 	if err != nil {
 		t.Fatalf("helm upgrade: %v\n%s", err, out)
 	}
@@ -319,7 +370,7 @@ func (e *env) testUpgradeKeepsSecrets(t *testing.T) {
 // arguments; the sidecars (upstream images, here host processes)
 // authenticate as the chart's ServiceAccount.
 func (e *env) testControllerStarts(t *testing.T) {
-	p := materialize(e.ctx, t, e.c, ns, "deployment", prefix+"-controller")
+	p := e.materialize(t, "deployment", prefix+"-controller")
 	// csi-nfs from the controller image's tree, under the container's
 	// securityContext (no capabilities, read-only root).
 	root := e.imageRoot(t, "controller", images.ControllerRootfs(filepath.Join(e.bin, "csi-nfs")))
@@ -334,19 +385,26 @@ func (e *env) testControllerStarts(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// The cluster's own snapshot controller runs as the admin, as a cluster
-	// add-on would; only our sidecars are held to the chart's RBAC.
-	sc, err := e.c.StartProcess("snapshot-controller", e.tool("snapshot-controller"),
-		[]string{"--kubeconfig=" + e.c.Kubeconfig, "--leader-election=false", "--v=3"})
-	if err != nil {
-		t.Fatal(err)
+	snapshots := p.has("csi-snapshotter")
+	if snapshots {
+		// The cluster's own snapshot controller runs as the admin, as a
+		// cluster add-on would; only our sidecars are held to the chart's
+		// RBAC.
+		sc, err := e.c.StartProcess("snapshot-controller", e.tool("snapshot-controller"),
+			[]string{"--kubeconfig=" + e.c.Kubeconfig, "--leader-election=false", "--v=3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.procs["snapshot-controller"] = sc
 	}
-	e.procs["snapshot-controller"] = sc
 	kc, err := e.c.ServiceAccountKubeconfig(e.ctx, ns, p.w.Spec.Template.Spec.ServiceAccountName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"csi-provisioner", "csi-resizer", "csi-snapshotter"} {
+		if !p.has(name) {
+			continue
+		}
 		args := append(p.args(t, name), "--kubeconfig="+kc)
 		proc, err := e.c.StartProcess(name, e.tool(name), args)
 		if err != nil {
@@ -493,8 +551,8 @@ func (e *env) testProvision(t *testing.T) {
 	if a.capacity() != "1073741824" {
 		t.Errorf("quota %s, want 1073741824 (1Gi)", a.capacity())
 	}
-	if !strings.Contains(strings.Join(mapValues(v.Spec.CSI.VolumeAttributes), " "), clusterIP) {
-		t.Errorf("volume context %v does not name the server %s", v.Spec.CSI.VolumeAttributes, clusterIP)
+	if !strings.Contains(strings.Join(mapValues(v.Spec.CSI.VolumeAttributes), " "), e.addr) {
+		t.Errorf("volume context %v does not name the server %s", v.Spec.CSI.VolumeAttributes, e.addr)
 	}
 	// Put data in the volume on the server side (this host has no NFS
 	// client); the snapshot case reads it back from the restored volume.

@@ -52,7 +52,7 @@ func (e *env) testNodeRPCServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(node.Delete)
-	p := materialize(e.ctx, t, e.c, ns, "daemonset", prefix+"-node")
+	p := e.materialize(t, "daemonset", prefix+"-node")
 	for _, name := range []string{"rpcbind", "rpc-statd"} {
 		proc := e.runContainer(t, node, root, p, name, nil)
 		want := map[string]string{"rpcbind": "portmapper", "rpc-statd": "status"}[name]

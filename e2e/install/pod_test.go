@@ -1,15 +1,12 @@
 package install
 
 import (
-	"context"
 	"encoding/base64"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/rwxnfs/rwxnfs/e2e/cluster"
 )
 
 // The parts of a workload's pod template this test runs by hand.
@@ -64,15 +61,35 @@ type pod struct {
 	vols map[string]string // volume name -> host directory
 }
 
-func materialize(ctx context.Context, t *testing.T, c *cluster.Cluster, ns, kind, name string) *pod {
+func (e *env) materialize(t *testing.T, kind, name string) *pod {
 	t.Helper()
+	ctx, c := e.ctx, e.c
 	p := &pod{name: name, dir: filepath.Join(c.Dir(), "pods", name), vols: map[string]string{}}
 	if err := c.Get(ctx, &p.w, kind, name, "-n", ns); err != nil {
 		t.Fatalf("reading %s %s: %v", kind, name, err)
 	}
 	for _, v := range p.w.Spec.Template.Spec.Volumes {
 		d := filepath.Join(p.dir, "volumes", v.Name)
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if target, err := os.Readlink(d); err == nil {
+			d = target // materialized before: the same emptyDir
+		} else if v.EmptyDir != nil {
+			// A short path: a unix socket's path (the CSI socket lives in
+			// an emptyDir) may not exceed 107 bytes. The pod's directory
+			// links to it.
+			short, err := os.MkdirTemp("", "rwxnfs-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Gone with the whole test: later steps materialize the pod again.
+			e.top.Cleanup(func() { os.RemoveAll(short) })
+			if err := os.Symlink(short, d); err != nil {
+				t.Fatal(err)
+			}
+			d = short
+		} else if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		p.vols[v.Name] = d
@@ -115,6 +132,15 @@ func materialize(ctx context.Context, t *testing.T, c *cluster.Cluster, ns, kind
 		}
 	}
 	return p
+}
+
+func (p *pod) has(name string) bool {
+	for _, c := range p.w.Spec.Template.Spec.Containers {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *pod) container(t *testing.T, name string) container {
