@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -86,13 +85,3 @@ func Eventually(ctx context.Context, what string, timeout time.Duration, cond fu
 
 // Dir is the cluster's work directory.
 func (c *Cluster) Dir() string { return c.cfg.Dir }
-
-// WriteFile writes a file under the cluster's directory and returns its
-// path.
-func (c *Cluster) WriteFile(name string, data []byte, perm os.FileMode) (string, error) {
-	p := filepath.Join(c.cfg.Dir, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return "", err
-	}
-	return p, os.WriteFile(p, data, perm)
-}
