@@ -62,3 +62,4 @@ clean:
 -include e2e/e2e.mk
 -include quota.mk
 -include bench.mk
+-include chart.mk
