@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -164,15 +163,13 @@ func (t *Table) commitIntent(in intent) error {
 	return syncDir(t.intentsDir())
 }
 
-// CrashEnv names the environment variable that makes the process kill
-// itself (SIGKILL) at a named step of a lifecycle operation, so tests can
-// check recovery from a crash at every step.
-const CrashEnv = "RWXNFS_CRASH_AT"
-
-func crashPoint(name string) {
-	if os.Getenv(CrashEnv) == name {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		time.Sleep(time.Hour)
+// step marks a named step of a multi-step operation (say
+// "create:meta"). It does nothing unless Config.stepHook is set: tests
+// set it to kill the process there and check that recovery finishes or
+// undoes the operation, at every step.
+func (t *Table) step(name string) {
+	if t.stepHook != nil {
+		t.stepHook(name)
 	}
 }
 
@@ -398,7 +395,7 @@ func (t *Table) createEmpty(req CreateRequest, lim quota.Limits) (*Volume, error
 	if err := t.beginIntent(in); err != nil {
 		return nil, err
 	}
-	crashPoint("create:intent")
+	t.step("create:intent")
 	staging, fail, err := t.startStaging(in)
 	if err != nil {
 		return fail(err)
@@ -409,7 +406,7 @@ func (t *Table) createEmpty(req CreateRequest, lim quota.Limits) (*Volume, error
 	if err := os.Chmod(staging, fs.FileMode(req.Root.Mode&0o777)|modeBits(req.Root.Mode)); err != nil {
 		return fail(err)
 	}
-	crashPoint("create:populated")
+	t.step("create:populated")
 	return t.commitCreate(in, req, lim, quota.Usage{})
 }
 
@@ -425,7 +422,7 @@ func (t *Table) startStaging(in intent) (string, func(error) (*Volume, error), e
 	if err := os.Mkdir(staging, 0o700); err != nil {
 		return "", fail, err
 	}
-	crashPoint("create:mkdir")
+	t.step("create:mkdir")
 	return staging, fail, nil
 }
 
@@ -446,14 +443,14 @@ func (t *Table) commitCreate(in intent, req CreateRequest, lim quota.Limits, usa
 	if err := t.saveMeta(v); err != nil {
 		return fail(err)
 	}
-	crashPoint("create:meta")
+	t.step("create:meta")
 	if err := os.Rename(t.stagingDir("volume", req.ID), filepath.Join(t.volumesDir(), req.ID)); err != nil {
 		return fail(err)
 	}
 	if err := syncDir(t.volumesDir()); err != nil {
 		return fail(err)
 	}
-	crashPoint("create:renamed")
+	t.step("create:renamed")
 	if err := t.attach(v); err != nil {
 		return nil, err
 	}
@@ -496,7 +493,7 @@ func (t *Table) startClone(req CreateRequest, lim quota.Limits) (*job, error) {
 	if err := t.beginIntent(in); err != nil {
 		return nil, err
 	}
-	crashPoint("create:intent")
+	t.step("create:intent")
 	ctx, cancel := context.WithCancel(t.jobs.ctx)
 	j := &job{cancel: cancel, done: make(chan struct{}), req: req, expect: max(srcUsage.Bytes, lim.Bytes)}
 	t.jobs.creating[req.ID] = j
@@ -535,7 +532,7 @@ func (t *Table) runClone(ctx context.Context, j *job, in intent, src string, lim
 	if err := syncFS(staging); err != nil {
 		return fail(err)
 	}
-	crashPoint("create:populated")
+	t.step("create:populated")
 	return t.commitCreate(in, j.req, lim, usage)
 }
 
@@ -677,7 +674,7 @@ func (t *Table) DeleteVolume(id string, mode ReclaimMode) (DeleteResult, error) 
 	if err := t.beginIntent(in); err != nil {
 		return DeleteResult{}, err
 	}
-	crashPoint("delete:intent")
+	t.step("delete:intent")
 	t.detach(v)
 	if err := t.finishDelete(in); err != nil {
 		return DeleteResult{}, err
@@ -700,7 +697,7 @@ func (t *Table) finishDelete(in intent) error {
 		syncDir(t.volumesDir())
 		syncDir(filepath.Dir(in.Target))
 	}
-	crashPoint("delete:renamed")
+	t.step("delete:renamed")
 	meta := filepath.Join(t.metaDir(), in.ID+".json")
 	if in.Mode != ReclaimDelete {
 		// Keep the metadata beside the data, to re-import it by hand.
@@ -716,7 +713,7 @@ func (t *Table) finishDelete(in intent) error {
 		}
 	}
 	syncDir(t.metaDir())
-	crashPoint("delete:meta")
+	t.step("delete:meta")
 	if in.Mode == ReclaimDelete {
 		if err := os.RemoveAll(in.Target); err != nil {
 			return err

@@ -67,7 +67,7 @@ func (t *Table) CreateSnapshot(id, source string) (*Snapshot, bool, error) {
 	if err := t.beginSnapshot(s); err != nil {
 		return nil, false, err
 	}
-	crashPoint("snapshot:intent")
+	t.step("snapshot:intent")
 	t.startSnapshot(s, v)
 	t.log.Info("snapshot requested; copying", "snapshot", id, "volume", source, "bytes", v.Quota.Usage().Bytes)
 	return s, false, nil
@@ -138,7 +138,7 @@ func (t *Table) copySnapshot(ctx context.Context, j *job, s *Snapshot, src strin
 		return usage, err
 	}
 	t.log.Info("snapshot copied", "snapshot", s.ID, "volume", s.Source, "bytes", usage.Bytes, "inodes", usage.Inodes, "took", time.Since(start).Round(time.Millisecond))
-	crashPoint("snapshot:copied")
+	t.step("snapshot:copied")
 	return usage, nil
 }
 
@@ -149,7 +149,7 @@ func (t *Table) commitSnapshot(s *Snapshot, usage quota.Usage) error {
 	if err := t.saveSnapMeta(s); err != nil {
 		return err
 	}
-	crashPoint("snapshot:meta")
+	t.step("snapshot:meta")
 	if err := t.placeSnapshot(s.ID); err != nil {
 		return err
 	}
@@ -272,7 +272,7 @@ func (t *Table) finishSnapDelete(in intent) error {
 		}
 		syncDir(t.snapshotsDir())
 	}
-	crashPoint("snapdelete:renamed")
+	t.step("snapdelete:renamed")
 	if err := os.Remove(filepath.Join(t.snapMetaDir(), in.ID+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

@@ -73,6 +73,7 @@ type Table struct {
 	opMu      sync.Mutex // serialises the metadata steps of lifecycle operations
 	jobs      jobs       // copies in progress (guarded by opMu)
 	copyHook  func(rel string)
+	stepHook  func(step string) // see step
 	stopFlush chan struct{}
 	flushDone chan struct{}
 	closeOnce sync.Once
@@ -86,6 +87,10 @@ type Config struct {
 	MaxOpenNodes int
 	// UsageFlushInterval is how often changed usage is saved (default 2s).
 	UsageFlushInterval time.Duration
+
+	// stepHook, set by tests, runs at each named step of a multi-step
+	// operation (Table.step), those Open's recovery re-runs included.
+	stepHook func(step string)
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -118,6 +123,8 @@ func Open(cfg Config) (*Table, error) {
 		byID:   make(map[string]*Volume),
 		byFSID: make(map[uint64]*Volume),
 		nodes:  newNodeCache(cfg.MaxOpenNodes),
+
+		stepHook: cfg.stepHook,
 	}
 	for _, d := range []string{root, t.volumesDir(), t.state, t.metaDir(), t.usageDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
