@@ -130,10 +130,9 @@ func (t *Table) stagingDir(kind, id string) string {
 	}
 	return filepath.Join(t.volumesDir(), ".staging-"+id)
 }
-func (t *Table) snapshotsDir() string       { return filepath.Join(t.root, "snapshots") }
-func (t *Table) snapMetaDir() string        { return filepath.Join(t.state, "snapshots") }
-func (t *Table) intentsDir() string         { return filepath.Join(t.state, "intents") }
-func (t *Table) usagePath(id string) string { return filepath.Join(t.usageDir(), id+".json") }
+func (t *Table) snapshotsDir() string { return filepath.Join(t.root, "snapshots") }
+func (t *Table) snapMetaDir() string  { return filepath.Join(t.state, "snapshots") }
+func (t *Table) intentsDir() string   { return filepath.Join(t.state, "intents") }
 
 // intent is a recorded multi-step operation.
 type intent struct {
@@ -436,10 +435,11 @@ func (t *Table) commitCreate(in intent, req CreateRequest, lim quota.Limits, usa
 	v := &Volume{ID: req.ID, Name: req.Name, Created: time.Now().UTC(), Options: req.Options, Limits: lim,
 		RootAttrs: req.Root, Source: req.Source, Reclaim: req.Reclaim}
 	v.FSID = t.newFSID()
-	data, _ := json.Marshal(persistedUsage{Bytes: usage.Bytes, Inodes: usage.Inodes})
-	if err := writeFileAtomic(t.usagePath(req.ID), data, 0o600); err != nil {
+	q, err := t.usage.Create(req.ID, lim, usage)
+	if err != nil {
 		return fail(err)
 	}
+	v.Quota = q
 	if err := t.saveMeta(v); err != nil {
 		return fail(err)
 	}
@@ -557,11 +557,6 @@ func (t *Table) awaitClone(ctx context.Context, j *job, req CreateRequest, repea
 	return v, false, nil
 }
 
-type persistedUsage struct {
-	Bytes  int64 `json:"bytes"`
-	Inodes int64 `json:"inodes"`
-}
-
 func modeBits(m uint32) fs.FileMode {
 	var b fs.FileMode
 	if m&unix.S_ISUID != 0 {
@@ -604,6 +599,15 @@ func (t *Table) saveMeta(v *Volume) error {
 	return writeFileAtomic(filepath.Join(t.metaDir(), v.ID+".json"), data, 0o600)
 }
 
+// removeMeta removes a volume's metadata and saved usage, if there.
+func (t *Table) removeMeta(id string) error {
+	if err := os.Remove(filepath.Join(t.metaDir(), id+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	syncDir(t.metaDir())
+	return t.usage.Remove(id)
+}
+
 // rollbackCreate undoes an unfinished creation (nothing if it was
 // committed, i.e. its tree is in place).
 func (t *Table) rollbackCreate(in intent) error {
@@ -613,12 +617,9 @@ func (t *Table) rollbackCreate(in intent) error {
 	if err := os.RemoveAll(t.stagingDir("volume", in.ID)); err != nil {
 		return err
 	}
-	for _, p := range []string{filepath.Join(t.metaDir(), in.ID+".json"), t.usagePath(in.ID)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+	if err := t.removeMeta(in.ID); err != nil {
+		return err
 	}
-	syncDir(t.metaDir())
 	return t.commitIntent(in)
 }
 
@@ -707,12 +708,9 @@ func (t *Table) finishDelete(in intent) error {
 			}
 		}
 	}
-	for _, p := range []string{meta, t.usagePath(in.ID)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+	if err := t.removeMeta(in.ID); err != nil {
+		return err
 	}
-	syncDir(t.metaDir())
 	t.step("delete:meta")
 	if in.Mode == ReclaimDelete {
 		if err := os.RemoveAll(in.Target); err != nil {

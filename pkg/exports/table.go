@@ -68,6 +68,7 @@ type Table struct {
 	byFSID map[uint64]*Volume
 
 	nodes    *nodeCache
+	usage    *quota.Store // each volume's saved usage
 	onDetach []func(id string)
 
 	opMu      sync.Mutex // serialises the metadata steps of lifecycle operations
@@ -126,7 +127,7 @@ func Open(cfg Config) (*Table, error) {
 
 		stepHook: cfg.stepHook,
 	}
-	for _, d := range []string{root, t.volumesDir(), t.state, t.metaDir(), t.usageDir()} {
+	for _, d := range []string{root, t.volumesDir(), t.state, t.metaDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -136,6 +137,9 @@ func Open(cfg Config) (*Table, error) {
 		return nil, err
 	}
 	if err := checkHandles(t.volumesDir()); err != nil {
+		return nil, err
+	}
+	if t.usage, err = quota.OpenStore(t.usageDir()); err != nil {
 		return nil, err
 	}
 	key, err := loadOrCreateKey(filepath.Join(t.state, "handle.key"))
@@ -311,7 +315,7 @@ func (t *Table) load() error {
 func (t *Table) attach(v *Volume) error {
 	v.dir = filepath.Join(t.volumesDir(), v.ID)
 	if v.Quota == nil {
-		q, err := quota.New(filepath.Join(t.usageDir(), v.ID+".json"), v.Limits)
+		q, err := t.usage.Open(v.ID, v.Limits)
 		if err != nil {
 			return fmt.Errorf("volume %s usage: %w", v.ID, err)
 		}
