@@ -568,10 +568,10 @@ func (s *Server) volumeMsg(v *exports.Volume) *adminv1.Volume {
 	for _, p := range v.Options.Clients {
 		m.Options.Clients = append(m.Options.Clients, p.String())
 	}
+	l := v.Limits()
+	m.CapacityBytes, m.InodeLimit = l.Bytes, l.Inodes
 	if v.Quota != nil {
-		// The accountant's limits, not v.Limits: they are read atomically.
-		l, u := v.Quota.Limits(), v.Quota.Usage()
-		m.CapacityBytes, m.InodeLimit = l.Bytes, l.Inodes
+		u := v.Quota.Usage()
 		m.UsedBytes, m.UsedInodes, m.UsageReconciled = u.Bytes, u.Inodes, v.Quota.Reconciled()
 	}
 	if src := v.Source; src != nil {

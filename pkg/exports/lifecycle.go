@@ -264,11 +264,12 @@ func (v *Volume) name() string {
 // volume does not have ("" if it is the same request).
 func differences(v *Volume, req CreateRequest) string {
 	var d []string
-	if !req.Capacity.Admits(v.Limits.Bytes) {
-		d = append(d, fmt.Sprintf("capacity %d not in the range asked for [%d, %d]", v.Limits.Bytes, req.Capacity.Required, req.Capacity.Limit))
+	lim := v.Limits()
+	if !req.Capacity.Admits(lim.Bytes) {
+		d = append(d, fmt.Sprintf("capacity %d not in the range asked for [%d, %d]", lim.Bytes, req.Capacity.Required, req.Capacity.Limit))
 	}
-	if v.Limits.Inodes != req.InodeLimit {
-		d = append(d, fmt.Sprintf("inode limit %d, not %d", v.Limits.Inodes, req.InodeLimit))
+	if lim.Inodes != req.InodeLimit {
+		d = append(d, fmt.Sprintf("inode limit %d, not %d", lim.Inodes, req.InodeLimit))
 	}
 	if !reflect.DeepEqual(v.Options, req.Options) {
 		d = append(d, fmt.Sprintf("export options %+v, not %+v", v.Options, req.Options))
@@ -432,7 +433,7 @@ func (t *Table) commitCreate(in intent, req CreateRequest, lim quota.Limits, usa
 		t.rollbackCreate(in)
 		return nil, err
 	}
-	v := &Volume{ID: req.ID, Name: req.Name, Created: time.Now().UTC(), Options: req.Options, Limits: lim,
+	v := &Volume{ID: req.ID, Name: req.Name, Created: time.Now().UTC(), Options: req.Options,
 		RootAttrs: req.Root, Source: req.Source, Reclaim: req.Reclaim}
 	v.FSID = t.newFSID()
 	q, err := t.usage.Create(req.ID, lim, usage)
@@ -440,7 +441,7 @@ func (t *Table) commitCreate(in intent, req CreateRequest, lim quota.Limits, usa
 		return fail(err)
 	}
 	v.Quota = q
-	if err := t.saveMeta(v); err != nil {
+	if err := t.saveMeta(v, lim); err != nil {
 		return fail(err)
 	}
 	t.step("create:meta")
@@ -591,8 +592,9 @@ func (t *Table) newFSID() uint64 {
 	}
 }
 
-func (t *Table) saveMeta(v *Volume) error {
-	data, err := json.MarshalIndent(v, "", "  ")
+// saveMeta writes a volume's metadata file, with limits lim.
+func (t *Table) saveMeta(v *Volume, lim quota.Limits) error {
+	data, err := json.MarshalIndent(volumeMeta{Volume: *v, Limits: lim}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -764,19 +766,16 @@ func (t *Table) ExpandVolume(id string, capacity int64) (*Volume, error) {
 	if used := v.Quota.Usage().Bytes; capacity < used {
 		return nil, errorf(KindPrecondition, "volume %s holds %d bytes, more than the new capacity %d", id, used, capacity)
 	}
-	if v.Limits.Bytes == capacity {
+	lim := v.Limits()
+	if lim.Bytes == capacity {
 		return v, nil
 	}
-	nv := *v
-	nv.Limits.Bytes = capacity
-	if err := t.saveMeta(&nv); err != nil {
+	old := lim.Bytes
+	lim.Bytes = capacity
+	if err := t.saveMeta(v, lim); err != nil {
 		return nil, err
 	}
-	old := v.Limits.Bytes
-	t.mu.Lock()
-	v.Limits.Bytes = capacity
-	t.mu.Unlock()
-	v.Quota.SetLimits(v.Limits)
+	v.Quota.SetLimits(lim)
 	t.log.Info("volume capacity changed", "volume", id, "from", old, "to", capacity)
 	return v, nil
 }
@@ -804,7 +803,7 @@ func (t *Table) UpdateVolume(id string, u VolumeUpdate) (*Volume, error) {
 	if !ok {
 		return nil, errorf(KindNotFound, "volume %s not found", id)
 	}
-	nv := *v
+	nv, lim := *v, v.Limits()
 	o := &nv.Options
 	if u.Squash != nil {
 		o.Squash = *u.Squash
@@ -831,7 +830,7 @@ func (t *Table) UpdateVolume(id string, u VolumeUpdate) (*Volume, error) {
 		if used := v.Quota.Usage().Inodes; *u.InodeLimit > 0 && *u.InodeLimit < used {
 			return nil, errorf(KindPrecondition, "volume %s holds %d inodes, more than the new inode limit %d", id, used, *u.InodeLimit)
 		}
-		nv.Limits.Inodes = *u.InodeLimit
+		lim.Inodes = *u.InodeLimit
 	}
 	if u.Reclaim != nil {
 		switch *u.Reclaim {
@@ -841,17 +840,17 @@ func (t *Table) UpdateVolume(id string, u VolumeUpdate) (*Volume, error) {
 		}
 		nv.Reclaim = *u.Reclaim
 	}
-	if reflect.DeepEqual(nv.Options, v.Options) && nv.Limits == v.Limits && nv.reclaim() == v.reclaim() {
+	if reflect.DeepEqual(nv.Options, v.Options) && lim == v.Limits() && nv.reclaim() == v.reclaim() {
 		return v, nil
 	}
-	if err := t.saveMeta(&nv); err != nil {
+	if err := t.saveMeta(&nv, lim); err != nil {
 		return nil, err
 	}
-	v.Quota.SetLimits(nv.Limits)
+	v.Quota.SetLimits(lim)
 	t.replace(v, &nv)
 	t.log.Info("volume settings changed", "volume", id, "squash", nv.Options.Squash, "anonUID", nv.Options.AnonUID,
 		"anonGID", nv.Options.AnonGID, "readOnly", nv.Options.ReadOnly, "clients", len(nv.Options.Clients),
-		"inodeLimit", nv.Limits.Inodes, "reclaim", nv.reclaim())
+		"inodeLimit", lim.Inodes, "reclaim", nv.reclaim())
 	return &nv, nil
 }
 

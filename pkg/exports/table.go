@@ -30,10 +30,9 @@ type Volume struct {
 	FSID    uint64    `json:"fsid"`
 	Created time.Time `json:"created"`
 	Options Options   `json:"options"`
-	// Limits are the volume's quota (zero: none); Quota accounts and
-	// enforces them.
-	Limits quota.Limits  `json:"limits"`
-	Quota  *quota.Volume `json:"-"`
+	// Quota accounts the volume's usage and holds its limits, the only
+	// copy of them while the volume is served (see Limits).
+	Quota *quota.Volume `json:"-"`
 	// RootAttrs and Source are what the volume was created with, kept
 	// so a repeated CreateVolume can be recognised as the same request.
 	RootAttrs RootAttrs `json:"root"`
@@ -45,6 +44,25 @@ type Volume struct {
 
 	dir  string
 	root *Node // pinned: never evicted
+}
+
+// Limits returns the volume's limits (zero: none). They are its
+// accountant's, which every UpdateVolume and ExpandVolume sets and every
+// reservation reads: a record replaced by UpdateVolume shares the
+// accountant, so old and new records never disagree.
+func (v *Volume) Limits() quota.Limits {
+	if v.Quota == nil {
+		return quota.Limits{}
+	}
+	return v.Quota.Limits()
+}
+
+// volumeMeta is a volume's metadata file, state/volumes/<id>.json: the
+// record and its limits, which are kept on disk here and in memory only
+// in the accountant.
+type volumeMeta struct {
+	Volume
+	Limits quota.Limits `json:"limits"`
 }
 
 // Dir returns the volume's directory on the server.
@@ -279,15 +297,19 @@ func (t *Table) load() error {
 		if err != nil {
 			return err
 		}
-		var v Volume
-		if err := json.Unmarshal(data, &v); err != nil {
+		var m volumeMeta
+		if err := json.Unmarshal(data, &m); err != nil {
 			return fmt.Errorf("volume metadata %s: %w", name, err)
 		}
+		v := &m.Volume
 		if err := ValidateID(v.ID); err != nil || v.ID+".json" != name {
 			return fmt.Errorf("volume metadata %s: id %q does not match its file", name, v.ID)
 		}
 		seen[v.ID] = true
-		if err := t.attach(&v); err != nil {
+		if v.Quota, err = t.usage.Open(v.ID, m.Limits); err != nil {
+			return fmt.Errorf("volume %s usage: %w", v.ID, err)
+		}
+		if err := t.attach(v); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				t.log.Error("volume has metadata but no directory; not exported", "volume", v.ID, "dir", filepath.Join(t.volumesDir(), v.ID))
 				continue
@@ -311,16 +333,10 @@ func (t *Table) load() error {
 	return nil
 }
 
-// attach opens a volume's root and adds it to the table.
+// attach opens a volume's root and adds it, with its accountant, to the
+// table.
 func (t *Table) attach(v *Volume) error {
 	v.dir = filepath.Join(t.volumesDir(), v.ID)
-	if v.Quota == nil {
-		q, err := t.usage.Open(v.ID, v.Limits)
-		if err != nil {
-			return fmt.Errorf("volume %s usage: %w", v.ID, err)
-		}
-		v.Quota = q
-	}
 	// Not O_PATH: open_by_handle_at takes its mount descriptor only from
 	// a real open file.
 	fd, err := unix.Open(v.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -393,6 +409,11 @@ func (t *Table) create(id string, opts Options, adopt bool) (*Volume, error) {
 		}
 	}
 	v := &Volume{ID: id, Created: time.Now().UTC(), Options: opts}
+	q, err := t.usage.Open(id, quota.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	v.Quota = q
 	for {
 		var b [8]byte
 		rand.Read(b[:])
@@ -404,11 +425,7 @@ func (t *Table) create(id string, opts Options, adopt bool) (*Volume, error) {
 			break
 		}
 	}
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(t.metaDir(), id+".json"), data, 0o600); err != nil {
+	if err := t.saveMeta(v, quota.Limits{}); err != nil {
 		return nil, err
 	}
 	if err := t.attach(v); err != nil {

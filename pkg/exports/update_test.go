@@ -2,6 +2,7 @@ package exports
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
 // UpdateVolume changes export options for the next call through any
@@ -46,8 +49,8 @@ func TestUpdateVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Options{Squash: SquashAll, AnonUID: 1234, AnonGID: Nobody, ReadOnly: true, Clients: clients}
-	if !reflect.DeepEqual(nv.Options, want) || nv.Limits.Inodes != 50 || nv.Reclaim != ReclaimRetain {
-		t.Fatalf("updated to %+v limits %+v reclaim %s", nv.Options, nv.Limits, nv.Reclaim)
+	if !reflect.DeepEqual(nv.Options, want) || nv.Limits().Inodes != 50 || nv.Reclaim != ReclaimRetain {
+		t.Fatalf("updated to %+v limits %+v reclaim %s", nv.Options, nv.Limits(), nv.Reclaim)
 	}
 	if got := tb.MustVolume("u"); got != nv {
 		t.Fatal("the table serves the old record")
@@ -100,7 +103,7 @@ func TestCreateVolumeCapacityRange(t *testing.T) {
 	ctx := context.Background()
 	req := CreateRequest{ID: "r", Capacity: CapacityRange{Required: 10 << 20, Limit: 20 << 20}, Options: DefaultOptions()}
 	v, _, err := tb.CreateVolume(ctx, req)
-	if err != nil || v.Limits.Bytes != 10<<20 || v.reclaim() != ReclaimDelete || v.name() != "r" {
+	if err != nil || v.Limits().Bytes != 10<<20 || v.reclaim() != ReclaimDelete || v.name() != "r" {
 		t.Fatalf("%+v %v", v, err)
 	}
 	for _, r := range []CapacityRange{{}, {Required: 5 << 20}, {Limit: 10 << 20}, {Required: 10 << 20, Limit: 10 << 20}} {
@@ -127,7 +130,7 @@ func TestCreateVolumeCapacityRange(t *testing.T) {
 	if _, _, err := tb.CreateVolume(ctx, ret); KindOf(err) != KindExists || !strings.Contains(err.Error(), "reclaim") {
 		t.Errorf("same id, other reclaim mode: %v", err)
 	}
-	if v, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "lim", Capacity: CapacityRange{Limit: 7 << 20}, Options: DefaultOptions()}); err != nil || v.Limits.Bytes != 7<<20 {
+	if v, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "lim", Capacity: CapacityRange{Limit: 7 << 20}, Options: DefaultOptions()}); err != nil || v.Limits().Bytes != 7<<20 {
 		t.Fatalf("limit only: %+v %v", v, err)
 	}
 	for _, r := range []CapacityRange{{Required: 2, Limit: 1}, {Required: -1}, {Limit: -1}} {
@@ -172,5 +175,51 @@ func TestCapacity(t *testing.T) {
 	}
 	if want := max(0, c.Free-c.Promised); c.Available != want {
 		t.Fatalf("available %d, want %d", c.Available, want)
+	}
+}
+
+// A volume's limits have one home while it is served, its accountant:
+// a record replaced by UpdateVolume and the record that replaced it
+// report the same limits after any later change, enforcement uses them,
+// and the metadata file keeps them (in its "limits" field) across a
+// restart.
+func TestLimitsOneSource(t *testing.T) {
+	root := t.TempDir()
+	tb := openTable(t, root)
+	ctx := context.Background()
+	old, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "l", Capacity: Exactly(10 << 20), InodeLimit: 100, Options: DefaultOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifty := int64(50)
+	nv, err := tb.UpdateVolume("l", VolumeUpdate{InodeLimit: &fifty})
+	if err != nil || nv == old {
+		t.Fatalf("update: %v (new record: %v)", err, nv != old)
+	}
+	if _, err := tb.ExpandVolume("l", 20<<20); err != nil {
+		t.Fatal(err)
+	}
+	want := quota.Limits{Bytes: 20 << 20, Inodes: 50}
+	for _, r := range []*Volume{old, nv, tb.MustVolume("l")} {
+		if r.Limits() != want {
+			t.Fatalf("a record of the volume says %+v, want %+v", r.Limits(), want)
+		}
+	}
+	if err := nv.Quota.Reserve(20<<20, 50); err != nil {
+		t.Fatalf("reserving up to the limits: %v", err)
+	}
+	if err := nv.Quota.Reserve(1, 0); err == nil {
+		t.Fatal("a byte past the expanded limit was admitted")
+	}
+	tb.Close()
+	var m struct {
+		Limits quota.Limits `json:"limits"`
+	}
+	data, _ := os.ReadFile(filepath.Join(root, "state", "volumes", "l.json"))
+	if err := json.Unmarshal(data, &m); err != nil || m.Limits != want {
+		t.Fatalf("metadata limits %+v %v in %s", m.Limits, err, data)
+	}
+	if got := openTable(t, root).MustVolume("l").Limits(); got != want {
+		t.Fatalf("after restart %+v, want %+v", got, want)
 	}
 }
