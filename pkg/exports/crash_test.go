@@ -67,6 +67,44 @@ var crashOps = map[string]crashOp{
 			}
 		},
 	},
+	"default": {
+		run: func(tb *Table) error { _, err := tb.Create("new", DefaultOptions()); return err },
+		check: func(t *testing.T, tb *Table, root, step string) {
+			if nv, ok := createdOrAbsent(t, tb, root, step); ok {
+				wantRoot(t, nv, 0, 0, 0o777)
+			}
+		},
+	},
+	"adopt": {
+		// A directory made by hand, without metadata, is adopted by the
+		// next Open: the steps are reached inside Open.
+		setup: func(t *testing.T, tb *Table, root string) {
+			dir := filepath.Join(root, "volumes", "found")
+			if err := os.Mkdir(dir, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(dir, 0o750) // whatever the umask
+			if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("operator data"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		run: func(tb *Table) error { return nil },
+		check: func(t *testing.T, tb *Table, root, step string) {
+			// Never lost, whatever the step: served, its data intact,
+			// its metadata written.
+			v, ok := tb.Volume("found")
+			if !ok {
+				t.Fatal("an adopted directory is not served")
+			}
+			if got, err := os.ReadFile(filepath.Join(v.Dir(), "keep")); err != nil || string(got) != "operator data" {
+				t.Errorf("adopted data %q %v", got, err)
+			}
+			wantRoot(t, v, 0, 0, 0o750)
+			if _, err := os.Stat(filepath.Join(root, "state", "volumes", "found.json")); err != nil {
+				t.Errorf("adopted volume's metadata: %v", err)
+			}
+		},
+	},
 	"delete": {
 		run: func(tb *Table) error { _, err := tb.DeleteVolume("base", ReclaimDelete); return err },
 		check: func(t *testing.T, tb *Table, root, step string) {

@@ -367,6 +367,10 @@ func (t *Table) CreateVolume(ctx context.Context, req CreateRequest) (v *Volume,
 		t.opMu.Unlock()
 		return t.awaitClone(ctx, j, req, true)
 	}
+	if _, err := os.Lstat(filepath.Join(t.volumesDir(), req.ID)); err == nil {
+		t.opMu.Unlock()
+		return nil, false, errorf(KindExists, "%s exists on the server but is not a served volume (made by hand since nfsd started?): remove it, or restart nfsd to adopt it", filepath.Join(t.volumesDir(), req.ID))
+	}
 	capacity := req.Capacity.pick()
 	lim := quota.Limits{Bytes: capacity, Inodes: req.InodeLimit}
 	if req.Source == nil {
@@ -382,6 +386,21 @@ func (t *Table) CreateVolume(ctx context.Context, req CreateRequest) (v *Volume,
 	return t.awaitClone(ctx, j, req, false)
 }
 
+// Create makes an empty volume with export options opts, no limits and
+// a root owned by the server with mode 0777: nfsd's default volume. It
+// is CreateVolume with nothing else set, except that a volume of that id
+// is ErrExists whatever its parameters.
+func (t *Table) Create(id string, opts Options) (*Volume, error) {
+	v, existed, err := t.CreateVolume(context.Background(), CreateRequest{ID: id, Options: opts})
+	switch {
+	case existed:
+		return nil, fmt.Errorf("%w: %s", ErrExists, id)
+	case KindOf(err) == KindExists:
+		return nil, fmt.Errorf("%w: %v", ErrExists, err)
+	}
+	return v, err
+}
+
 func repeatOf(v *Volume, req CreateRequest) (*Volume, bool, error) {
 	if d := differences(v, req); d != "" {
 		return nil, false, errorf(KindExists, "volume %s exists with other parameters: %s", req.ID, d)
@@ -389,53 +408,53 @@ func repeatOf(v *Volume, req CreateRequest) (*Volume, bool, error) {
 	return v, true, nil
 }
 
-// createEmpty makes a volume with no content source. t.opMu is held.
-func (t *Table) createEmpty(req CreateRequest, lim quota.Limits) (*Volume, error) {
-	in := intent{Op: "create", ID: req.ID}
+// One way to make a volume, whatever it starts with: nothing (an empty
+// root with the requested owner and mode), a copy (clones and restores,
+// in a background job) or a tree already in place (adoption). Each is an
+// intent record (beginCreate), then build: the tree made in
+// volumes/.staging-<id>, its usage and metadata written, and the rename
+// into volumes/<id> that commits it. Recovery rolls back a creation that
+// had not passed that rename (rollbackCreate).
+
+// filler makes a new volume's tree in its staging directory and returns
+// what the tree holds.
+type filler func(staging string) (quota.Usage, error)
+
+// beginCreate records the creation of a volume.
+func (t *Table) beginCreate(id string) (intent, error) {
+	in := intent{Op: "create", ID: id}
 	if err := t.beginIntent(in); err != nil {
-		return nil, err
+		return in, err
 	}
 	t.step("create:intent")
-	staging, fail, err := t.startStaging(in)
-	if err != nil {
-		return fail(err)
-	}
-	if err := os.Chown(staging, int(req.Root.UID), int(req.Root.GID)); err != nil {
-		return fail(err)
-	}
-	if err := os.Chmod(staging, fs.FileMode(req.Root.Mode&0o777)|modeBits(req.Root.Mode)); err != nil {
-		return fail(err)
-	}
-	t.step("create:populated")
-	return t.commitCreate(in, req, lim, quota.Usage{})
+	return in, nil
 }
 
-// startStaging makes the empty staging tree of a recorded creation, and
-// the function that undoes the creation on failure.
-func (t *Table) startStaging(in intent) (string, func(error) (*Volume, error), error) {
+// build takes the steps of a recorded creation and serves the volume;
+// a failure undoes the creation. fill makes the tree; nil means that it
+// is already in place in volumes/<id> (adoption), so there is nothing to
+// make or rename.
+func (t *Table) build(in intent, req CreateRequest, lim quota.Limits, fill filler) (*Volume, error) {
 	fail := func(err error) (*Volume, error) {
 		t.rollbackCreate(in)
 		return nil, err
 	}
-	staging := t.stagingDir("volume", in.ID)
-	os.RemoveAll(staging)
-	if err := os.Mkdir(staging, 0o700); err != nil {
-		return "", fail, err
-	}
-	t.step("create:mkdir")
-	return staging, fail, nil
-}
-
-// commitCreate writes a built volume's usage and metadata, renames its
-// staging tree into place (the commit point) and serves it.
-func (t *Table) commitCreate(in intent, req CreateRequest, lim quota.Limits, usage quota.Usage) (*Volume, error) {
-	fail := func(err error) (*Volume, error) {
-		t.rollbackCreate(in)
-		return nil, err
+	staging := t.stagingDir("volume", req.ID)
+	var usage quota.Usage
+	if fill != nil {
+		os.RemoveAll(staging)
+		if err := os.Mkdir(staging, 0o700); err != nil {
+			return fail(err)
+		}
+		t.step("create:mkdir")
+		var err error
+		if usage, err = fill(staging); err != nil {
+			return fail(err)
+		}
+		t.step("create:populated")
 	}
 	v := &Volume{ID: req.ID, Name: req.Name, Created: time.Now().UTC(), Options: req.Options,
-		RootAttrs: req.Root, Source: req.Source, Reclaim: req.Reclaim}
-	v.FSID = t.newFSID()
+		RootAttrs: req.Root, Source: req.Source, Reclaim: req.Reclaim, FSID: t.newFSID()}
 	q, err := t.usage.Create(req.ID, lim, usage)
 	if err != nil {
 		return fail(err)
@@ -445,13 +464,15 @@ func (t *Table) commitCreate(in intent, req CreateRequest, lim quota.Limits, usa
 		return fail(err)
 	}
 	t.step("create:meta")
-	if err := os.Rename(t.stagingDir("volume", req.ID), filepath.Join(t.volumesDir(), req.ID)); err != nil {
-		return fail(err)
+	if fill != nil {
+		if err := os.Rename(staging, filepath.Join(t.volumesDir(), req.ID)); err != nil {
+			return fail(err)
+		}
+		if err := syncDir(t.volumesDir()); err != nil {
+			return fail(err)
+		}
+		t.step("create:renamed")
 	}
-	if err := syncDir(t.volumesDir()); err != nil {
-		return fail(err)
-	}
-	t.step("create:renamed")
 	if err := t.attach(v); err != nil {
 		return nil, err
 	}
@@ -459,8 +480,44 @@ func (t *Table) commitCreate(in intent, req CreateRequest, lim quota.Limits, usa
 		return nil, err
 	}
 	t.log.Info("volume created", "volume", v.ID, "name", v.Name, "capacity", lim.Bytes, "inodeLimit", lim.Inodes,
-		"source", sourceString(req.Source), "usedBytes", usage.Bytes, "squash", v.Options.Squash, "readOnly", v.Options.ReadOnly, "reclaim", v.Reclaim)
+		"source", sourceString(req.Source), "adopted", fill == nil, "usedBytes", usage.Bytes, "squash", v.Options.Squash,
+		"readOnly", v.Options.ReadOnly, "reclaim", v.Reclaim)
 	return v, nil
+}
+
+// createEmpty makes a volume with no content source. t.opMu is held.
+func (t *Table) createEmpty(req CreateRequest, lim quota.Limits) (*Volume, error) {
+	in, err := t.beginCreate(req.ID)
+	if err != nil {
+		return nil, err
+	}
+	return t.build(in, req, lim, func(staging string) (quota.Usage, error) {
+		if err := os.Chown(staging, int(req.Root.UID), int(req.Root.GID)); err != nil {
+			return quota.Usage{}, err
+		}
+		return quota.Usage{}, os.Chmod(staging, fs.FileMode(req.Root.Mode&0o777)|modeBits(req.Root.Mode))
+	})
+}
+
+// adopt serves a directory found in volumes/ without metadata: one an
+// operator made, or one an older nfsd left with its tree made before its
+// metadata. It gets default options, no limits, and the owner and mode
+// its root has; the reconcile walk counts what it holds. Open calls it
+// while loading, before anything else runs.
+func (t *Table) adopt(id string) (*Volume, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(t.volumesDir(), id), &st); err != nil {
+		return nil, err
+	}
+	req := CreateRequest{ID: id, Options: DefaultOptions(), Root: RootAttrs{UID: st.Uid, GID: st.Gid, Mode: st.Mode & 0o7777}}
+	if err := req.normalize(); err != nil {
+		return nil, err
+	}
+	in, err := t.beginCreate(id)
+	if err != nil {
+		return nil, err
+	}
+	return t.build(in, req, quota.Limits{}, nil)
 }
 
 // startClone checks a content source and starts the job copying it into
@@ -490,11 +547,10 @@ func (t *Table) startClone(req CreateRequest, lim quota.Limits) (*job, error) {
 	if lim.Inodes > 0 && srcUsage.Inodes > lim.Inodes {
 		return nil, errorf(KindOutOfRange, "the source holds %d inodes, more than the requested inode limit %d", srcUsage.Inodes, lim.Inodes)
 	}
-	in := intent{Op: "create", ID: req.ID}
-	if err := t.beginIntent(in); err != nil {
+	in, err := t.beginCreate(req.ID)
+	if err != nil {
 		return nil, err
 	}
-	t.step("create:intent")
 	ctx, cancel := context.WithCancel(t.jobs.ctx)
 	j := &job{cancel: cancel, done: make(chan struct{}), req: req, expect: max(srcUsage.Bytes, lim.Bytes)}
 	t.jobs.creating[req.ID] = j
@@ -502,7 +558,13 @@ func (t *Table) startClone(req CreateRequest, lim quota.Limits) (*job, error) {
 	t.jobs.wg.Add(1)
 	go func() {
 		defer t.jobs.wg.Done()
-		_, err := t.runClone(ctx, j, in, src, lim)
+		_, err := t.build(in, req, lim, func(staging string) (quota.Usage, error) {
+			usage, err := copyTree(copyJob{ctx: ctx, progress: &j.written, hook: t.copyHook}, src, staging)
+			if err != nil {
+				return usage, fmt.Errorf("copying %s: %w", sourceString(req.Source), err)
+			}
+			return usage, syncFS(staging)
+		})
 		if err != nil {
 			t.log.Error("volume copy failed", "volume", req.ID, "source", sourceString(req.Source), "err", err)
 		}
@@ -518,23 +580,6 @@ func (t *Table) startClone(req CreateRequest, lim quota.Limits) (*job, error) {
 		close(j.done)
 	}()
 	return j, nil
-}
-
-// runClone copies src into the new volume's staging tree and commits it.
-func (t *Table) runClone(ctx context.Context, j *job, in intent, src string, lim quota.Limits) (*Volume, error) {
-	staging, fail, err := t.startStaging(in)
-	if err != nil {
-		return fail(err)
-	}
-	usage, err := copyTree(copyJob{ctx: ctx, progress: &j.written, hook: t.copyHook}, src, staging)
-	if err != nil {
-		return fail(fmt.Errorf("copying %s: %w", sourceString(j.req.Source), err))
-	}
-	if err := syncFS(staging); err != nil {
-		return fail(err)
-	}
-	t.step("create:populated")
-	return t.commitCreate(in, j.req, lim, usage)
 }
 
 // awaitClone waits for a clone job, then answers req as a create (or a

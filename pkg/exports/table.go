@@ -5,7 +5,6 @@ package exports
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -326,8 +325,8 @@ func (t *Table) load() error {
 			continue
 		}
 		t.log.Warn("adopting volume directory without metadata", "volume", d.Name())
-		if _, err := t.create(d.Name(), DefaultOptions(), true); err != nil {
-			return err
+		if _, err := t.adopt(d.Name()); err != nil {
+			return fmt.Errorf("adopting volume directory %s: %w", d.Name(), err)
 		}
 	}
 	return nil
@@ -365,75 +364,12 @@ func (t *Table) attach(v *Volume) error {
 	return nil
 }
 
-// ErrExists is returned when creating a volume that already exists.
+// ErrExists is returned (wrapped) when creating a volume that already
+// exists.
 var ErrExists = errors.New("exports: volume already exists")
 
 // ErrNotFound is returned for an unknown volume.
 var ErrNotFound = errors.New("exports: no such volume")
-
-// Create makes a new, empty volume. The directory is created first and the
-// metadata written last, so a crash in between leaves a directory that the
-// next start adopts.
-func (t *Table) Create(id string, opts Options) (*Volume, error) {
-	return t.create(id, opts, false)
-}
-
-func (t *Table) create(id string, opts Options, adopt bool) (*Volume, error) {
-	if err := ValidateID(id); err != nil {
-		return nil, err
-	}
-	if err := opts.Validate(); err != nil {
-		return nil, err
-	}
-	t.mu.RLock()
-	_, exists := t.byID[id]
-	t.mu.RUnlock()
-	if exists {
-		return nil, ErrExists
-	}
-	dir := filepath.Join(t.volumesDir(), id)
-	if !adopt {
-		if err := os.Mkdir(dir, 0o777); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return nil, ErrExists
-			}
-			return nil, err
-		}
-		// The root is world-writable, like a fresh PVC, until the
-		// admin API sets an owner and mode for it.
-		if err := os.Chmod(dir, 0o777); err != nil {
-			return nil, err
-		}
-		if err := syncDir(t.volumesDir()); err != nil {
-			return nil, err
-		}
-	}
-	v := &Volume{ID: id, Created: time.Now().UTC(), Options: opts}
-	q, err := t.usage.Open(id, quota.Limits{})
-	if err != nil {
-		return nil, err
-	}
-	v.Quota = q
-	for {
-		var b [8]byte
-		rand.Read(b[:])
-		v.FSID = binary.BigEndian.Uint64(b[:])
-		t.mu.RLock()
-		_, taken := t.byFSID[v.FSID]
-		t.mu.RUnlock()
-		if v.FSID != 0 && !taken {
-			break
-		}
-	}
-	if err := t.saveMeta(v, quota.Limits{}); err != nil {
-		return nil, err
-	}
-	if err := t.attach(v); err != nil {
-		return nil, err
-	}
-	t.log.Info("volume created", "volume", id, "dir", dir, "squash", opts.Squash, "readOnly", opts.ReadOnly, "clients", len(opts.Clients))
-	return v, nil
-}
 
 // Volume returns a volume by id.
 func (t *Table) Volume(id string) (*Volume, bool) {
