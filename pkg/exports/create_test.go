@@ -6,10 +6,116 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
+
+func TestCreateVolumeIdempotent(t *testing.T) {
+	tb := openTable(t, t.TempDir())
+	req := CreateRequest{ID: "pvc-1", Capacity: Exactly(1 << 30), InodeLimit: 1000, Options: DefaultOptions(), Root: RootAttrs{UID: 1000, GID: 2000, Mode: 0o2770}}
+	v, existed, err := tb.CreateVolume(context.Background(), req)
+	if err != nil || existed {
+		t.Fatalf("create: %v existed=%v", err, existed)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(v.Dir(), &st); err != nil || st.Uid != 1000 || st.Gid != 2000 || st.Mode&0o7777 != 0o2770 {
+		t.Fatalf("root: %v uid %d gid %d mode %o", err, st.Uid, st.Gid, st.Mode&0o7777)
+	}
+	v2, existed, err := tb.CreateVolume(context.Background(), req)
+	if err != nil || !existed || v2 != v {
+		t.Fatalf("repeat: %v existed=%v same=%v", err, existed, v2 == v)
+	}
+	bigger := req
+	bigger.Capacity = Exactly(2 << 30)
+	if _, _, err := tb.CreateVolume(context.Background(), bigger); KindOf(err) != KindExists {
+		t.Fatalf("incompatible size: %v, want KindExists", err)
+	}
+	other := req
+	other.Options.ReadOnly = true
+	if _, _, err := tb.CreateVolume(context.Background(), other); KindOf(err) != KindExists {
+		t.Fatalf("incompatible options: %v, want KindExists", err)
+	}
+	for _, bad := range []CreateRequest{
+		{ID: "../x"}, {ID: "ok", Capacity: CapacityRange{Required: -1}}, {ID: "ok", Options: Options{Squash: "maybe"}},
+		{ID: "ok", Options: DefaultOptions(), Root: RootAttrs{Mode: 0o17777}},
+		{ID: "ok", Options: DefaultOptions(), Source: &Source{Snapshot: "a", Volume: "b"}},
+	} {
+		if _, _, err := tb.CreateVolume(context.Background(), bad); KindOf(err) != KindInvalid {
+			t.Errorf("%+v: %v, want KindInvalid", bad, err)
+		}
+	}
+	if _, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "x", Options: DefaultOptions(), Source: &Source{Snapshot: "nope"}}); KindOf(err) != KindNotFound {
+		t.Fatalf("missing snapshot: %v", err)
+	}
+	// Survives a restart with its parameters.
+	tb.Close()
+	tb2 := openTable(t, filepath.Dir(filepath.Dir(v.Dir())))
+	if _, existed, err := tb2.CreateVolume(context.Background(), req); err != nil || !existed {
+		t.Fatalf("after restart: %v existed=%v", err, existed)
+	}
+	if l := tb2.MustVolume("pvc-1").Quota.Limits(); l.Bytes != 1<<30 || l.Inodes != 1000 {
+		t.Fatalf("limits after restart %+v", l)
+	}
+}
+
+// CreateVolume takes a capacity range: the limit is required if given,
+// else the range's limit; a repeat is the same volume when its limit is
+// in the repeat's range and everything else is equal.
+func TestCreateVolumeCapacityRange(t *testing.T) {
+	tb := openTable(t, t.TempDir())
+	ctx := context.Background()
+	req := CreateRequest{ID: "r", Capacity: CapacityRange{Required: 10 << 20, Limit: 20 << 20}, Options: DefaultOptions()}
+	v, _, err := tb.CreateVolume(ctx, req)
+	if err != nil || v.Limits().Bytes != 10<<20 || v.reclaim() != ReclaimDelete || v.name() != "r" {
+		t.Fatalf("%+v %v", v, err)
+	}
+	for _, r := range []CapacityRange{{}, {Required: 5 << 20}, {Limit: 10 << 20}, {Required: 10 << 20, Limit: 10 << 20}} {
+		rep := req
+		rep.Capacity = r
+		if _, existed, err := tb.CreateVolume(ctx, rep); err != nil || !existed {
+			t.Errorf("repeat with %+v: existed=%v %v", r, existed, err)
+		}
+	}
+	for _, r := range []CapacityRange{{Required: 11 << 20}, {Limit: 9 << 20}} {
+		rep := req
+		rep.Capacity = r
+		if _, _, err := tb.CreateVolume(ctx, rep); KindOf(err) != KindExists || !strings.Contains(err.Error(), "capacity") {
+			t.Errorf("repeat with %+v: %v, want KindExists naming the capacity", r, err)
+		}
+	}
+	other := req
+	other.Name = "pvc-other"
+	if _, _, err := tb.CreateVolume(ctx, other); KindOf(err) != KindExists || !strings.Contains(err.Error(), "pvc-other") {
+		t.Errorf("same id for another name: %v", err)
+	}
+	ret := req
+	ret.Reclaim = ReclaimArchive
+	if _, _, err := tb.CreateVolume(ctx, ret); KindOf(err) != KindExists || !strings.Contains(err.Error(), "reclaim") {
+		t.Errorf("same id, other reclaim mode: %v", err)
+	}
+	if v, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "lim", Capacity: CapacityRange{Limit: 7 << 20}, Options: DefaultOptions()}); err != nil || v.Limits().Bytes != 7<<20 {
+		t.Fatalf("limit only: %+v %v", v, err)
+	}
+	for _, r := range []CapacityRange{{Required: 2, Limit: 1}, {Required: -1}, {Limit: -1}} {
+		if _, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "bad", Capacity: r, Options: DefaultOptions()}); KindOf(err) != KindInvalid {
+			t.Errorf("range %+v: %v, want KindInvalid", r, err)
+		}
+	}
+	if _, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "bad", Reclaim: "shred", Options: DefaultOptions()}); KindOf(err) != KindInvalid {
+		t.Errorf("bad reclaim mode: %v", err)
+	}
+	// The stored reclaim mode applies; an explicit one overrides it.
+	if _, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "keep", Reclaim: ReclaimArchive, Options: DefaultOptions()}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := tb.DeleteVolume("keep", ReclaimDelete); err != nil || res.Path != "" {
+		t.Fatalf("explicit delete of an archive-mode volume: %+v %v", res, err)
+	}
+}
 
 // Table.Create (nfsd's default volume) is CreateVolume with nothing else
 // set: the same crash-safe path (TestCrashRecovery's "default"), the

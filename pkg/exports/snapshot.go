@@ -2,14 +2,12 @@ package exports
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
@@ -79,11 +77,6 @@ func (t *Table) beginSnapshot(s *Snapshot) error {
 		return err
 	}
 	return t.saveSnapMeta(s)
-}
-
-func (t *Table) saveSnapMeta(s *Snapshot) error {
-	data, _ := json.MarshalIndent(s, "", "  ")
-	return writeFileAtomic(filepath.Join(t.snapMetaDir(), s.ID+".json"), data, 0o600)
 }
 
 // startSnapshot starts the copy job of a pending snapshot. t.opMu is held.
@@ -283,52 +276,3 @@ func (t *Table) finishSnapDelete(in intent) error {
 	}
 	return t.commitIntent(in)
 }
-
-func (t *Table) snapshot(id string) (*Snapshot, error) {
-	data, err := os.ReadFile(filepath.Join(t.snapMetaDir(), id+".json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errorf(KindNotFound, "snapshot %s not found", id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var s Snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("snapshot metadata %s: %w", id, err)
-	}
-	return &s, nil
-}
-
-// Snapshot returns a snapshot by id.
-func (t *Table) Snapshot(id string) (*Snapshot, error) {
-	if err := ValidateID(id); err != nil {
-		return nil, errorf(KindNotFound, "snapshot %s not found", id)
-	}
-	return t.snapshot(id)
-}
-
-// Snapshots lists snapshots, of one source volume if source is not "".
-func (t *Table) Snapshots(source string) ([]*Snapshot, error) {
-	ents, err := os.ReadDir(t.snapMetaDir())
-	if err != nil {
-		return nil, err
-	}
-	var out []*Snapshot
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(id, ".") {
-			continue
-		}
-		s, err := t.snapshot(id)
-		if err != nil {
-			continue
-		}
-		if source == "" || s.Source == source {
-			out = append(out, s)
-		}
-	}
-	return out, nil
-}
-
-// SnapshotDir is where a snapshot's tree is.
-func (t *Table) SnapshotDir(id string) string { return filepath.Join(t.snapshotsDir(), id) }

@@ -1,6 +1,8 @@
 // Package exports keeps the volumes nfsd serves: their directories on disk
 // (ROOT/volumes/<id>), their metadata and export options (ROOT/state,
-// never exported), and the file handles that name files inside them.
+// never exported), the file handles that name files inside them, and
+// their lifecycle (create, delete, expand, update, snapshots), made
+// crash-safe by intent records (intent.go).
 package exports
 
 import (
@@ -12,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -22,56 +23,6 @@ import (
 
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
-
-// Volume is one exported directory.
-type Volume struct {
-	ID      string    `json:"id"`
-	FSID    uint64    `json:"fsid"`
-	Created time.Time `json:"created"`
-	Options Options   `json:"options"`
-	// Quota accounts the volume's usage and holds its limits, the only
-	// copy of them while the volume is served (see Limits).
-	Quota *quota.Volume `json:"-"`
-	// RootAttrs and Source are what the volume was created with, kept
-	// so a repeated CreateVolume can be recognised as the same request.
-	RootAttrs RootAttrs `json:"root"`
-	Source    *Source   `json:"source,omitempty"`
-	// Name is what its creator calls it (CSI: the PV name) if not ID.
-	Name string `json:"name,omitempty"`
-	// Reclaim is what deleting it does unless the caller says ("": delete).
-	Reclaim ReclaimMode `json:"reclaim,omitempty"`
-
-	dir  string
-	root *Node // pinned: never evicted
-}
-
-// Limits returns the volume's limits (zero: none). They are its
-// accountant's, which every UpdateVolume and ExpandVolume sets and every
-// reservation reads: a record replaced by UpdateVolume shares the
-// accountant, so old and new records never disagree.
-func (v *Volume) Limits() quota.Limits {
-	if v.Quota == nil {
-		return quota.Limits{}
-	}
-	return v.Quota.Limits()
-}
-
-// volumeMeta is a volume's metadata file, state/volumes/<id>.json: the
-// record and its limits, which are kept on disk here and in memory only
-// in the accountant.
-type volumeMeta struct {
-	Volume
-	Limits quota.Limits `json:"limits"`
-}
-
-// Dir returns the volume's directory on the server.
-func (v *Volume) Dir() string { return v.dir }
-
-// Path returns the path clients mount.
-func (v *Volume) Path() string { return "/volumes/" + v.ID }
-
-// Root returns the volume's root directory node.
-func (v *Volume) Root() *Node { return v.root }
 
 // Table is the set of volumes and their handles.
 type Table struct {
@@ -109,17 +60,6 @@ type Config struct {
 	// stepHook, set by tests, runs at each named step of a multi-step
 	// operation (Table.step), those Open's recovery re-runs included.
 	stepHook func(step string)
-}
-
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// ValidateID checks a volume id: 1-128 of [A-Za-z0-9._-], not starting
-// with a dot or dash, so it is always a single, visible path component.
-func ValidateID(id string) error {
-	if !validID.MatchString(id) {
-		return fmt.Errorf("invalid volume id %q: want 1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit", id)
-	}
-	return nil
 }
 
 // Open loads (or initialises) the table under cfg.Root.
@@ -182,10 +122,6 @@ func Open(cfg Config) (*Table, error) {
 	go t.flushLoop(cfg.UsageFlushInterval, t.stopFlush, t.flushDone)
 	return t, nil
 }
-
-func (t *Table) volumesDir() string { return filepath.Join(t.root, "volumes") }
-func (t *Table) metaDir() string    { return filepath.Join(t.state, "volumes") }
-func (t *Table) usageDir() string   { return filepath.Join(t.state, "usage") }
 
 // checkHandles makes sure the backing file system can give and take
 // persistent file handles; without them no handle would survive a
@@ -364,12 +300,50 @@ func (t *Table) attach(v *Volume) error {
 	return nil
 }
 
-// ErrExists is returned (wrapped) when creating a volume that already
-// exists.
-var ErrExists = errors.New("exports: volume already exists")
+// detach removes a volume from the table and closes its descriptors.
+func (t *Table) detach(v *Volume) {
+	t.mu.Lock()
+	delete(t.byID, v.ID)
+	delete(t.byFSID, v.FSID)
+	t.mu.Unlock()
+	t.nodes.dropVolume(v)
+	v.Quota.Retire()
+	if v.root != nil {
+		v.root.closeFDs()
+	}
+	t.mu.RLock()
+	hooks := t.onDetach
+	t.mu.RUnlock()
+	for _, f := range hooks {
+		f(v.ID)
+	}
+}
 
-// ErrNotFound is returned for an unknown volume.
-var ErrNotFound = errors.New("exports: no such volume")
+// replace serves nv in old's place. Volumes are never changed in place
+// where NFS calls read them without a lock: nv is a new record sharing
+// old's root descriptor and accountant, and nodes cached under old are
+// dropped so that the next call through any handle finds nv (Resolve also
+// refuses a cached node of a replaced record). Handles stay valid: the
+// fsid and the tree are the same.
+func (t *Table) replace(old, nv *Volume) {
+	r := old.root
+	nv.dir = old.dir
+	nv.root = &Node{Vol: nv, Handle: r.Handle, fd: r.fd, ktype: r.ktype, kh: r.kh, pinned: true, ioFD: -1}
+	t.mu.Lock()
+	t.byID[nv.ID] = nv
+	t.byFSID[nv.FSID] = nv
+	t.mu.Unlock()
+	t.nodes.dropVolume(old)
+}
+
+// OnVolumeGone registers f to run when a volume stops being served
+// (deleted, retained or archived), so that state kept elsewhere about it,
+// such as its locks, goes with it.
+func (t *Table) OnVolumeGone(f func(id string)) {
+	t.mu.Lock()
+	t.onDetach = append(t.onDetach, f)
+	t.mu.Unlock()
+}
 
 // Volume returns a volume by id.
 func (t *Table) Volume(id string) (*Volume, bool) {
@@ -386,6 +360,13 @@ func (t *Table) MustVolume(id string) *Volume {
 		panic("exports: no volume " + id)
 	}
 	return v
+}
+
+// VolumeByFSID returns the volume with an fsid, or nil.
+func (t *Table) VolumeByFSID(fsid uint64) *Volume {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byFSID[fsid]
 }
 
 // ByPath returns the volume mounted at a path such as /volumes/<id>, and
@@ -419,6 +400,19 @@ func (t *Table) Volumes() []*Volume {
 	t.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// Present reports whether a served volume's directory is still where it
+// belongs (an operator may have removed or moved it on the server).
+func (t *Table) Present(v *Volume) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(v.root.fd, &a) != nil || a.Nlink == 0 {
+		return false
+	}
+	if unix.Lstat(v.dir, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 // Close saves usage and releases every open descriptor.
