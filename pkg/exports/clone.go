@@ -38,32 +38,25 @@ func (t *Table) startClone(req CreateRequest, lim quota.Limits) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(t.jobs.ctx)
-	j := &job{cancel: cancel, done: make(chan struct{}), req: req, expect: max(srcUsage.Bytes, lim.Bytes)}
-	t.jobs.creating[req.ID] = j
-	t.jobs.reading[key]++
-	t.jobs.wg.Add(1)
+	j, ctx := t.jobs.begin(t.jobs.creating, req.ID, key, max(srcUsage.Bytes, lim.Bytes))
+	j.req = req
 	go func() {
 		defer t.jobs.wg.Done()
 		_, err := t.build(in, req, lim, func(staging string) (quota.Usage, error) {
-			usage, err := copyTree(copyJob{ctx: ctx, progress: &j.written, hook: t.copyHook}, src, staging)
+			usage, err := t.copyInto(ctx, j, src, staging)
 			if err != nil {
 				return usage, fmt.Errorf("copying %s: %w", sourceString(req.Source), err)
 			}
-			return usage, syncFS(staging)
+			return usage, nil
 		})
 		if err != nil {
 			t.log.Error("volume copy failed", "volume", req.ID, "source", sourceString(req.Source), "err", err)
 		}
 		t.opMu.Lock()
-		delete(t.jobs.creating, req.ID)
-		t.jobs.reading[key]--
-		if t.jobs.reading[key] == 0 {
-			delete(t.jobs.reading, key)
-		}
+		t.jobs.end(t.jobs.creating, req.ID, key)
 		t.opMu.Unlock()
 		j.err = err
-		cancel()
+		j.cancel()
 		close(j.done)
 	}()
 	return j, nil

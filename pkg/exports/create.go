@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -94,12 +93,11 @@ func (req *CreateRequest) normalize() error {
 	if req.Source != nil && (req.Source.Snapshot == "") == (req.Source.Volume == "") {
 		return errorf(KindInvalid, "a content source names exactly one of a snapshot or a volume")
 	}
-	switch req.Reclaim {
-	case "":
+	if req.Reclaim == "" {
 		req.Reclaim = ReclaimDelete
-	case ReclaimDelete, ReclaimRetain, ReclaimArchive:
-	default:
-		return errorf(KindInvalid, "reclaim mode must be delete, retain or archive, not %q", req.Reclaim)
+	}
+	if err := req.Reclaim.check(); err != nil {
+		return err
 	}
 	if req.Name == "" {
 		req.Name = req.ID
@@ -301,7 +299,7 @@ func (t *Table) createEmpty(req CreateRequest, lim quota.Limits) (*Volume, error
 		if err := os.Chown(staging, int(req.Root.UID), int(req.Root.GID)); err != nil {
 			return quota.Usage{}, err
 		}
-		return quota.Usage{}, os.Chmod(staging, fs.FileMode(req.Root.Mode&0o777)|modeBits(req.Root.Mode))
+		return quota.Usage{}, unix.Chmod(staging, req.Root.Mode)
 	})
 }
 
@@ -338,18 +336,4 @@ func (t *Table) newFSID() uint64 {
 			return id
 		}
 	}
-}
-
-func modeBits(m uint32) fs.FileMode {
-	var b fs.FileMode
-	if m&unix.S_ISUID != 0 {
-		b |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		b |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		b |= fs.ModeSticky
-	}
-	return b
 }

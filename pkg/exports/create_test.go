@@ -2,6 +2,7 @@ package exports
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -253,5 +254,31 @@ func TestAdoption(t *testing.T) {
 	tb2.Release(n)
 	if _, existed, err := tb2.CreateVolume(context.Background(), want); err != nil || !existed {
 		t.Fatalf("a create asking for what was adopted: existed=%v %v", existed, err)
+	}
+}
+
+// Metadata of a default volume written before Table.Create took
+// CreateVolume's path (root mode 0, no name, no reclaim mode) is read as
+// what CreateVolume with the same defaults makes, so a repeat of that
+// request is recognised.
+func TestLegacyDefaultVolume(t *testing.T) {
+	root := t.TempDir()
+	openTable(t, root).Close()
+	dir := filepath.Join(root, "volumes", "default")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	old, _ := json.Marshal(volumeMeta{Volume: Volume{ID: "default", FSID: 42, Options: DefaultOptions()}})
+	if err := os.WriteFile(filepath.Join(root, "state", "volumes", "default.json"), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tb := openTable(t, root)
+	v := tb.MustVolume("default")
+	if v.FSID != 42 || v.RootAttrs.Mode != 0o777 || v.reclaim() != ReclaimDelete || v.name() != "default" {
+		t.Fatalf("legacy volume read as %+v", v)
+	}
+	if _, existed, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "default", Options: DefaultOptions()}); err != nil || !existed {
+		t.Fatalf("repeat of the default request: existed=%v %v", existed, err)
 	}
 }

@@ -16,10 +16,10 @@ type DeleteResult struct {
 // NFS3ERR_STALE: its fsid is no longer known. A volume that a copy reads
 // is KindPrecondition until the copy ends; one being made is KindAborted.
 func (t *Table) DeleteVolume(id string, mode ReclaimMode) (DeleteResult, error) {
-	switch mode {
-	case "", ReclaimDelete, ReclaimRetain, ReclaimArchive:
-	default:
-		return DeleteResult{}, errorf(KindInvalid, "reclaim mode must be delete, retain or archive, not %q", mode)
+	if mode != "" {
+		if err := mode.check(); err != nil {
+			return DeleteResult{}, err
+		}
 	}
 	if err := ValidateID(id); err != nil {
 		return DeleteResult{}, errorf(KindInvalid, "%v", err)
@@ -73,13 +73,8 @@ func (t *Table) DeleteVolume(id string, mode ReclaimMode) (DeleteResult, error) 
 // finishDelete runs (or, in recovery, re-runs) a deletion's steps; each
 // is idempotent.
 func (t *Table) finishDelete(in intent) error {
-	dir := filepath.Join(t.volumesDir(), in.ID)
-	if _, err := os.Lstat(dir); err == nil {
-		if err := os.Rename(dir, in.Target); err != nil {
-			return err
-		}
-		syncDir(t.volumesDir())
-		syncDir(filepath.Dir(in.Target))
+	if err := moveAside(filepath.Join(t.volumesDir(), in.ID), in.Target); err != nil {
+		return err
 	}
 	t.step("delete:renamed")
 	meta := filepath.Join(t.metaDir(), in.ID+".json")

@@ -51,6 +51,23 @@ func (t *Table) commitIntent(in intent) error {
 	return syncDir(t.intentsDir())
 }
 
+// moveAside renames a tree that is being deleted to where its intent
+// record says, unless an earlier run of the same step already did (so
+// recovery can run it again), and syncs the directories involved.
+func moveAside(from, to string) error {
+	if _, err := os.Lstat(from); err != nil {
+		return nil
+	}
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(from))
+	if filepath.Dir(to) != filepath.Dir(from) {
+		syncDir(filepath.Dir(to))
+	}
+	return nil
+}
+
 // step marks a named step of a multi-step operation (say
 // "create:meta"). It does nothing unless Config.stepHook is set: tests
 // set it to kill the process there and check that recovery finishes or

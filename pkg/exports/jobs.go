@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
 // jobs is the lifecycle's bookkeeping of copies, guarded by Table.opMu.
@@ -37,6 +39,38 @@ func (j *jobs) init() {
 	j.creating = make(map[string]*job)
 	j.snapshots = make(map[string]*job)
 	j.reading = make(map[string]int)
+}
+
+// begin registers a copy job, as set[id], that reads the source key
+// ("volume/<id>" or "snapshot/<id>"), and returns it with its context
+// (cancelled by j.cancel and by Close). Its goroutine must call end,
+// then wg.Done. Table.opMu is held.
+func (js *jobs) begin(set map[string]*job, id, key string, expect int64) (*job, context.Context) {
+	ctx, cancel := context.WithCancel(js.ctx)
+	j := &job{cancel: cancel, done: make(chan struct{}), expect: expect}
+	set[id] = j
+	js.reading[key]++
+	js.wg.Add(1)
+	return j, ctx
+}
+
+// end unregisters what begin registered. Table.opMu is held.
+func (js *jobs) end(set map[string]*job, id, key string) {
+	delete(set, id)
+	if js.reading[key]--; js.reading[key] == 0 {
+		delete(js.reading, key)
+	}
+}
+
+// copyInto copies the tree src into staging for job j (its progress,
+// the tests' copy hook) and syncs it, so that the copy is on disk before
+// the rename that commits it.
+func (t *Table) copyInto(ctx context.Context, j *job, src, staging string) (quota.Usage, error) {
+	usage, err := copyTree(copyJob{ctx: ctx, progress: &j.written, hook: t.copyHook}, src, staging)
+	if err != nil {
+		return usage, err
+	}
+	return usage, syncFS(staging)
 }
 
 // stop cancels every copy and waits for them to return. Interrupted

@@ -81,24 +81,17 @@ func (t *Table) beginSnapshot(s *Snapshot) error {
 
 // startSnapshot starts the copy job of a pending snapshot. t.opMu is held.
 func (t *Table) startSnapshot(s *Snapshot, v *Volume) {
-	ctx, cancel := context.WithCancel(t.jobs.ctx)
-	j := &job{cancel: cancel, done: make(chan struct{}), expect: v.Quota.Usage().Bytes}
 	key := "volume/" + v.ID
-	t.jobs.snapshots[s.ID] = j
-	t.jobs.reading[key]++
+	j, ctx := t.jobs.begin(t.jobs.snapshots, s.ID, key, v.Quota.Usage().Bytes)
 	snap := *s
-	t.jobs.wg.Add(1)
 	go func() {
 		defer t.jobs.wg.Done()
 		defer close(j.done)
-		defer cancel()
+		defer j.cancel()
 		usage, err := t.copySnapshot(ctx, j, &snap, v.Dir())
 		t.opMu.Lock()
 		defer t.opMu.Unlock()
-		delete(t.jobs.snapshots, snap.ID)
-		if t.jobs.reading[key]--; t.jobs.reading[key] == 0 {
-			delete(t.jobs.reading, key)
-		}
+		t.jobs.end(t.jobs.snapshots, snap.ID, key)
 		if ctx.Err() != nil {
 			// Cancelled: by DeleteSnapshot, which removes everything, or
 			// by Close, and the next start copies again.
@@ -123,12 +116,9 @@ func (t *Table) copySnapshot(ctx context.Context, j *job, s *Snapshot, src strin
 		return quota.Usage{}, err
 	}
 	start := time.Now()
-	usage, err := copyTree(copyJob{ctx: ctx, progress: &j.written, hook: t.copyHook}, src, staging)
+	usage, err := t.copyInto(ctx, j, src, staging)
 	if err != nil {
 		return usage, fmt.Errorf("copying volume %s: %w", s.Source, err)
-	}
-	if err := syncFS(staging); err != nil {
-		return usage, err
 	}
 	t.log.Info("snapshot copied", "snapshot", s.ID, "volume", s.Source, "bytes", usage.Bytes, "inodes", usage.Inodes, "took", time.Since(start).Round(time.Millisecond))
 	t.step("snapshot:copied")
@@ -258,12 +248,8 @@ func (t *Table) DeleteSnapshot(id string) error {
 }
 
 func (t *Table) finishSnapDelete(in intent) error {
-	dir := filepath.Join(t.snapshotsDir(), in.ID)
-	if _, err := os.Lstat(dir); err == nil {
-		if err := os.Rename(dir, in.Target); err != nil {
-			return err
-		}
-		syncDir(t.snapshotsDir())
+	if err := moveAside(t.SnapshotDir(in.ID), in.Target); err != nil {
+		return err
 	}
 	t.step("snapdelete:renamed")
 	if err := os.Remove(filepath.Join(t.snapMetaDir(), in.ID+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {

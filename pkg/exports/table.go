@@ -240,6 +240,11 @@ func (t *Table) load() error {
 		if err := ValidateID(v.ID); err != nil || v.ID+".json" != name {
 			return fmt.Errorf("volume metadata %s: id %q does not match its file", name, v.ID)
 		}
+		if v.RootAttrs.Mode == 0 {
+			// Written before Table.Create took CreateVolume's path: a
+			// mode of 0 meant 0777, as it does in a CreateRequest.
+			v.RootAttrs.Mode = 0o777
+		}
 		seen[v.ID] = true
 		if v.Quota, err = t.usage.Open(v.ID, m.Limits); err != nil {
 			return fmt.Errorf("volume %s usage: %w", v.ID, err)

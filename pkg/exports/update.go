@@ -88,10 +88,8 @@ func (t *Table) UpdateVolume(id string, u VolumeUpdate) (*Volume, error) {
 		lim.Inodes = *u.InodeLimit
 	}
 	if u.Reclaim != nil {
-		switch *u.Reclaim {
-		case ReclaimDelete, ReclaimRetain, ReclaimArchive:
-		default:
-			return nil, errorf(KindInvalid, "reclaim mode must be delete, retain or archive, not %q", *u.Reclaim)
+		if err := u.Reclaim.check(); err != nil {
+			return nil, err
 		}
 		nv.Reclaim = *u.Reclaim
 	}

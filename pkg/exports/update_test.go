@@ -73,6 +73,10 @@ func TestUpdateVolume(t *testing.T) {
 	if _, err := tb.UpdateVolume("u", VolumeUpdate{Squash: &bad}); KindOf(err) != KindInvalid {
 		t.Fatalf("bad squash: %v", err)
 	}
+	shred := ReclaimMode("shred")
+	if _, err := tb.UpdateVolume("u", VolumeUpdate{Reclaim: &shred}); KindOf(err) != KindInvalid {
+		t.Fatalf("bad reclaim mode: %v", err)
+	}
 	one := int64(1)
 	if _, err := tb.UpdateVolume("u", VolumeUpdate{InodeLimit: &one}); KindOf(err) != KindPrecondition {
 		t.Fatalf("inode limit below usage (2 files): %v", err)

@@ -105,6 +105,15 @@ const (
 	ReclaimArchive ReclaimMode = "archive" // unexport, move to ROOT/archive/<id>-<time>
 )
 
+// check refuses (KindInvalid) anything but one of the reclaim modes.
+func (m ReclaimMode) check() error {
+	switch m {
+	case ReclaimDelete, ReclaimRetain, ReclaimArchive:
+		return nil
+	}
+	return errorf(KindInvalid, "reclaim mode must be delete, retain or archive, not %q", m)
+}
+
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // ValidateID checks a volume id: 1-128 of [A-Za-z0-9._-], not starting
