@@ -3,6 +3,9 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -12,6 +15,23 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
+
+// readToken reads the bearer token every call must present; the API
+// does not start without one, nor with one shorter than 16 characters.
+func readToken(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("the admin API needs a bearer token file (--admin-token-file)")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	if len(token) < 16 {
+		return nil, fmt.Errorf("admin token in %s is shorter than 16 characters", path)
+	}
+	return []byte(token), nil
+}
 
 // authenticate refuses calls without the bearer token, in constant time,
 // and logs who tried.

@@ -11,26 +11,34 @@ import (
 
 const defaultPage = 1000
 
-// page picks the entries after token (exclusive, by id), at most max.
-func page(ids []string, token string, max int32) (lo, hi int, next string, err error) {
+// page picks, from items sorted by id, at most max (0: defaultPage) of
+// those after the id token, and the token of the next page ("" at the
+// end). The token is the last id returned rather than an offset, so
+// pages stay right while items come and go.
+func page[T any](items []T, id func(T) string, token string, max int32) ([]T, string, error) {
 	if max < 0 {
-		return 0, 0, "", invalid("max_entries must not be negative")
+		return nil, "", invalid("max_entries must not be negative")
 	}
 	if max == 0 {
 		max = defaultPage
 	}
+	lo := 0
 	if token != "" {
 		if exports.ValidateID(token) != nil {
-			return 0, 0, "", status.Errorf(codes.Aborted, "invalid starting_token %q", token)
+			return nil, "", status.Errorf(codes.Aborted, "invalid starting_token %q", token)
 		}
-		lo = sort.SearchStrings(ids, token)
-		if lo < len(ids) && ids[lo] == token {
+		lo = sort.Search(len(items), func(i int) bool { return id(items[i]) >= token })
+		if lo < len(items) && id(items[lo]) == token {
 			lo++
 		}
 	}
-	hi = min(len(ids), lo+int(max))
-	if hi < len(ids) {
-		next = ids[hi-1]
+	hi := min(len(items), lo+int(max))
+	next := ""
+	if hi < len(items) {
+		next = id(items[hi-1])
 	}
-	return lo, hi, next, nil
+	return items[lo:hi], next, nil
 }
+
+func volumeID(v *exports.Volume) string     { return v.ID }
+func snapshotID(s *exports.Snapshot) string { return s.ID }

@@ -5,7 +5,6 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -58,18 +57,11 @@ type Server struct {
 // Start listens and serves the admin API over t and, unless it is nil,
 // the lock manager locks.
 func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*Server, error) {
-	if cfg.TokenFile == "" {
-		return nil, errors.New("the admin API needs a bearer token file (--admin-token-file)")
-	}
-	raw, err := os.ReadFile(cfg.TokenFile)
+	token, err := readToken(cfg.TokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("admin token: %w", err)
+		return nil, err
 	}
-	token := strings.TrimSpace(string(raw))
-	if len(token) < 16 {
-		return nil, fmt.Errorf("admin token in %s is shorter than 16 characters", cfg.TokenFile)
-	}
-	s := &Server{t: t, locks: locks, log: log, token: []byte(token), info: cfg.Info, done: make(chan struct{})}
+	s := &Server{t: t, locks: locks, log: log, token: token, info: cfg.Info, done: make(chan struct{})}
 	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.authenticate)}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.ClientCA != "" {
 		tc, err := tlsConfig(cfg)
@@ -78,20 +70,8 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	network, addr := "tcp", cfg.Listen
-	if p, ok := strings.CutPrefix(cfg.Listen, "unix:"); ok {
-		network, addr = "unix", p
-		// A socket left by a previous run would make listen fail.
-		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(p)
-		}
-	}
-	s.lis, err = net.Listen(network, addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin listener: %w", err)
-	}
-	if network == "unix" {
-		os.Chmod(addr, 0o600)
+	if s.lis, err = listen(cfg.Listen); err != nil {
+		return nil, err
 	}
 	s.grpc = grpc.NewServer(opts...)
 	adminv1.RegisterAdminServer(s.grpc, s)
@@ -103,6 +83,27 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 	}()
 	log.Info("admin API serving", "listen", s.lis.Addr().String(), "tls", cfg.TLSCert != "", "mtls", cfg.ClientCA != "")
 	return s, nil
+}
+
+// listen opens the admin listener: "unix:/path" (replacing a socket a
+// previous run left, readable by root only) or a TCP "host:port".
+func listen(addr string) (net.Listener, error) {
+	network := "tcp"
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", p
+		// A socket left by a previous run would make listen fail.
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(p)
+		}
+	}
+	lis, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	if network == "unix" {
+		os.Chmod(addr, 0o600)
+	}
+	return lis, nil
 }
 
 // Addr is the listener's address.

@@ -64,16 +64,12 @@ func (s *Server) ListSnapshots(ctx context.Context, r *adminv1.ListSnapshotsRequ
 		}
 	}
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].ID < snaps[j].ID })
-	ids := make([]string, len(snaps))
-	for i, sn := range snaps {
-		ids[i] = sn.ID
-	}
-	lo, hi, next, err := page(ids, r.GetStartingToken(), r.GetMaxEntries())
+	snaps, next, err := page(snaps, snapshotID, r.GetStartingToken(), r.GetMaxEntries())
 	if err != nil {
 		return nil, err
 	}
 	resp := &adminv1.ListSnapshotsResponse{NextToken: next}
-	for _, sn := range snaps[lo:hi] {
+	for _, sn := range snaps {
 		resp.Snapshots = append(resp.Snapshots, snapshotMsg(sn))
 	}
 	return resp, nil

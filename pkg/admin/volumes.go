@@ -156,17 +156,12 @@ func (s *Server) GetVolume(ctx context.Context, r *adminv1.GetVolumeRequest) (*a
 // ListVolumes implements the API. The token is the last id of the
 // previous page, so pages stay correct while volumes come and go.
 func (s *Server) ListVolumes(ctx context.Context, r *adminv1.ListVolumesRequest) (*adminv1.ListVolumesResponse, error) {
-	vols := s.t.Volumes()
-	ids := make([]string, len(vols))
-	for i, v := range vols {
-		ids[i] = v.ID
-	}
-	lo, hi, next, err := page(ids, r.GetStartingToken(), r.GetMaxEntries())
+	vols, next, err := page(s.t.Volumes(), volumeID, r.GetStartingToken(), r.GetMaxEntries())
 	if err != nil {
 		return nil, err
 	}
 	resp := &adminv1.ListVolumesResponse{NextToken: next}
-	for _, v := range vols[lo:hi] {
+	for _, v := range vols {
 		resp.Volumes = append(resp.Volumes, s.volumeMsg(v))
 	}
 	return resp, nil
