@@ -176,9 +176,9 @@ func (t *Table) CreateVolume(ctx context.Context, req CreateRequest) (v *Volume,
 }
 
 // Create makes an empty volume with export options opts, no limits and
-// a root owned by the server with mode 0777: nfsd's default volume. It
-// is CreateVolume with nothing else set, except that a volume of that id
-// is ErrExists whatever its parameters.
+// a root owned by root with mode 0777, like a fresh PVC: nfsd's default
+// volume. It is CreateVolume with nothing else set, except that a volume
+// of that id is ErrExists whatever its parameters.
 func (t *Table) Create(id string, opts Options) (*Volume, error) {
 	v, existed, err := t.CreateVolume(context.Background(), CreateRequest{ID: id, Options: opts})
 	switch {

@@ -34,11 +34,11 @@ type job struct {
 	written atomic.Int64
 }
 
-func (j *jobs) init() {
-	j.ctx, j.cancel = context.WithCancel(context.Background())
-	j.creating = make(map[string]*job)
-	j.snapshots = make(map[string]*job)
-	j.reading = make(map[string]int)
+func (js *jobs) init() {
+	js.ctx, js.cancel = context.WithCancel(context.Background())
+	js.creating = make(map[string]*job)
+	js.snapshots = make(map[string]*job)
+	js.reading = make(map[string]int)
 }
 
 // begin registers a copy job, as set[id], that reads the source key
@@ -62,6 +62,16 @@ func (js *jobs) end(set map[string]*job, id, key string) {
 	}
 }
 
+// stop cancels every copy and waits for them to return. Interrupted
+// snapshots keep their intent records and resume at the next start;
+// interrupted clones are rolled back.
+func (js *jobs) stop() {
+	if js.cancel != nil {
+		js.cancel()
+		js.wg.Wait()
+	}
+}
+
 // copyInto copies the tree src into staging for job j (its progress,
 // the tests' copy hook) and syncs it, so that the copy is on disk before
 // the rename that commits it.
@@ -71,14 +81,4 @@ func (t *Table) copyInto(ctx context.Context, j *job, src, staging string) (quot
 		return usage, err
 	}
 	return usage, syncFS(staging)
-}
-
-// stop cancels every copy and waits for them to return. Interrupted
-// snapshots keep their intent records and resume at the next start;
-// interrupted clones are rolled back.
-func (j *jobs) stop() {
-	if j.cancel != nil {
-		j.cancel()
-		j.wg.Wait()
-	}
 }
