@@ -37,7 +37,7 @@ func (t *Table) Capacity() (Capacity, error) {
 		FreeInodes:  int64(fs.Ffree),
 	}
 	for _, v := range t.Volumes() {
-		lim := v.Quota.Limits().Bytes
+		lim := v.Limits().Bytes
 		if lim == 0 {
 			c.Unlimited++
 			continue

@@ -286,3 +286,14 @@ func procPath(dirfd int, name string) string {
 	}
 	return p
 }
+
+// syncFS flushes the file system holding dir, so that a copy made there
+// is on disk before the rename that commits it.
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
+}

@@ -272,3 +272,21 @@ func (t *Table) CachedNodes() int {
 	defer t.nodes.mu.Unlock()
 	return len(t.nodes.m)
 }
+
+// dropVolume closes the cached nodes of a volume leaving the table, so
+// its tree's space is freed as soon as it is removed.
+func (c *nodeCache) dropVolume(v *Volume) {
+	c.mu.Lock()
+	var victims []*Node
+	for _, n := range c.m {
+		if n.Vol == v {
+			if victim := c.unlinkLocked(n); victim != nil {
+				victims = append(victims, victim)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, n := range victims {
+		n.closeFDs()
+	}
+}

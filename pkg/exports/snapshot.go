@@ -2,14 +2,12 @@ package exports
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
@@ -67,7 +65,7 @@ func (t *Table) CreateSnapshot(id, source string) (*Snapshot, bool, error) {
 	if err := t.beginSnapshot(s); err != nil {
 		return nil, false, err
 	}
-	crashPoint("snapshot:intent")
+	t.step("snapshot:intent")
 	t.startSnapshot(s, v)
 	t.log.Info("snapshot requested; copying", "snapshot", id, "volume", source, "bytes", v.Quota.Usage().Bytes)
 	return s, false, nil
@@ -81,31 +79,19 @@ func (t *Table) beginSnapshot(s *Snapshot) error {
 	return t.saveSnapMeta(s)
 }
 
-func (t *Table) saveSnapMeta(s *Snapshot) error {
-	data, _ := json.MarshalIndent(s, "", "  ")
-	return writeFileAtomic(filepath.Join(t.snapMetaDir(), s.ID+".json"), data, 0o600)
-}
-
 // startSnapshot starts the copy job of a pending snapshot. t.opMu is held.
 func (t *Table) startSnapshot(s *Snapshot, v *Volume) {
-	ctx, cancel := context.WithCancel(t.jobs.ctx)
-	j := &job{cancel: cancel, done: make(chan struct{}), expect: v.Quota.Usage().Bytes}
 	key := "volume/" + v.ID
-	t.jobs.snapshots[s.ID] = j
-	t.jobs.reading[key]++
+	j, ctx := t.jobs.begin(t.jobs.snapshots, s.ID, key, v.Quota.Usage().Bytes)
 	snap := *s
-	t.jobs.wg.Add(1)
 	go func() {
 		defer t.jobs.wg.Done()
 		defer close(j.done)
-		defer cancel()
+		defer j.cancel()
 		usage, err := t.copySnapshot(ctx, j, &snap, v.Dir())
 		t.opMu.Lock()
 		defer t.opMu.Unlock()
-		delete(t.jobs.snapshots, snap.ID)
-		if t.jobs.reading[key]--; t.jobs.reading[key] == 0 {
-			delete(t.jobs.reading, key)
-		}
+		t.jobs.end(t.jobs.snapshots, snap.ID, key)
 		if ctx.Err() != nil {
 			// Cancelled: by DeleteSnapshot, which removes everything, or
 			// by Close, and the next start copies again.
@@ -130,15 +116,12 @@ func (t *Table) copySnapshot(ctx context.Context, j *job, s *Snapshot, src strin
 		return quota.Usage{}, err
 	}
 	start := time.Now()
-	usage, err := copyTree(copyJob{ctx: ctx, progress: &j.written, hook: t.copyHook}, src, staging)
+	usage, err := t.copyInto(ctx, j, src, staging)
 	if err != nil {
 		return usage, fmt.Errorf("copying volume %s: %w", s.Source, err)
 	}
-	if err := syncFS(staging); err != nil {
-		return usage, err
-	}
 	t.log.Info("snapshot copied", "snapshot", s.ID, "volume", s.Source, "bytes", usage.Bytes, "inodes", usage.Inodes, "took", time.Since(start).Round(time.Millisecond))
-	crashPoint("snapshot:copied")
+	t.step("snapshot:copied")
 	return usage, nil
 }
 
@@ -149,7 +132,7 @@ func (t *Table) commitSnapshot(s *Snapshot, usage quota.Usage) error {
 	if err := t.saveSnapMeta(s); err != nil {
 		return err
 	}
-	crashPoint("snapshot:meta")
+	t.step("snapshot:meta")
 	if err := t.placeSnapshot(s.ID); err != nil {
 		return err
 	}
@@ -265,14 +248,10 @@ func (t *Table) DeleteSnapshot(id string) error {
 }
 
 func (t *Table) finishSnapDelete(in intent) error {
-	dir := filepath.Join(t.snapshotsDir(), in.ID)
-	if _, err := os.Lstat(dir); err == nil {
-		if err := os.Rename(dir, in.Target); err != nil {
-			return err
-		}
-		syncDir(t.snapshotsDir())
+	if err := moveAside(t.SnapshotDir(in.ID), in.Target); err != nil {
+		return err
 	}
-	crashPoint("snapdelete:renamed")
+	t.step("snapdelete:renamed")
 	if err := os.Remove(filepath.Join(t.snapMetaDir(), in.ID+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -283,52 +262,3 @@ func (t *Table) finishSnapDelete(in intent) error {
 	}
 	return t.commitIntent(in)
 }
-
-func (t *Table) snapshot(id string) (*Snapshot, error) {
-	data, err := os.ReadFile(filepath.Join(t.snapMetaDir(), id+".json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errorf(KindNotFound, "snapshot %s not found", id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var s Snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("snapshot metadata %s: %w", id, err)
-	}
-	return &s, nil
-}
-
-// Snapshot returns a snapshot by id.
-func (t *Table) Snapshot(id string) (*Snapshot, error) {
-	if err := ValidateID(id); err != nil {
-		return nil, errorf(KindNotFound, "snapshot %s not found", id)
-	}
-	return t.snapshot(id)
-}
-
-// Snapshots lists snapshots, of one source volume if source is not "".
-func (t *Table) Snapshots(source string) ([]*Snapshot, error) {
-	ents, err := os.ReadDir(t.snapMetaDir())
-	if err != nil {
-		return nil, err
-	}
-	var out []*Snapshot
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(id, ".") {
-			continue
-		}
-		s, err := t.snapshot(id)
-		if err != nil {
-			continue
-		}
-		if source == "" || s.Source == source {
-			out = append(out, s)
-		}
-	}
-	return out, nil
-}
-
-// SnapshotDir is where a snapshot's tree is.
-func (t *Table) SnapshotDir(id string) string { return filepath.Join(t.snapshotsDir(), id) }

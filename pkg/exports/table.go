@@ -1,11 +1,12 @@
 // Package exports keeps the volumes nfsd serves: their directories on disk
 // (ROOT/volumes/<id>), their metadata and export options (ROOT/state,
-// never exported), and the file handles that name files inside them.
+// never exported), the file handles that name files inside them, and
+// their lifecycle (create, delete, expand, update, snapshots), made
+// crash-safe by intent records (intent.go).
 package exports
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -23,38 +23,6 @@ import (
 
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
-
-// Volume is one exported directory.
-type Volume struct {
-	ID      string    `json:"id"`
-	FSID    uint64    `json:"fsid"`
-	Created time.Time `json:"created"`
-	Options Options   `json:"options"`
-	// Limits are the volume's quota (zero: none); Quota accounts and
-	// enforces them.
-	Limits quota.Limits  `json:"limits"`
-	Quota  *quota.Volume `json:"-"`
-	// RootAttrs and Source are what the volume was created with, kept
-	// so a repeated CreateVolume can be recognised as the same request.
-	RootAttrs RootAttrs `json:"root"`
-	Source    *Source   `json:"source,omitempty"`
-	// Name is what its creator calls it (CSI: the PV name) if not ID.
-	Name string `json:"name,omitempty"`
-	// Reclaim is what deleting it does unless the caller says ("": delete).
-	Reclaim ReclaimMode `json:"reclaim,omitempty"`
-
-	dir  string
-	root *Node // pinned: never evicted
-}
-
-// Dir returns the volume's directory on the server.
-func (v *Volume) Dir() string { return v.dir }
-
-// Path returns the path clients mount.
-func (v *Volume) Path() string { return "/volumes/" + v.ID }
-
-// Root returns the volume's root directory node.
-func (v *Volume) Root() *Node { return v.root }
 
 // Table is the set of volumes and their handles.
 type Table struct {
@@ -68,11 +36,13 @@ type Table struct {
 	byFSID map[uint64]*Volume
 
 	nodes    *nodeCache
+	usage    *quota.Store // each volume's saved usage
 	onDetach []func(id string)
 
 	opMu      sync.Mutex // serialises the metadata steps of lifecycle operations
 	jobs      jobs       // copies in progress (guarded by opMu)
 	copyHook  func(rel string)
+	stepHook  func(step string) // see step
 	stopFlush chan struct{}
 	flushDone chan struct{}
 	closeOnce sync.Once
@@ -86,17 +56,10 @@ type Config struct {
 	MaxOpenNodes int
 	// UsageFlushInterval is how often changed usage is saved (default 2s).
 	UsageFlushInterval time.Duration
-}
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// ValidateID checks a volume id: 1-128 of [A-Za-z0-9._-], not starting
-// with a dot or dash, so it is always a single, visible path component.
-func ValidateID(id string) error {
-	if !validID.MatchString(id) {
-		return fmt.Errorf("invalid volume id %q: want 1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit", id)
-	}
-	return nil
+	// stepHook, set by tests, runs at each named step of a multi-step
+	// operation (Table.step), those Open's recovery re-runs included.
+	stepHook func(step string)
 }
 
 // Open loads (or initialises) the table under cfg.Root.
@@ -118,8 +81,10 @@ func Open(cfg Config) (*Table, error) {
 		byID:   make(map[string]*Volume),
 		byFSID: make(map[uint64]*Volume),
 		nodes:  newNodeCache(cfg.MaxOpenNodes),
+
+		stepHook: cfg.stepHook,
 	}
-	for _, d := range []string{root, t.volumesDir(), t.state, t.metaDir(), t.usageDir()} {
+	for _, d := range []string{root, t.volumesDir(), t.state, t.metaDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -129,6 +94,9 @@ func Open(cfg Config) (*Table, error) {
 		return nil, err
 	}
 	if err := checkHandles(t.volumesDir()); err != nil {
+		return nil, err
+	}
+	if t.usage, err = quota.OpenStore(t.usageDir()); err != nil {
 		return nil, err
 	}
 	key, err := loadOrCreateKey(filepath.Join(t.state, "handle.key"))
@@ -154,10 +122,6 @@ func Open(cfg Config) (*Table, error) {
 	go t.flushLoop(cfg.UsageFlushInterval, t.stopFlush, t.flushDone)
 	return t, nil
 }
-
-func (t *Table) volumesDir() string { return filepath.Join(t.root, "volumes") }
-func (t *Table) metaDir() string    { return filepath.Join(t.state, "volumes") }
-func (t *Table) usageDir() string   { return filepath.Join(t.state, "usage") }
 
 // checkHandles makes sure the backing file system can give and take
 // persistent file handles; without them no handle would survive a
@@ -268,15 +232,24 @@ func (t *Table) load() error {
 		if err != nil {
 			return err
 		}
-		var v Volume
-		if err := json.Unmarshal(data, &v); err != nil {
+		var m volumeMeta
+		if err := json.Unmarshal(data, &m); err != nil {
 			return fmt.Errorf("volume metadata %s: %w", name, err)
 		}
+		v := &m.Volume
 		if err := ValidateID(v.ID); err != nil || v.ID+".json" != name {
 			return fmt.Errorf("volume metadata %s: id %q does not match its file", name, v.ID)
 		}
+		if v.RootAttrs.Mode == 0 {
+			// Written before Table.Create took CreateVolume's path: a
+			// mode of 0 meant 0777, as it does in a CreateRequest.
+			v.RootAttrs.Mode = 0o777
+		}
 		seen[v.ID] = true
-		if err := t.attach(&v); err != nil {
+		if v.Quota, err = t.usage.Open(v.ID, m.Limits); err != nil {
+			return fmt.Errorf("volume %s usage: %w", v.ID, err)
+		}
+		if err := t.attach(v); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				t.log.Error("volume has metadata but no directory; not exported", "volume", v.ID, "dir", filepath.Join(t.volumesDir(), v.ID))
 				continue
@@ -293,23 +266,17 @@ func (t *Table) load() error {
 			continue
 		}
 		t.log.Warn("adopting volume directory without metadata", "volume", d.Name())
-		if _, err := t.create(d.Name(), DefaultOptions(), true); err != nil {
-			return err
+		if _, err := t.adopt(d.Name()); err != nil {
+			return fmt.Errorf("adopting volume directory %s: %w", d.Name(), err)
 		}
 	}
 	return nil
 }
 
-// attach opens a volume's root and adds it to the table.
+// attach opens a volume's root and adds it, with its accountant, to the
+// table.
 func (t *Table) attach(v *Volume) error {
 	v.dir = filepath.Join(t.volumesDir(), v.ID)
-	if v.Quota == nil {
-		q, err := quota.New(filepath.Join(t.usageDir(), v.ID+".json"), v.Limits)
-		if err != nil {
-			return fmt.Errorf("volume %s usage: %w", v.ID, err)
-		}
-		v.Quota = q
-	}
 	// Not O_PATH: open_by_handle_at takes its mount descriptor only from
 	// a real open file.
 	fd, err := unix.Open(v.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -338,73 +305,49 @@ func (t *Table) attach(v *Volume) error {
 	return nil
 }
 
-// ErrExists is returned when creating a volume that already exists.
-var ErrExists = errors.New("exports: volume already exists")
-
-// ErrNotFound is returned for an unknown volume.
-var ErrNotFound = errors.New("exports: no such volume")
-
-// Create makes a new, empty volume. The directory is created first and the
-// metadata written last, so a crash in between leaves a directory that the
-// next start adopts.
-func (t *Table) Create(id string, opts Options) (*Volume, error) {
-	return t.create(id, opts, false)
-}
-
-func (t *Table) create(id string, opts Options, adopt bool) (*Volume, error) {
-	if err := ValidateID(id); err != nil {
-		return nil, err
-	}
-	if err := opts.Validate(); err != nil {
-		return nil, err
+// detach removes a volume from the table and closes its descriptors.
+func (t *Table) detach(v *Volume) {
+	t.mu.Lock()
+	delete(t.byID, v.ID)
+	delete(t.byFSID, v.FSID)
+	t.mu.Unlock()
+	t.nodes.dropVolume(v)
+	v.Quota.Retire()
+	if v.root != nil {
+		v.root.closeFDs()
 	}
 	t.mu.RLock()
-	_, exists := t.byID[id]
+	hooks := t.onDetach
 	t.mu.RUnlock()
-	if exists {
-		return nil, ErrExists
+	for _, f := range hooks {
+		f(v.ID)
 	}
-	dir := filepath.Join(t.volumesDir(), id)
-	if !adopt {
-		if err := os.Mkdir(dir, 0o777); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return nil, ErrExists
-			}
-			return nil, err
-		}
-		// The root is world-writable, like a fresh PVC, until the
-		// admin API sets an owner and mode for it.
-		if err := os.Chmod(dir, 0o777); err != nil {
-			return nil, err
-		}
-		if err := syncDir(t.volumesDir()); err != nil {
-			return nil, err
-		}
-	}
-	v := &Volume{ID: id, Created: time.Now().UTC(), Options: opts}
-	for {
-		var b [8]byte
-		rand.Read(b[:])
-		v.FSID = binary.BigEndian.Uint64(b[:])
-		t.mu.RLock()
-		_, taken := t.byFSID[v.FSID]
-		t.mu.RUnlock()
-		if v.FSID != 0 && !taken {
-			break
-		}
-	}
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(t.metaDir(), id+".json"), data, 0o600); err != nil {
-		return nil, err
-	}
-	if err := t.attach(v); err != nil {
-		return nil, err
-	}
-	t.log.Info("volume created", "volume", id, "dir", dir, "squash", opts.Squash, "readOnly", opts.ReadOnly, "clients", len(opts.Clients))
-	return v, nil
+}
+
+// replace serves nv in old's place. Volumes are never changed in place
+// where NFS calls read them without a lock: nv is a new record sharing
+// old's root descriptor and accountant, and nodes cached under old are
+// dropped so that the next call through any handle finds nv (Resolve also
+// refuses a cached node of a replaced record). Handles stay valid: the
+// fsid and the tree are the same.
+func (t *Table) replace(old, nv *Volume) {
+	r := old.root
+	nv.dir = old.dir
+	nv.root = &Node{Vol: nv, Handle: r.Handle, fd: r.fd, ktype: r.ktype, kh: r.kh, pinned: true, ioFD: -1}
+	t.mu.Lock()
+	t.byID[nv.ID] = nv
+	t.byFSID[nv.FSID] = nv
+	t.mu.Unlock()
+	t.nodes.dropVolume(old)
+}
+
+// OnVolumeGone registers f to run when a volume stops being served
+// (deleted, retained or archived), so that state kept elsewhere about it,
+// such as its locks, goes with it.
+func (t *Table) OnVolumeGone(f func(id string)) {
+	t.mu.Lock()
+	t.onDetach = append(t.onDetach, f)
+	t.mu.Unlock()
 }
 
 // Volume returns a volume by id.
@@ -422,6 +365,13 @@ func (t *Table) MustVolume(id string) *Volume {
 		panic("exports: no volume " + id)
 	}
 	return v
+}
+
+// VolumeByFSID returns the volume with an fsid, or nil.
+func (t *Table) VolumeByFSID(fsid uint64) *Volume {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byFSID[fsid]
 }
 
 // ByPath returns the volume mounted at a path such as /volumes/<id>, and
@@ -455,6 +405,19 @@ func (t *Table) Volumes() []*Volume {
 	t.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// Present reports whether a served volume's directory is still where it
+// belongs (an operator may have removed or moved it on the server).
+func (t *Table) Present(v *Volume) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(v.root.fd, &a) != nil || a.Nlink == 0 {
+		return false
+	}
+	if unix.Lstat(v.dir, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 // Close saves usage and releases every open descriptor.

@@ -2,14 +2,14 @@ package exports
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
 // UpdateVolume changes export options for the next call through any
@@ -46,8 +46,8 @@ func TestUpdateVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Options{Squash: SquashAll, AnonUID: 1234, AnonGID: Nobody, ReadOnly: true, Clients: clients}
-	if !reflect.DeepEqual(nv.Options, want) || nv.Limits.Inodes != 50 || nv.Reclaim != ReclaimRetain {
-		t.Fatalf("updated to %+v limits %+v reclaim %s", nv.Options, nv.Limits, nv.Reclaim)
+	if !reflect.DeepEqual(nv.Options, want) || nv.Limits().Inodes != 50 || nv.Reclaim != ReclaimRetain {
+		t.Fatalf("updated to %+v limits %+v reclaim %s", nv.Options, nv.Limits(), nv.Reclaim)
 	}
 	if got := tb.MustVolume("u"); got != nv {
 		t.Fatal("the table serves the old record")
@@ -73,6 +73,10 @@ func TestUpdateVolume(t *testing.T) {
 	if _, err := tb.UpdateVolume("u", VolumeUpdate{Squash: &bad}); KindOf(err) != KindInvalid {
 		t.Fatalf("bad squash: %v", err)
 	}
+	shred := ReclaimMode("shred")
+	if _, err := tb.UpdateVolume("u", VolumeUpdate{Reclaim: &shred}); KindOf(err) != KindInvalid {
+		t.Fatalf("bad reclaim mode: %v", err)
+	}
 	one := int64(1)
 	if _, err := tb.UpdateVolume("u", VolumeUpdate{InodeLimit: &one}); KindOf(err) != KindPrecondition {
 		t.Fatalf("inode limit below usage (2 files): %v", err)
@@ -92,85 +96,48 @@ func TestUpdateVolume(t *testing.T) {
 	}
 }
 
-// CreateVolume takes a capacity range: the limit is required if given,
-// else the range's limit; a repeat is the same volume when its limit is
-// in the repeat's range and everything else is equal.
-func TestCreateVolumeCapacityRange(t *testing.T) {
-	tb := openTable(t, t.TempDir())
+// A volume's limits have one home while it is served, its accountant:
+// a record replaced by UpdateVolume and the record that replaced it
+// report the same limits after any later change, enforcement uses them,
+// and the metadata file keeps them (in its "limits" field) across a
+// restart.
+func TestLimitsOneSource(t *testing.T) {
+	root := t.TempDir()
+	tb := openTable(t, root)
 	ctx := context.Background()
-	req := CreateRequest{ID: "r", Capacity: CapacityRange{Required: 10 << 20, Limit: 20 << 20}, Options: DefaultOptions()}
-	v, _, err := tb.CreateVolume(ctx, req)
-	if err != nil || v.Limits.Bytes != 10<<20 || v.reclaim() != ReclaimDelete || v.name() != "r" {
-		t.Fatalf("%+v %v", v, err)
-	}
-	for _, r := range []CapacityRange{{}, {Required: 5 << 20}, {Limit: 10 << 20}, {Required: 10 << 20, Limit: 10 << 20}} {
-		rep := req
-		rep.Capacity = r
-		if _, existed, err := tb.CreateVolume(ctx, rep); err != nil || !existed {
-			t.Errorf("repeat with %+v: existed=%v %v", r, existed, err)
-		}
-	}
-	for _, r := range []CapacityRange{{Required: 11 << 20}, {Limit: 9 << 20}} {
-		rep := req
-		rep.Capacity = r
-		if _, _, err := tb.CreateVolume(ctx, rep); KindOf(err) != KindExists || !strings.Contains(err.Error(), "capacity") {
-			t.Errorf("repeat with %+v: %v, want KindExists naming the capacity", r, err)
-		}
-	}
-	other := req
-	other.Name = "pvc-other"
-	if _, _, err := tb.CreateVolume(ctx, other); KindOf(err) != KindExists || !strings.Contains(err.Error(), "pvc-other") {
-		t.Errorf("same id for another name: %v", err)
-	}
-	ret := req
-	ret.Reclaim = ReclaimArchive
-	if _, _, err := tb.CreateVolume(ctx, ret); KindOf(err) != KindExists || !strings.Contains(err.Error(), "reclaim") {
-		t.Errorf("same id, other reclaim mode: %v", err)
-	}
-	if v, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "lim", Capacity: CapacityRange{Limit: 7 << 20}, Options: DefaultOptions()}); err != nil || v.Limits.Bytes != 7<<20 {
-		t.Fatalf("limit only: %+v %v", v, err)
-	}
-	for _, r := range []CapacityRange{{Required: 2, Limit: 1}, {Required: -1}, {Limit: -1}} {
-		if _, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "bad", Capacity: r, Options: DefaultOptions()}); KindOf(err) != KindInvalid {
-			t.Errorf("range %+v: %v, want KindInvalid", r, err)
-		}
-	}
-	if _, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "bad", Reclaim: "shred", Options: DefaultOptions()}); KindOf(err) != KindInvalid {
-		t.Errorf("bad reclaim mode: %v", err)
-	}
-	// The stored reclaim mode applies; an explicit one overrides it.
-	if _, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "keep", Reclaim: ReclaimArchive, Options: DefaultOptions()}); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := tb.DeleteVolume("keep", ReclaimDelete); err != nil || res.Path != "" {
-		t.Fatalf("explicit delete of an archive-mode volume: %+v %v", res, err)
-	}
-}
-
-// Capacity reports the backing file system and what limits promised.
-func TestCapacity(t *testing.T) {
-	tb := openTable(t, t.TempDir())
-	ctx := context.Background()
-	for id, c := range map[string]int64{"a": 100 << 20, "b": 50 << 20, "c": 0} {
-		if _, _, err := tb.CreateVolume(ctx, CreateRequest{ID: id, Capacity: Exactly(c), Options: DefaultOptions()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a := tb.MustVolume("a")
-	a.Quota.Add(30<<20, 1) // as if a client had written 30 MiB
-	c, err := tb.Capacity()
+	old, _, err := tb.CreateVolume(ctx, CreateRequest{ID: "l", Capacity: Exactly(10 << 20), InodeLimit: 100, Options: DefaultOptions()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fs unix.Statfs_t
-	unix.Statfs(filepath.Dir(a.Dir()), &fs)
-	if c.Total != int64(fs.Blocks)*fs.Bsize || c.Free <= 0 || c.Free > c.Total {
-		t.Fatalf("file system figures %+v (statfs %+v)", c, fs)
+	fifty := int64(50)
+	nv, err := tb.UpdateVolume("l", VolumeUpdate{InodeLimit: &fifty})
+	if err != nil || nv == old {
+		t.Fatalf("update: %v (new record: %v)", err, nv != old)
 	}
-	if c.Promised != 120<<20 || c.Limited != 2 || c.Unlimited != 1 || c.Copying != 0 {
-		t.Fatalf("promised %d (want %d), limited %d, unlimited %d, copying %d", c.Promised, 120<<20, c.Limited, c.Unlimited, c.Copying)
+	if _, err := tb.ExpandVolume("l", 20<<20); err != nil {
+		t.Fatal(err)
 	}
-	if want := max(0, c.Free-c.Promised); c.Available != want {
-		t.Fatalf("available %d, want %d", c.Available, want)
+	want := quota.Limits{Bytes: 20 << 20, Inodes: 50}
+	for _, r := range []*Volume{old, nv, tb.MustVolume("l")} {
+		if r.Limits() != want {
+			t.Fatalf("a record of the volume says %+v, want %+v", r.Limits(), want)
+		}
+	}
+	if err := nv.Quota.Reserve(20<<20, 50); err != nil {
+		t.Fatalf("reserving up to the limits: %v", err)
+	}
+	if err := nv.Quota.Reserve(1, 0); err == nil {
+		t.Fatal("a byte past the expanded limit was admitted")
+	}
+	tb.Close()
+	var m struct {
+		Limits quota.Limits `json:"limits"`
+	}
+	data, _ := os.ReadFile(filepath.Join(root, "state", "volumes", "l.json"))
+	if err := json.Unmarshal(data, &m); err != nil || m.Limits != want {
+		t.Fatalf("metadata limits %+v %v in %s", m.Limits, err, data)
+	}
+	if got := openTable(t, root).MustVolume("l").Limits(); got != want {
+		t.Fatalf("after restart %+v, want %+v", got, want)
 	}
 }

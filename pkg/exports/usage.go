@@ -1,7 +1,6 @@
 package exports
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"sync"
@@ -9,13 +8,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// VolumeByFSID returns the volume with an fsid, or nil.
-func (t *Table) VolumeByFSID(fsid uint64) *Volume {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.byFSID[fsid]
-}
 
 // EncodeKernelHandle packs a kernel file handle (type, then bytes) for
 // quota's reconcile walk, which reopens moved directories from it.
@@ -115,25 +107,5 @@ func (t *Table) flushLoop(interval time.Duration, stop <-chan struct{}, done cha
 		case <-tick.C:
 			t.FlushUsage()
 		}
-	}
-}
-
-func randRead(b []byte) { rand.Read(b) }
-
-// dropVolume closes the cached nodes of a volume leaving the table, so
-// its tree's space is freed as soon as it is removed.
-func (c *nodeCache) dropVolume(v *Volume) {
-	c.mu.Lock()
-	var victims []*Node
-	for _, n := range c.m {
-		if n.Vol == v {
-			if victim := c.unlinkLocked(n); victim != nil {
-				victims = append(victims, victim)
-			}
-		}
-	}
-	c.mu.Unlock()
-	for _, n := range victims {
-		n.closeFDs()
 	}
 }

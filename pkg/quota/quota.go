@@ -238,8 +238,11 @@ func (v *Volume) Flush() error {
 }
 
 // Retire stops saving usage: the volume left the table, and a walk or
-// flush still running must not write its file back.
+// flush still running must not write its file back. A save in progress
+// finishes first, so once Retire returns the file may be removed.
 func (v *Volume) Retire() {
+	v.flushMu.Lock()
+	defer v.flushMu.Unlock()
 	v.mu.Lock()
 	v.path = ""
 	v.mu.Unlock()

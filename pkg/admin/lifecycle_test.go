@@ -3,99 +3,16 @@ package admin
 import (
 	"bytes"
 	"context"
-	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	adminv1 "github.com/rwxnfs/rwxnfs/api/admin/v1"
-	"github.com/rwxnfs/rwxnfs/pkg/exports"
 )
-
-const testToken = "s3cret-token-for-tests-0123456789"
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// startAdmin serves a real table over a real gRPC listener on a unix
-// socket.
-func startAdmin(t *testing.T) (*Server, *exports.Table, *syncBuf, string) {
-	t.Helper()
-	dir := t.TempDir()
-	logs := &syncBuf{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	tb, err := exports.Open(exports.Config{Root: filepath.Join(dir, "root"), Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokenFile := filepath.Join(dir, "token")
-	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)
-	sock := "unix:" + filepath.Join(dir, "admin.sock")
-	s, err := Start(Config{Listen: sock, TokenFile: tokenFile, Info: Info{Version: "test-version", NFSAddr: "127.0.0.1:2049"}}, tb, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Stop(ctx)
-		tb.Close()
-	})
-	return s, tb, logs, sock
-}
-
-func client(t *testing.T, addr, token string) adminv1.AdminClient {
-	t.Helper()
-	cl, conn, err := Dial(ClientConfig{Addr: addr, Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return cl
-}
-
-func wantCode(t *testing.T, err error, c codes.Code) {
-	t.Helper()
-	if status.Code(err) != c {
-		t.Fatalf("got %v, want %v", err, c)
-	}
-}
-
-func TestAdminAuth(t *testing.T) {
-	_, _, logs, sock := startAdmin(t)
-	ctx := context.Background()
-	_, err := client(t, sock, "").ListVolumes(ctx, &adminv1.ListVolumesRequest{})
-	wantCode(t, err, codes.Unauthenticated)
-	_, err = client(t, sock, "wrong-token-wrong-token").CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: "x"})
-	wantCode(t, err, codes.Unauthenticated)
-	if !strings.Contains(logs.String(), "admin call refused") || !strings.Contains(logs.String(), "reason=\"wrong token\"") {
-		t.Fatalf("refusals not logged:\n%s", logs)
-	}
-	if _, err := client(t, sock, testToken).ListVolumes(ctx, &adminv1.ListVolumesRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	// Without a token file the API does not start.
-	if _, err := Start(Config{Listen: "127.0.0.1:0"}, nil, nil, slog.Default()); err == nil {
-		t.Fatal("started without a token")
-	}
-}
 
 func TestAdminLifecycle(t *testing.T) {
 	_, tb, _, sock := startAdmin(t)
@@ -237,25 +154,6 @@ func TestAdminLifecycle(t *testing.T) {
 	wantCode(t, err, codes.NotFound)
 }
 
-// waitReady polls a snapshot until its copy is done.
-func waitReady(t *testing.T, cl adminv1.AdminClient, id string) *adminv1.Snapshot {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		g, err := cl.GetSnapshot(context.Background(), &adminv1.GetSnapshotRequest{SnapshotId: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if g.Snapshot.Error != "" {
-			t.Fatalf("snapshot %s failed: %s", id, g.Snapshot.Error)
-		}
-		if g.Snapshot.ReadyToUse {
-			return g.Snapshot
-		}
-	}
-	t.Fatalf("snapshot %s not ready in 30s", id)
-	return nil
-}
-
 // The calls the CSI controller needs beyond create and delete: update of
 // export options, the stored reclaim mode, capacity and server info.
 func TestAdminUpdateCapacityInfo(t *testing.T) {
@@ -315,19 +213,5 @@ func TestAdminUpdateCapacityInfo(t *testing.T) {
 	d, err := cl.DeleteVolume(ctx, &adminv1.DeleteVolumeRequest{VolumeId: "v"})
 	if err != nil || !strings.HasSuffix(d.Path, "/retained/v") {
 		t.Fatalf("delete with the stored mode: %v %v", d, err)
-	}
-}
-
-func TestGRPCErrorCodes(t *testing.T) {
-	for kind, code := range map[exports.ErrorKind]codes.Code{
-		exports.KindInvalid: codes.InvalidArgument, exports.KindExists: codes.AlreadyExists, exports.KindNotFound: codes.NotFound,
-		exports.KindPrecondition: codes.FailedPrecondition, exports.KindOutOfRange: codes.OutOfRange, exports.KindAborted: codes.Aborted,
-	} {
-		if got := status.Code(grpcErr(&exports.Error{Kind: kind, Msg: "x"})); got != code {
-			t.Errorf("kind %d: %v, want %v", kind, got, code)
-		}
-	}
-	if got := status.Code(grpcErr(errors.New("disk on fire"))); got != codes.Internal {
-		t.Errorf("plain error: %v", got)
 	}
 }

@@ -1,0 +1,84 @@
+package exports
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rwxnfs/rwxnfs/pkg/quota"
+)
+
+// jobs is the lifecycle's bookkeeping of copies, guarded by Table.opMu.
+// The lock is held only for metadata steps, never across a copy: a long
+// snapshot or clone must not stall other volumes' creates and deletes.
+type jobs struct {
+	ctx    context.Context // cancelled by Close: copies stop, the next start resumes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// creating: volumes being copied into (clones, restores), by id.
+	creating map[string]*job
+	// snapshots being copied, by id.
+	snapshots map[string]*job
+	// reading: how many copies read a source ("volume/<id>" or
+	// "snapshot/<id>"), which may not be deleted meanwhile.
+	reading map[string]int
+}
+
+// job is one copy in progress.
+type job struct {
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the job has finished
+	err     error         // set before done closes
+	req     CreateRequest // clones: what is being made
+	expect  int64         // bytes the copy is expected to write
+	written atomic.Int64
+}
+
+func (js *jobs) init() {
+	js.ctx, js.cancel = context.WithCancel(context.Background())
+	js.creating = make(map[string]*job)
+	js.snapshots = make(map[string]*job)
+	js.reading = make(map[string]int)
+}
+
+// begin registers a copy job, as set[id], that reads the source key
+// ("volume/<id>" or "snapshot/<id>"), and returns it with its context
+// (cancelled by j.cancel and by Close). Its goroutine must call end,
+// then wg.Done. Table.opMu is held.
+func (js *jobs) begin(set map[string]*job, id, key string, expect int64) (*job, context.Context) {
+	ctx, cancel := context.WithCancel(js.ctx)
+	j := &job{cancel: cancel, done: make(chan struct{}), expect: expect}
+	set[id] = j
+	js.reading[key]++
+	js.wg.Add(1)
+	return j, ctx
+}
+
+// end unregisters what begin registered. Table.opMu is held.
+func (js *jobs) end(set map[string]*job, id, key string) {
+	delete(set, id)
+	if js.reading[key]--; js.reading[key] == 0 {
+		delete(js.reading, key)
+	}
+}
+
+// stop cancels every copy and waits for them to return. Interrupted
+// snapshots keep their intent records and resume at the next start;
+// interrupted clones are rolled back.
+func (js *jobs) stop() {
+	if js.cancel != nil {
+		js.cancel()
+		js.wg.Wait()
+	}
+}
+
+// copyInto copies the tree src into staging for job j (its progress,
+// the tests' copy hook) and syncs it, so that the copy is on disk before
+// the rename that commits it.
+func (t *Table) copyInto(ctx context.Context, j *job, src, staging string) (quota.Usage, error) {
+	usage, err := copyTree(copyJob{ctx: ctx, progress: &j.written, hook: t.copyHook}, src, staging)
+	if err != nil {
+		return usage, err
+	}
+	return usage, syncFS(staging)
+}
