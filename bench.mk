@@ -1,7 +1,7 @@
 # Side-by-side benchmarks: rwxnfs vs nfs-ganesha (VFS FSAL) vs go-nfs's
 # example/osnfs, plus the physical limits (included by Makefile).
 #
-#   make bench        full run (~10 min); writes docs/benchmarks.md's tables and docs/benchmarks.png
+#   make bench        full run (~17 min); writes docs/benchmarks.md's tables and docs/benchmarks.png
 #   make bench-smoke  every workload briefly against every server; fails only
 #                     on an error or wrong data, never on timing
 #
@@ -10,7 +10,7 @@
 
 .PHONY: bench bench-smoke bench-deps bench-bin
 
-DEB_BENCH_PKGS := nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common iproute2
+DEB_BENCH_PKGS := nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common iproute2 gcc libc6-dev libnfs-dev
 GO_NFS_VERSION := v0.0.4
 BENCH_OUT      ?= build/bench
 
@@ -29,7 +29,12 @@ build/osnfs:
 		GOFLAGS=-mod=mod $(GO) get github.com/willscott/go-nfs/example/osnfs@$(GO_NFS_VERSION) && \
 		GOFLAGS=-mod=mod $(GO) build -o ../osnfs github.com/willscott/go-nfs/example/osnfs
 
-bench-bin: build/osnfs
+# The one-call workloads through libnfs's synchronous API (Debian's libnfs).
+build/libnfs-onecall: bench/libnfs-onecall.c
+	@mkdir -p build
+	cc -O2 -Wall -o $@ $< -lnfs
+
+bench-bin: build/osnfs build/libnfs-onecall
 	$(GO) build -o build/nfsd ./cmd/nfsd
 	$(GO) build -o build/nfsbench ./cmd/nfsbench
 

@@ -20,10 +20,12 @@ mkdir -p /run/rpcbind /run/ganesha /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/
 chown _rpc /run/rpcbind 2>/dev/null || true
 
 if [ "$MODE" = smoke ]; then
-  ARGS="--size-mib 16 --files 200 --dir-entries 1000 --duration 1s --timeout 60s"
+  ARGS="--size-mib 16 --files 200 --dir-entries 1000 --one-files 50 --one-dir-entries 500 --duration 1s --timeout 60s"
 else
-  ARGS="--size-mib ${BENCH_SIZE_MIB:-1024} --files 10000 --dir-entries 100000 --duration ${BENCH_DURATION:-6s} --timeout 2m --rounds ${BENCH_ROUNDS:-2}"
+  ARGS="--size-mib ${BENCH_SIZE_MIB:-1024} --files 10000 --dir-entries 100000 --one-files ${BENCH_ONE_FILES:-2000} --one-dir-entries 10000 --duration ${BENCH_DURATION:-6s} --timeout 2m --rounds ${BENCH_ROUNDS:-3}"
 fi
+# BENCH_WORKLOADS picks a subset (nfsbench run --workloads).
+[ -n "${BENCH_WORKLOADS:-}" ] && ARGS="$ARGS --workloads $BENCH_WORKLOADS"
 say() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
 wait_port() { # host port
   for _ in $(seq 100); do (exec 3<>/dev/tcp/$1/$2) 2>/dev/null && return 0; sleep 0.1; done
@@ -43,7 +45,8 @@ say "starting rwxnfs nfsd (NFS 2050, its own portmapper on 1111)"
 NFSD=$!; PIDS+=($NFSD)
 wait_port 127.0.0.1 2050 || exit 1
 # pid=: nfsbench reads each server's CPU use from /proc.
-TARGETS=(--target "label=rwxnfs,export=/volumes/default,portmap-port=1111,backing=$W/rwxnfs/volumes/default,pid=$NFSD")
+# metrics=: nfsbench counts the calls each operation made from rwxnfs's /metrics.
+TARGETS=(--target "label=rwxnfs,export=/volumes/default,portmap-port=1111,backing=$W/rwxnfs/volumes/default,pid=$NFSD,metrics=127.0.0.1:9102")
 
 if [ "${BENCH_PEERS:-1}" = 1 ]; then
   say "starting rpcbind, rpc.statd, nfs-ganesha (VFS FSAL; NFS 2049, MOUNT 20048, NLM 32803)"
@@ -65,7 +68,7 @@ if [ "${BENCH_PEERS:-1}" = 1 ]; then
 fi
 
 say "nfsbench run $ARGS"
-"$BIN/nfsbench" run "${TARGETS[@]}" --limit-dir "$W/limit" $ARGS --json "$RES"
+"$BIN/nfsbench" run "${TARGETS[@]}" --limit-dir "$W/limit" --libnfs "$BIN/libnfs-onecall" $ARGS --json "$RES"
 rc=$?
 if [ $rc != 0 ]; then
   # In full mode only rwxnfs (and the limits) failing fails the run; the

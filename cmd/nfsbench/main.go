@@ -87,26 +87,26 @@ func (t *targets) String() string     { return strings.Join(*t, " ") }
 func (t *targets) Set(v string) error { *t = append(*t, v); return nil }
 
 // parseTarget reads "label=rwxnfs,export=/volumes/default,portmap-port=111,
-// backing=/dir,no-lock"; ports left out come from the portmapper.
-func parseTarget(spec string) (loadgen.Target, string, string, bool, int, error) {
+// backing=/dir,no-lock,pid=N,metrics=host:port" into where the server is
+// and what cfg says about it; ports left out come from the portmapper.
+func parseTarget(spec string, cfg *loadgen.Config) (loadgen.Target, error) {
 	t := loadgen.Target{Host: "127.0.0.1", Export: "/"}
-	var label, backing string
-	noLock := false
-	pid := 0
 	for _, kv := range strings.Split(spec, ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		var err error
 		switch k {
 		case "label":
-			label = v
+			cfg.Label = v
 		case "host":
 			t.Host = v
 		case "export":
 			t.Export = v
 		case "backing":
-			backing = v
+			cfg.Backing = v
 		case "no-lock":
-			noLock = true
+			cfg.NoLock = true
+		case "metrics":
+			cfg.Metrics = v
 		case "nfs-port":
 			t.NFSPort, err = strconv.Atoi(v)
 		case "mount-port":
@@ -116,25 +116,25 @@ func parseTarget(spec string) (loadgen.Target, string, string, bool, int, error)
 		case "portmap-port":
 			t.Portmap, err = strconv.Atoi(v)
 		case "pid":
-			pid, err = strconv.Atoi(v)
+			cfg.PID, err = strconv.Atoi(v)
 		default:
 			err = fmt.Errorf("unknown key %q", k)
 		}
 		if err != nil {
-			return t, "", "", false, 0, fmt.Errorf("--target %q: %w", spec, err)
+			return t, fmt.Errorf("--target %q: %w", spec, err)
 		}
 	}
-	if label == "" {
-		return t, "", "", false, 0, fmt.Errorf("--target %q: no label", spec)
+	if cfg.Label == "" {
+		return t, fmt.Errorf("--target %q: no label", spec)
 	}
-	return t, label, backing, noLock, pid, nil
+	return t, nil
 }
 
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var ts targets
 	var cfg loadgen.Config
-	fs.Var(&ts, "target", "a server, repeatable: label=NAME,export=PATH[,host=H][,nfs-port=P][,mount-port=P][,nlm-port=P][,portmap-port=P][,backing=DIR][,no-lock][,pid=PID for its CPU use]")
+	fs.Var(&ts, "target", "a server, repeatable: label=NAME,export=PATH[,host=H][,nfs-port=P][,mount-port=P][,nlm-port=P][,portmap-port=P][,backing=DIR][,no-lock][,pid=PID for its CPU use][,metrics=HOST:PORT of rwxnfs's /metrics, for RPCs per operation]")
 	limitDir := fs.String("limit-dir", "", `also measure the physical limits, directly on this directory (label "limit")`)
 	limitWorkers := fs.Int("limit-workers", 8, "threads for the limits' reads and random I/O")
 	fs.IntVar(&cfg.Conns, "conns", 8, "NFS connections (like nconnect=)")
@@ -145,8 +145,11 @@ func cmdRun(args []string) error {
 	fs.IntVar(&cfg.Files, "files", 10000, "small files for create/stat/remove")
 	fs.IntVar(&cfg.MetaClients, "meta-clients", 8, "connections the small files are spread over")
 	fs.IntVar(&cfg.DirEntries, "dir-entries", 100000, "entries of the READDIRPLUS directory")
+	fs.IntVar(&cfg.OneFiles, "one-files", 2000, "small files of the one-call-in-flight workloads")
+	fs.IntVar(&cfg.OneDirEntries, "one-dir-entries", 10000, "entries of the one-call READDIRPLUS directory")
+	fs.StringVar(&cfg.Libnfs, "libnfs", "", "path of the libnfs-onecall program (bench/libnfs-onecall.c): also make the one-call workloads through libnfs")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up on a workload after this long")
-	fs.IntVar(&cfg.Rounds, "rounds", 1, "run each workload this many times per server (interleaved) and report the best")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "run each workload this many times per server, interleaved (every round is reported; the report takes medians)")
 	only := fs.String("workloads", "", "comma-separated subset of "+strings.Join(loadgen.Workloads, ","))
 	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
 	fs.Parse(args)
@@ -175,17 +178,16 @@ func cmdRun(args []string) error {
 	}()
 	var openErr []string
 	for _, spec := range ts {
-		t, label, backing, noLock, pid, err := parseTarget(spec)
+		c := cfg
+		t, err := parseTarget(spec, &c)
 		if err != nil {
 			return err
 		}
-		c := cfg
-		c.Label, c.Backing, c.NoLock, c.PID = label, backing, noLock, pid
 		st, err := loadgen.Open(ctx, t, c)
 		if err != nil {
 			// The others still run; this one has no figures.
-			openErr = append(openErr, label)
-			s.emit(loadgen.Result{Server: label, Workload: "mount", Error: err.Error()})
+			openErr = append(openErr, c.Label)
+			s.emit(loadgen.Result{Server: c.Label, Workload: "mount", Error: err.Error()})
 			continue
 		}
 		ss = append(ss, st)

@@ -5,7 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,43 +19,164 @@ import (
 func tinyConfig(backing string) Config {
 	return Config{Label: "rwxnfs", Conns: 2, InFlight: 4, Duration: 200 * time.Millisecond,
 		SeqSize: 8 << 20, IOSize: 1 << 20, Files: 64, MetaClients: 8, DirEntries: 300,
-		Backing: backing, Timeout: time.Minute}
+		OneFiles: 20, OneDirEntries: 150, Backing: backing, Timeout: time.Minute}
 }
 
+func startNfsd(t *testing.T) (*nfsd.Daemon, string) {
+	t.Helper()
+	root := t.TempDir()
+	d, err := nfsd.Start(nfsd.Config{Root: root, Listen: "127.0.0.1:0", PortmapListen: "127.0.0.1:0",
+		MetricsListen: "127.0.0.1:0", DefaultVolume: "default", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()) })
+	return d, filepath.Join(root, "volumes", "default")
+}
+
+func key(r Result) string { return r.Workload + "/" + r.Mode + "/" + r.Client }
+
 // Every workload against a real nfsd, with ports from its portmapper:
-// no errors, and every workload reports figures.
+// no errors, every workload reports figures in every round, and the
+// one-call workloads make exactly the calls they are said to make, as
+// the server counted them.
 func TestRunAgainstNfsd(t *testing.T) {
 	for _, backing := range []bool{false, true} {
-		root := t.TempDir()
-		d, err := nfsd.Start(nfsd.Config{Root: root, Listen: "127.0.0.1:0", PortmapListen: "127.0.0.1:0",
-			DefaultVolume: "default", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
+		d, dir := startNfsd(t)
 		pm := d.PortmapAddr().(*net.TCPAddr)
 		tg := Target{Host: "127.0.0.1", Portmap: pm.Port, Export: "/volumes/default"}
 		b := ""
 		if backing {
-			b = filepath.Join(root, "volumes", "default")
+			b = dir
 		}
-		got := map[string]Result{}
+		got := map[string][]Result{}
 		cfg := tinyConfig(b)
+		cfg.Metrics, cfg.PID = d.MetricsAddr().String(), os.Getpid()
 		if backing {
 			cfg.Rounds = 2 // every workload repeated on the same mount
 		}
-		err = Run(context.Background(), tg, cfg, func(r Result) { got[r.Workload] = r })
-		d.Shutdown(context.Background())
+		err := Run(context.Background(), tg, cfg, func(r Result) { got[key(r)] = append(got[key(r)], r) })
 		if err != nil {
 			t.Fatalf("backing=%v: %v (results %+v)", backing, err, got)
 		}
-		for _, w := range []string{"null", "seqwrite", "seqread", "randread", "randwrite", "create", "stat", "remove", "meta", "readdir", "lock", "lock-null"} {
-			r, ok := got[w]
-			if !ok || r.Error != "" || r.Ops == 0 || r.OpsPerS <= 0 {
-				t.Errorf("backing=%v: %s: %+v", backing, w, r)
+		var want []string
+		for _, w := range []string{"null", "seqwrite", "seqread", "randread", "randwrite", "meta", "readdir", "lock", "lock-null"} {
+			want = append(want, w+"//")
+		}
+		for _, w := range MetaPhases {
+			want = append(want, w+"//", w+"/one/")
+		}
+		want = append(want, "readdir/one/")
+		for _, k := range want {
+			rs := got[k]
+			if len(rs) != max(cfg.Rounds, 1) {
+				t.Errorf("backing=%v: %s: %d results, want one per round: %+v", backing, k, len(rs), rs)
+			}
+			for i, r := range rs {
+				if r.Error != "" || r.Ops == 0 || r.OpsPerS <= 0 || r.Round != i+1 || r.Server != "rwxnfs" {
+					t.Errorf("backing=%v: %s: %+v", backing, k, r)
+				}
 			}
 		}
-		if got["seqwrite"].Bytes != 8<<20 || got["seqread"].Bytes != 8<<20 {
-			t.Errorf("sequential bytes: wrote %d read %d", got["seqwrite"].Bytes, got["seqread"].Bytes)
+		if len(got["stat/one/"]) == 0 || len(got["seqwrite//"]) == 0 {
+			continue
+		}
+		if got["seqwrite//"][0].Bytes != 8<<20 || got["seqread//"][0].Bytes != 8<<20 {
+			t.Errorf("sequential bytes: wrote %d read %d", got["seqwrite//"][0].Bytes, got["seqread//"][0].Bytes)
+		}
+		for k, want := range map[string]map[string]float64{
+			"create/one/": {"Create": 1, "Write": 1},
+			"stat/one/":   {"Lookup": 3},
+			"getattr//":   {"GetAttr": 1},
+			"rename/one/": {"Rename": 1},
+			"rmdir/one/":  {"Rmdir": 1},
+		} {
+			if r := got[k][0]; !reflect.DeepEqual(r.RPCs, want) {
+				t.Errorf("%s: server counted %v per operation, want %v", k, r.RPCs, want)
+			}
+		}
+		if r := got["readdir/one/"][0]; r.RPCs["ReadDirPlus"] < 1 || r.ServerCPU <= 0 {
+			t.Errorf("one-call readdir: %v calls per listing, %v CPU-s", r.RPCs, r.ServerCPU)
+		}
+	}
+}
+
+// A listing that holds a name it should not fails both clients' checks.
+func TestListingChecksCatchStrayEntries(t *testing.T) {
+	d, dir := startNfsd(t)
+	cfg := tinyConfig(dir)
+	cfg.Libnfs, cfg.NoLock = libnfsOnecall(t), true
+	s, err := Open(context.Background(), Target{Host: "127.0.0.1", NFSPort: d.Port(), MountPort: d.Port(), Export: "/volumes/default"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := s.(*bench)
+	if _, err := b.oneReaddir(context.Background()); err != nil {
+		t.Fatalf("clean directory: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, b.name, b.oneList, "stray"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.oneReaddir(context.Background()); err == nil || !strings.Contains(err.Error(), "stray") {
+		t.Errorf("nfsbench listed a stray entry without complaint: %v", err)
+	}
+	r, err := b.runLibnfs(context.Background(), "readdir", "/"+b.name+"/"+b.oneList, cfg.OneDirEntries)
+	if err == nil || !strings.Contains(err.Error(), "stray") {
+		t.Errorf("libnfs-onecall listed a stray entry without complaint: %+v %v", r, err)
+	}
+}
+
+// libnfsOnecall builds bench/libnfs-onecall.c; `make test` installs a C
+// compiler and libnfs-dev, so there a missing one fails the test.
+func libnfsOnecall(t *testing.T) string {
+	t.Helper()
+	cc, err := exec.LookPath("cc")
+	if err == nil {
+		_, err = os.Stat("/usr/include/nfsc/libnfs.h")
+	}
+	if err != nil {
+		if os.Getenv("RWXNFS_STRICT") != "" {
+			t.Fatalf("no C compiler or libnfs-dev (make deps installs them): %v", err)
+		}
+		t.Skipf("no C compiler or libnfs-dev: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "libnfs-onecall")
+	out, err := exec.Command(cc, "-O2", "-Wall", "-Werror", "-o", bin, "../../bench/libnfs-onecall.c", "-lnfs").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building libnfs-onecall: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// The one-call workloads through libnfs against a real nfsd: every phase
+// has figures, and what rwxnfs counted shows libnfs walking each path.
+func TestLibnfsAgainstNfsd(t *testing.T) {
+	d, dir := startNfsd(t)
+	cfg := tinyConfig(dir)
+	cfg.Libnfs = libnfsOnecall(t)
+	cfg.Metrics = d.MetricsAddr().String()
+	cfg.Only = map[string]bool{"libnfs": true}
+	got := map[string]Result{}
+	tg := Target{Host: "127.0.0.1", NFSPort: d.Port(), MountPort: d.Port(), Export: "/volumes/default"}
+	if err := Run(context.Background(), tg, cfg, func(r Result) { got[r.Workload] = r }); err != nil {
+		t.Fatalf("%v (results %+v)", err, got)
+	}
+	for _, w := range append(append([]string{}, MetaPhases...), "readdir") {
+		r := got[w]
+		if r.Error != "" || r.Ops == 0 || r.OpsPerS <= 0 || r.Mode != ModeOne || r.Client != ClientLibnfs || r.P50us <= 0 {
+			t.Errorf("%s: %+v", w, r)
+		}
+	}
+	// The path is /nfsbench-N/libnfsM/fNNNNNNN: three LOOKUPs, then the call.
+	for w, want := range map[string]map[string]float64{
+		"stat":    {"Lookup": 3, "GetAttr": 1},
+		"getattr": {"GetAttr": 1},
+		"setattr": {"Lookup": 3, "SetAttr": 1},
+		"remove":  {"Lookup": 2, "Remove": 1},
+	} {
+		if !reflect.DeepEqual(got[w].RPCs, want) {
+			t.Errorf("%s: server counted %v per operation, want %v", w, got[w].RPCs, want)
 		}
 	}
 }
