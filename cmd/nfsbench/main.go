@@ -152,6 +152,7 @@ func cmdRun(args []string) error {
 	fs.IntVar(&cfg.Rounds, "rounds", 1, "run each workload this many times per server, interleaved (every round is reported; the report takes medians)")
 	only := fs.String("workloads", "", "comma-separated subset of "+strings.Join(loadgen.Workloads, ","))
 	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
+	fs.StringVar(&cfg.Hook, "hook", "", "run `PROGRAM` start|end SERVER WORKLOAD around every measured phase, and wait for it (bench/profile.sh attaches profilers with it)")
 	fs.Parse(args)
 	cfg.SeqSize, cfg.IOSize = *size<<20, *io<<10
 	if *only != "" {

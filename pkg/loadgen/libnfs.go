@@ -75,7 +75,7 @@ func (b *bench) runLibnfs(ctx context.Context, phase, dir string, n int) (Result
 	if err := cmd.Start(); err != nil {
 		return Result{}, err
 	}
-	r, perr := b.followLibnfs(outp, in)
+	r, perr := b.followLibnfs(phase, outp, in)
 	in.Close()
 	io.Copy(io.Discard, outp)
 	if err := cmd.Wait(); err != nil {
@@ -94,7 +94,7 @@ func (b *bench) runLibnfs(ctx context.Context, phase, dir string, n int) (Result
 
 // followLibnfs answers the program's start and end marks, then decodes
 // its result line.
-func (b *bench) followLibnfs(out io.Reader, in io.Writer) (Result, error) {
+func (b *bench) followLibnfs(phase string, out io.Reader, in io.Writer) (Result, error) {
 	var r Result
 	var r0, r1 reading
 	sc := bufio.NewScanner(out)
@@ -102,9 +102,10 @@ func (b *bench) followLibnfs(out io.Reader, in io.Writer) (Result, error) {
 		line := sc.Text()
 		switch {
 		case line == "start":
-			r0 = b.meter().read()
+			r0 = b.begin(phase, ModeOne, ClientLibnfs)
 		case line == "end":
 			r1 = b.meter().read()
+			b.hook("end", Result{Workload: phase, Mode: ModeOne, Client: ClientLibnfs})
 		case strings.HasPrefix(line, "{"):
 			if err := json.Unmarshal([]byte(line), &r); err != nil {
 				return r, fmt.Errorf("result %q: %w", line, err)

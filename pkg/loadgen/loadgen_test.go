@@ -236,3 +236,37 @@ func TestLimits(t *testing.T) {
 		t.Errorf("missing %v", want)
 	}
 }
+
+// The hook runs at the start and end of every measured phase, in order,
+// named as the profiling script expects.
+func TestHookBracketsEveryPhase(t *testing.T) {
+	d, dir := startNfsd(t)
+	log := filepath.Join(t.TempDir(), "events")
+	hook := filepath.Join(t.TempDir(), "hook")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho \"$1 $2 $3\" >> "+log+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig(dir)
+	cfg.Hook = hook
+	cfg.Only = map[string]bool{"null": true, "one-meta": true, "one-readdir": true}
+	tg := Target{Host: "127.0.0.1", NFSPort: d.Port(), MountPort: d.Port(), Export: "/volumes/default"}
+	if err := Run(context.Background(), tg, cfg, func(Result) {}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, w := range append([]string{"null"}, append(prefixed("one-", MetaPhases), "one-readdir")...) {
+		want = append(want, "start rwxnfs "+w, "end rwxnfs "+w)
+	}
+	b, _ := os.ReadFile(log)
+	if got := strings.Fields(strings.ReplaceAll(string(b), " ", "_")); strings.Join(got, "\n") != strings.ReplaceAll(strings.Join(want, "\n"), " ", "_") {
+		t.Errorf("hook events:\n%s\nwant:\n%s", b, strings.Join(want, "\n"))
+	}
+}
+
+func prefixed(p string, ws []string) []string {
+	var out []string
+	for _, w := range ws {
+		out = append(out, p+w)
+	}
+	return out
+}

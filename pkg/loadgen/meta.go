@@ -70,7 +70,7 @@ func (b *bench) metaPass(ctx context.Context, sh metaShape) ([]Result, error) {
 	}
 	var out []Result
 	phase := func(label, note string, f func(ctx context.Context, c *nfsclient.Client, ci int, i int64) error) error {
-		m0 := b.meter().read()
+		m0 := b.begin(label, sh.mode, "")
 		t, err := drive(ctx, plan{workers: sh.clients * sh.inflight, total: n}, func(ctx context.Context, _ int, i int64) (int, error) {
 			ci := int(i % nc)
 			return 0, f(ctx, cs[ci], ci, i)
@@ -81,7 +81,7 @@ func (b *bench) metaPass(ctx context.Context, sh metaShape) ([]Result, error) {
 		r := t.result(label, 0)
 		r.Mode, r.Conns, r.InFlight = sh.mode, sh.clients, sh.inflight
 		r.Note = note
-		b.meter().since(m0, &r)
+		b.end(m0, &r)
 		out = append(out, r)
 		return nil
 	}

@@ -3,7 +3,10 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -121,4 +124,41 @@ func label(labels, name string) string {
 		}
 	}
 	return ""
+}
+
+// begin is where a measured phase starts: the hook (Config.Hook), if any,
+// runs first, then the meters are read, so the hook's own work is not
+// charged to the phase.
+func (b *bench) begin(workload, mode, client string) reading {
+	b.hook("start", Result{Workload: workload, Mode: mode, Client: client})
+	return b.meter().read()
+}
+
+// end charges the server's CPU and calls since r0 to res, then runs the
+// hook.
+func (b *bench) end(r0 reading, res *Result) {
+	b.meter().charge(r0, b.meter().read(), res)
+	b.hook("end", *res)
+}
+
+// hook runs Config.Hook as `HOOK start|end SERVER NAME`, NAME being the
+// workload, prefixed "one-" or "libnfs-" for the one-call workloads: a
+// profiler attaches to the server for exactly the measured calls. It
+// waits for the hook; a failing hook is reported, not fatal.
+func (b *bench) hook(event string, r Result) {
+	if b.cfg.Hook == "" {
+		return
+	}
+	name := r.Workload
+	switch {
+	case r.Client != "":
+		name = r.Client + "-" + name
+	case r.Mode != "":
+		name = r.Mode + "-" + name
+	}
+	cmd := exec.Command(b.cfg.Hook, event, b.cfg.Label, name)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "nfsbench: hook %s %s %s: %v\n", event, b.cfg.Label, name, err)
+	}
 }

@@ -78,7 +78,10 @@ type Config struct {
 	Rounds  int           // repetitions of each workload; the best is reported
 	PID     int           // the server's process id, if it runs on this machine
 	Metrics string        // host:port of the server's Prometheus /metrics (rwxnfs), if any
-	Only    map[string]bool
+	// Hook, if set, is run around every measured phase (see bench.hook),
+	// for attaching profilers.
+	Hook string
+	Only map[string]bool
 }
 
 func (c *Config) want(w string) bool { return len(c.Only) == 0 || c.Only[w] }
@@ -172,20 +175,24 @@ func Interleave(ctx context.Context, ss []Stepper, cfg Config, emit func(Result)
 	return nil
 }
 
-// step runs one workload on s within timeout. A step that yields a single
-// figure gets the server's CPU and calls charged to it here; steps with
-// several figures meter each themselves.
+// selfMetered are the steps that read the meters (and run the hook)
+// around each of their phases themselves.
+var selfMetered = map[string]bool{"meta": true, "readdir": true, "lock": true, "one-meta": true, "one-readdir": true, "libnfs": true}
+
+// step runs one workload on s within timeout. The other steps yield one
+// figure, which gets the server's CPU and calls charged to it here.
 func step(ctx context.Context, s Stepper, name string, timeout time.Duration) ([]Result, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var m meter
-	if b, ok := s.(*bench); ok {
-		m = b.meter()
+	b, whole := s.(*bench)
+	whole = whole && !selfMetered[name]
+	var r0 reading
+	if whole {
+		r0 = b.begin(name, "", "")
 	}
-	r0 := m.read()
 	rs, err := s.Step(wctx, name)
-	if err == nil && len(rs) == 1 && rs[0].ServerCPU == 0 && rs[0].RPCs == nil {
-		m.since(r0, &rs[0])
+	if whole && err == nil && len(rs) == 1 {
+		b.end(r0, &rs[0])
 	}
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
 		err = fmt.Errorf("timed out after %s: %w", timeout, err)
@@ -662,7 +669,7 @@ func (b *bench) readdir(ctx context.Context) ([]Result, error) {
 		b.listDir = dir // repetitions list the same directory
 	}
 	listers := len(b.cs)
-	m0 := b.meter().read()
+	m0 := b.begin("readdir", "", "")
 	lats := make([][]time.Duration, listers)
 	passes := make([]int, listers)
 	errs := make([]error, listers)
@@ -695,7 +702,7 @@ func (b *bench) readdir(ctx context.Context) ([]Result, error) {
 	r := t.result("readdir", 0)
 	r.Conns, r.InFlight = listers, 1
 	r.Note = fmt.Sprintf("ops = entries; %d full listings of %d entries by %d listers at once, 32 KiB READDIRPLUS; latency per call", all, b.cfg.DirEntries, listers)
-	b.meter().since(m0, &r)
+	b.end(m0, &r)
 	perListing(&r, b.cfg.DirEntries)
 	return []Result{r}, nil
 }
@@ -720,7 +727,7 @@ func (b *bench) oneReaddir(ctx context.Context) ([]Result, error) {
 	if err := b.oneListing(ctx); err != nil {
 		return nil, err
 	}
-	m0 := b.meter().read()
+	m0 := b.begin("readdir", ModeOne, "")
 	var t tally
 	calls := 0
 	start := time.Now()
@@ -737,7 +744,7 @@ func (b *bench) oneReaddir(ctx context.Context) ([]Result, error) {
 	r.Mode, r.Conns, r.InFlight = ModeOne, 1, 1
 	r.Note = fmt.Sprintf("ops = entries; %d listings of %d entries, %d READDIRPLUS calls of 32 KiB each; latency per listing",
 		len(t.lat), b.cfg.OneDirEntries, calls/len(t.lat))
-	b.meter().since(m0, &r)
+	b.end(m0, &r)
 	perListing(&r, b.cfg.OneDirEntries)
 	return []Result{r}, nil
 }
@@ -812,7 +819,7 @@ func (b *bench) lock(ctx context.Context) ([]Result, error) {
 		}
 	}
 	p := plan{workers: b.cfg.InFlight, dur: b.cfg.Duration}
-	m0 := b.meter().read()
+	m0 := b.begin("lock", "", "")
 	t, err := drive(ctx, p, func(ctx context.Context, w int, _ int64) (int, error) { return 0, lockOnce(ctx, w) })
 	if err != nil {
 		return nil, err
@@ -820,8 +827,8 @@ func (b *bench) lock(ctx context.Context) ([]Result, error) {
 	lr := t.result("lock", 0)
 	lr.Conns, lr.InFlight = 1, b.cfg.InFlight
 	lr.Note = "ops = LOCK+UNLOCK pairs, one connection"
-	b.meter().since(m0, &lr)
-	m0 = b.meter().read()
+	b.end(m0, &lr)
+	m0 = b.begin("lock-null", "", "")
 	t, err = drive(ctx, p, func(ctx context.Context, w int, _ int64) (int, error) {
 		_, err := rc.Call(ctx, progNLM, 4, nlmNull, nil)
 		return 0, err
@@ -832,7 +839,7 @@ func (b *bench) lock(ctx context.Context) ([]Result, error) {
 	nr := t.result("lock-null", 0)
 	nr.Conns, nr.InFlight = 1, b.cfg.InFlight
 	nr.Note = "NLM NULL on the same connection"
-	b.meter().since(m0, &nr)
+	b.end(m0, &nr)
 	return []Result{lr, nr}, nil
 }
 
