@@ -6,6 +6,8 @@
 //	                 physical limits: the I/O done directly on a directory and
 //	                 NULL against an in-process RPC echo server
 //	nfsbench echo    serve the RPC echo server on an address
+//	nfsbench sync-probe  what making a create durable costs on a filesystem,
+//	                 done in the ways the optimisations of issue 12 weigh
 //	nfsbench report  turn JSON-lines results into docs/benchmarks.md tables and a PNG chart
 //
 // Results are JSON lines on stdout (or --json FILE, appended) and a table
@@ -40,6 +42,8 @@ func main() {
 		err = cmdRun(os.Args[2:])
 	case "echo":
 		err = cmdEcho(os.Args[2:])
+	case "sync-probe":
+		err = cmdSyncProbe(os.Args[2:])
 	case "report":
 		err = cmdReport(os.Args[2:])
 	default:
@@ -52,7 +56,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: nfsbench run|echo|report [flags]   (nfsbench CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: nfsbench run|echo|sync-probe|report [flags]   (nfsbench CMD -h for flags)")
 	os.Exit(2)
 }
 
@@ -217,6 +221,29 @@ func cmdEcho(args []string) error {
 	}
 	fmt.Println(l.Addr())
 	return loadgen.ServeEcho(l)
+}
+
+func cmdSyncProbe(args []string) error {
+	fs := flag.NewFlagSet("sync-probe", flag.ExitOnError)
+	dir := fs.String("dir", "", "a directory on the filesystem to probe")
+	ops := fs.Int("ops", 2000, "creates per case")
+	conc := fs.Int("conc", 16, "creates at once in the concurrent cases")
+	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
+	fs.Parse(args)
+	if *dir == "" {
+		return fmt.Errorf("sync-probe: give --dir")
+	}
+	s, done, err := newSink(*jsonOut)
+	if err != nil {
+		return err
+	}
+	defer done()
+	fmt.Fprintln(os.Stderr, benchreport.Header())
+	rs, err := loadgen.SyncProbe(context.Background(), *dir, *ops, *conc)
+	for _, r := range rs {
+		s.emit(r)
+	}
+	return err
 }
 
 func cmdReport(args []string) error {

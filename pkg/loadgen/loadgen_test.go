@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,4 +270,68 @@ func prefixed(p string, ws []string) []string {
 		out = append(out, p+w)
 	}
 	return out
+}
+
+// Every probe case runs on a real directory and reports figures.
+func TestSyncProbe(t *testing.T) {
+	rs, err := SyncProbe(context.Background(), t.TempDir(), 40, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rs {
+		if r.Ops != 40 || r.OpsPerS <= 0 {
+			t.Errorf("%+v", r)
+		}
+		got = append(got, r.Mode+":"+r.Workload)
+	}
+	want := "one:none one:dir-fsync one:log-dsync one:log-fdatasync :dir-fsync :group-commit :log-dsync"
+	if strings.Join(got, " ") != want {
+		t.Errorf("cases %v, want %s", got, want)
+	}
+}
+
+// A group-commit waiter returns only after an fsync that began after it
+// asked: one already running when it came may not cover its change.
+func TestGroupCommitCoversEveryWaiter(t *testing.T) {
+	var mu sync.Mutex
+	started, finished := 0, 0
+	g := newGroupCommit(func() error {
+		mu.Lock()
+		started++
+		n := started
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+		mu.Lock()
+		finished = n
+		mu.Unlock()
+		return nil
+	})
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				mu.Lock()
+				before := started
+				mu.Unlock()
+				if err := g.wait(); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				ok := finished > before
+				mu.Unlock()
+				if !ok {
+					t.Errorf("returned after fsync %d, but %d had started before it asked", finished, before)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if g.fsyncs() >= 16*20 {
+		t.Errorf("%d fsyncs for %d waiters: nothing was grouped", g.fsyncs(), 16*20)
+	}
 }
