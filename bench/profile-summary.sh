@@ -14,7 +14,7 @@ cat "$OUT/setup.txt" 2>/dev/null | sed 's/^/    /'
 phases() { # pass
   jq -r 'select(.error == null and .na == null and .ops > 0) |
     [.server, (if .client then .client + "-" elif .mode then .mode + "-" else "" end) + .workload,
-     .ops, .p50_us, (.server_cpu_s // 0)] | @tsv' "$OUT/$1/results.jsonl"
+     .ops, .p50_us, (.server_cpu_s // 0), (.client_cpu_s // 0)] | @tsv' "$OUT/$1/results.jsonl"
 }
 
 # perfpct FILE: "symbol<TAB>children%" for every symbol, and "TOTAL<TAB>ns".
@@ -45,7 +45,7 @@ echo "### System calls per operation (strace -f -c -w)"
 echo
 echo "| server | phase | calls/op | by call (calls per op; errors) | fsync wall µs/op |"
 echo "|---|---|---|---|---|"
-phases strace | while IFS=$'\t' read -r server name ops p50 cpu; do
+phases strace | while IFS=$'\t' read -r server name ops p50 cpu ccpu; do
   f=$OUT/strace/$server-$name.strace
   [ -f "$f" ] || continue
   awk -v ops="$ops" -v server="$server" -v name="$name" '
@@ -66,10 +66,10 @@ echo "### Server CPU per operation, by where it went (perf record -g, cpu-clock)
 echo
 echo "µs of CPU per operation inside each group of calls (inclusive); *user* is the server's own code outside system calls."
 echo
-hdr="| server | phase | p50 µs | CPU µs/op (/proc) | CPU µs/op (perf) | user |"; sep="|---|---|---|---|---|---|"
+hdr="| server | phase | p50 µs | nfsbench CPU µs/op | CPU µs/op (/proc) | CPU µs/op (perf) | user |"; sep="|---|---|---|---|---|---|---|"
 for c in "${CATS[@]}"; do hdr="$hdr ${c%%|*} |"; sep="$sep---|"; done
 echo "$hdr"; echo "$sep"
-phases perf | while IFS=$'\t' read -r server name ops p50 cpu; do
+phases perf | while IFS=$'\t' read -r server name ops p50 cpu ccpu; do
   f=$OUT/perf/$server-$name.perf.data
   [ -f "$f" ] || continue
   perfpct "$f" > "$f.pct"
@@ -78,7 +78,7 @@ phases perf | while IFS=$'\t' read -r server name ops p50 cpu; do
   # User-space share: self time of user-space ([.]) symbols.
   user=$(perf report -i "$f" --no-children --sort sym --stdio -g none 2>/dev/null |
     awk '/^ +[0-9.]+%/ && $2 == "[.]" { s += $1 } END { print s + 0 }')
-  row="| $server | $name | $(printf %.0f "$p50") | $(awk -v c="$cpu" -v o="$ops" 'BEGIN { printf "%.1f", c * 1e6 / o }') | $(awk -v t="$total" -v o="$ops" 'BEGIN { printf "%.1f", t / o / 1000 }') | $(awk -v p="$user" -v t="$total" -v o="$ops" 'BEGIN { printf "%.1f", p / 100 * t / o / 1000 }') |"
+  row="| $server | $name | $(printf %.0f "$p50") | $(awk -v c="$ccpu" -v o="$ops" 'BEGIN { printf "%.1f", c * 1e6 / o }') | $(awk -v c="$cpu" -v o="$ops" 'BEGIN { printf "%.1f", c * 1e6 / o }') | $(awk -v t="$total" -v o="$ops" 'BEGIN { printf "%.1f", t / o / 1000 }') | $(awk -v p="$user" -v t="$total" -v o="$ops" 'BEGIN { printf "%.1f", p / 100 * t / o / 1000 }') |"
   for c in "${CATS[@]}"; do
     v=$(awk -F'\t' -v syms=" ${c#*|} " -v t="$total" -v o="$ops" '
       index(syms, " " $1 " ") { p += $2 } END { printf "%.1f", p / 100 * t / o / 1000 }' "$f.pct")
@@ -93,7 +93,7 @@ echo "### rwxnfs heap allocations per operation (pprof allocs, end minus start)"
 echo
 echo "| phase | objects/op | bytes/op | most objects from |"
 echo "|---|---|---|---|"
-phases perf | while IFS=$'\t' read -r server name ops p50 cpu; do
+phases perf | while IFS=$'\t' read -r server name ops p50 cpu ccpu; do
   a0=$OUT/perf/$server-$name.allocs.0; a1=$OUT/perf/$server-$name.allocs.1
   [ -f "$a0" ] && [ -f "$a1" ] || continue
   objs=$(go tool pprof -sample_index=alloc_objects -top -nodecount=4 -diff_base "$a0" "$NFSD" "$a1" 2>/dev/null)

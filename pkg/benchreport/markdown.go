@@ -51,6 +51,7 @@ var targets = func() []target {
 
 // oneWhat says what one operation of a one-call workload is.
 var oneWhat = map[Key]string{
+	One("null"):       "NULL: the round trip alone",
 	One("create"):     "CREATE, WRITE 4 KiB FILE_SYNC",
 	One("stat"):       "LOOKUP of 3 path components",
 	One("getattr"):    "GETATTR",

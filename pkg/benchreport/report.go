@@ -28,7 +28,7 @@ var Order = []string{"null", "seqwrite", "seqread", "randread", "randwrite",
 	"readdir", "lock", "lock-null"}
 
 // OneOrder is the one-call-in-flight workloads.
-var OneOrder = append(append([]string{}, loadgen.MetaPhases...), "readdir")
+var OneOrder = append(append([]string{"null"}, loadgen.MetaPhases...), "readdir")
 
 // Header and Row format the human table nfsbench prints as it goes.
 func Header() string {

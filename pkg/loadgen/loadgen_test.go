@@ -67,7 +67,7 @@ func TestRunAgainstNfsd(t *testing.T) {
 		for _, w := range MetaPhases {
 			want = append(want, w+"//", w+"/one/")
 		}
-		want = append(want, "readdir/one/")
+		want = append(want, "readdir/one/", "null/one/")
 		for _, k := range want {
 			rs := got[k]
 			if len(rs) != max(cfg.Rounds, 1) {
@@ -96,8 +96,8 @@ func TestRunAgainstNfsd(t *testing.T) {
 				t.Errorf("%s: server counted %v per operation, want %v", k, r.RPCs, want)
 			}
 		}
-		if r := got["readdir/one/"][0]; r.RPCs["ReadDirPlus"] < 1 || r.ServerCPU <= 0 {
-			t.Errorf("one-call readdir: %v calls per listing, %v CPU-s", r.RPCs, r.ServerCPU)
+		if r := got["readdir/one/"][0]; r.RPCs["ReadDirPlus"] < 1 || r.ServerCPU <= 0 || r.ClientCPU <= 0 {
+			t.Errorf("one-call readdir: %v calls per listing, server %v CPU-s, client %v CPU-s", r.RPCs, r.ServerCPU, r.ClientCPU)
 		}
 	}
 }
@@ -255,7 +255,7 @@ func TestHookBracketsEveryPhase(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, w := range append([]string{"null"}, append(prefixed("one-", MetaPhases), "one-readdir")...) {
+	for _, w := range append([]string{"null", "one-null"}, append(prefixed("one-", MetaPhases), "one-readdir")...) {
 		want = append(want, "start rwxnfs "+w, "end rwxnfs "+w)
 	}
 	b, _ := os.ReadFile(log)

@@ -97,10 +97,19 @@ func (b *bench) metaPass(ctx context.Context, sh metaShape) ([]Result, error) {
 	if sh.walk {
 		statNote = "LOOKUP of each of the 3 path components from the export's root; " + where
 	}
-	steps := []struct {
+	type step struct {
 		name, note string
 		f          func(ctx context.Context, c *nfsclient.Client, ci int, i int64) error
-	}{
+	}
+	var steps []step
+	if sh.mode == ModeOne {
+		// The round trip alone: what every one-call operation pays before
+		// the server does any work.
+		steps = append(steps, step{"null", fmt.Sprintf("NFS NULL; %d calls, one at a time", n), func(ctx context.Context, c *nfsclient.Client, _ int, _ int64) error {
+			return c.Null(ctx)
+		}})
+	}
+	steps = append(steps, []step{
 		{"create", createNote, func(ctx context.Context, c *nfsclient.Client, ci int, i int64) error {
 			fh, a, err := c.Create(ctx, dirs[ci], fname(i), nfsclient.Guarded, nfsclient.SetAttr{Mode: nfsclient.U32(0o644)})
 			if err == nil && (fh == nil || a == nil) {
@@ -156,7 +165,7 @@ func (b *bench) metaPass(ctx context.Context, sh metaShape) ([]Result, error) {
 		{"rmdir", "RMDIR; " + where, func(ctx context.Context, c *nfsclient.Client, ci int, i int64) error {
 			return c.Rmdir(ctx, dirs[ci], "d"+fname(i))
 		}},
-	}
+	}...)
 	for _, st := range steps {
 		if err := phase(st.name, st.note, st.f); err != nil {
 			return out, err

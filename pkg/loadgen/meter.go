@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // meter reads what a server says about itself around a workload: the CPU
@@ -25,11 +27,16 @@ type meter struct {
 type reading struct {
 	cpu   float64
 	cpuOK bool
+	self  float64            // this process's CPU seconds
 	calls map[string]float64 // by "procedure" (NFS) or "program.procedure"
 }
 
 func (m meter) read() reading {
 	var r reading
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) == nil {
+		r.self = float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	}
 	if m.pid != 0 {
 		c, err := processCPU(m.pid)
 		r.cpu, r.cpuOK = c, err == nil
@@ -48,6 +55,9 @@ func (m meter) since(r0 reading, res *Result) { m.charge(r0, m.read(), res) }
 func (m meter) charge(r0, r1 reading, res *Result) {
 	if r0.cpuOK && r1.cpuOK {
 		res.ServerCPU = r1.cpu - r0.cpu
+	}
+	if res.Client == "" {
+		res.ClientCPU = r1.self - r0.self
 	}
 	if r0.calls == nil || r1.calls == nil || res.Ops == 0 {
 		return

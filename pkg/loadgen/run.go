@@ -36,6 +36,10 @@ type Result struct {
 	// ServerCPU is the CPU seconds (user+system, all threads) the server
 	// process used during the workload, when its pid is known.
 	ServerCPU float64 `json:"server_cpu_s,omitempty"`
+	// ClientCPU is the CPU seconds nfsbench itself used meanwhile (it
+	// shares the machine's CPUs with the server; for the libnfs client,
+	// unknown).
+	ClientCPU float64 `json:"client_cpu_s,omitempty"`
 	// RPCs is the NFS calls per operation (per listing for readdir) by
 	// procedure, as the server counted them (rwxnfs's /metrics), when
 	// known.
