@@ -8,7 +8,7 @@
 # Both run as root: they make a network namespace (bench/netns.sh) and run
 # every daemon and client inside it (bench/run.sh).
 
-.PHONY: bench bench-smoke bench-deps bench-bin bench-profile
+.PHONY: bench bench-smoke bench-deps bench-bin bench-profile bench-ab
 
 DEB_BENCH_PKGS := nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common iproute2 gcc libc6-dev libnfs-dev
 GO_NFS_VERSION := v0.0.4
@@ -54,6 +54,15 @@ bench-profile: bench-deps bench-bin
 	bench/netns.sh bench/profile.sh $(PROFILE_OUT)
 	bench/profile-summary.sh $(PROFILE_OUT) > $(PROFILE_OUT)/summary.md
 	@echo "profiles and $(PROFILE_OUT)/summary.md"
+
+# Two nfsd variants side by side, interleaved (bench/ab.sh for the knobs):
+#   make bench-ab AB_B_BIN=/path/to/other/nfsd
+#   make bench-ab AB_B_ENV=GOMAXPROCS=1
+AB_OUT ?= build/ab
+
+bench-ab: bench-deps bench-bin
+	$(call apt_install,jq)
+	bench/netns.sh bench/ab.sh $(AB_OUT)
 
 bench-smoke: bench-deps bench-bin
 	bench/netns.sh bench/run.sh smoke build/bench-smoke

@@ -20,9 +20,10 @@ stop() {
 
 case $PROFILE_PASS:$EV in
 perf:start)
-  # rwxnfs's allocations so far (gc=1: the heap profile is only brought up
-  # to date by a GC), taken before perf starts so the GC is not sampled.
-  [ "$SERVER" = rwxnfs ] && curl -sf -o "$F.allocs.0" "$PPROF/allocs?gc=1"
+  # rwxnfs's allocations so far: the heap profile holds them too, and
+  # gc=1 (heap only, not allocs) runs a GC first, which is what brings
+  # the counts up to date; before perf starts, so the GC is not sampled.
+  [ "$SERVER" = rwxnfs ] && curl -sf -o "$F.allocs.0" "$PPROF/heap?gc=1"
   # CPU samples of every thread, kernel and user, with call chains (Go
   # keeps frame pointers).
   perf record -q -e cpu-clock -F 1999 -g -p "$PID" -o "$F.perf.data" > "$F.perf.log" 2>&1 &
@@ -30,7 +31,7 @@ perf:start)
   sleep 1 ;;
 perf:end)
   stop "$F.perf.pid"
-  [ "$SERVER" = rwxnfs ] && curl -sf -o "$F.allocs.1" "$PPROF/allocs?gc=1"
+  [ "$SERVER" = rwxnfs ] && curl -sf -o "$F.allocs.1" "$PPROF/heap?gc=1"
   [ "$SERVER" = rwxnfs ] && curl -sf -o "$F.goroutines" "$PPROF/goroutine?debug=1" ;;
 strace:start)
   # System calls of every thread: how many and the wall time in each.

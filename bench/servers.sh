@@ -24,20 +24,22 @@ private_state() {
   chown _rpc /run/rpcbind 2>/dev/null || true
 }
 
-# start_rwxnfs DIR [nfsd flags...]: nfsd serving DIR on NFS port 2050 with
-# its own portmapper on 1111 and /metrics (and /debug/pprof with
-# BENCH_PPROF=1) on 9102; NFSD_ENV (e.g. GOMAXPROCS=1) goes to its
-# environment.
+# start_rwxnfs DIR [LABEL [OFFSET]]: nfsd serving DIR on NFS port 2050
+# with its own portmapper on 1111 and /metrics (and /debug/pprof with
+# BENCH_PPROF=1) on 9102, each port plus OFFSET (default 0), labelled
+# LABEL (default rwxnfs). NFSD_BIN is the binary (default $BIN/nfsd),
+# NFSD_ENV (e.g. GOMAXPROCS=1) goes to its environment.
 start_rwxnfs() {
-  local dir=$1; shift
-  say "starting rwxnfs nfsd (NFS 2050, its own portmapper on 1111)${NFSD_ENV:+ with $NFSD_ENV}"
-  env ${NFSD_ENV:-} "$BIN/nfsd" --root "$dir" --listen 127.0.0.1:2050 --portmap-listen 127.0.0.1:1111 \
-    --metrics-listen 127.0.0.1:9102 ${BENCH_PPROF:+--pprof} --log-level warn "$@" > "$LOGS/nfsd.log" 2>&1 &
+  local dir=$1 label=${2:-rwxnfs} off=${3:-0}
+  local nfs=$((2050 + off)) pm=$((1111 + off)) metrics=$((9102 + off))
+  say "starting $label: nfsd (NFS $nfs, its own portmapper on $pm)${NFSD_ENV:+ with $NFSD_ENV}${NFSD_BIN:+, $NFSD_BIN}"
+  env ${NFSD_ENV:-} "${NFSD_BIN:-$BIN/nfsd}" --root "$dir" --listen 127.0.0.1:$nfs --portmap-listen 127.0.0.1:$pm \
+    --metrics-listen 127.0.0.1:$metrics ${BENCH_PPROF:+--pprof} --log-level warn > "$LOGS/$label.log" 2>&1 &
   NFSD=$!; PIDS+=($NFSD)
-  wait_port 127.0.0.1 2050 || return 1
+  wait_port 127.0.0.1 $nfs || return 1
   # pid=: nfsbench reads each server's CPU use from /proc; metrics=: it
   # counts the calls each operation made from rwxnfs's /metrics.
-  TARGETS+=(--target "label=rwxnfs,export=/volumes/default,portmap-port=1111,backing=$dir/volumes/default,pid=$NFSD,metrics=127.0.0.1:9102")
+  TARGETS+=(--target "label=$label,export=/volumes/default,portmap-port=$pm,backing=$dir/volumes/default,pid=$NFSD,metrics=127.0.0.1:$metrics")
 }
 
 # start_ganesha DIR: rpcbind, rpc.statd and nfs-ganesha (VFS FSAL)

@@ -150,6 +150,13 @@ func (d *direct) Step(ctx context.Context, name string) ([]Result, error) {
 		if r, err = NullOnly(ctx, d.echo.Addr().String(), d.cfg.Conns, d.cfg.InFlight, d.cfg.Duration); err != nil {
 			return nil, err
 		}
+	case "one-meta":
+		// The one-call floor: a round trip to the cheapest server there is.
+		var err error
+		if r, err = NullOnly(ctx, d.echo.Addr().String(), 1, 1, min(d.cfg.Duration, 2*time.Second)); err != nil {
+			return nil, err
+		}
+		r.Mode = ModeOne
 	case "seqwrite":
 		t, err := drive(ctx, plan{workers: 1, total: n}, func(_ context.Context, _ int, i int64) (int, error) {
 			bp := bufs.Get().(*[]byte)

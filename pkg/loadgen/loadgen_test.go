@@ -226,12 +226,16 @@ func TestLimits(t *testing.T) {
 	if err := Interleave(context.Background(), []Stepper{d}, cfg, func(r Result) { got = append(got, r) }); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"null": true, "seqwrite": true, "seqread": true, "randread": true, "randwrite": true}
+	want := map[string]bool{"null": true, "seqwrite": true, "seqread": true, "randread": true, "randwrite": true, "one:null": true}
 	for _, r := range got {
-		if !want[r.Workload] || r.Ops == 0 || r.Server != "limit" {
+		k := r.Workload
+		if r.Mode != "" {
+			k = r.Mode + ":" + k
+		}
+		if !want[k] || r.Ops == 0 || r.Server != "limit" {
 			t.Errorf("unexpected %+v", r)
 		}
-		delete(want, r.Workload)
+		delete(want, k)
 	}
 	if len(want) > 0 {
 		t.Errorf("missing %v", want)
