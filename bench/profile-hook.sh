@@ -1,7 +1,7 @@
 #!/bin/bash
 # nfsbench --hook for profile.sh: `profile-hook.sh start|end SERVER NAME`
 # attaches a profiler to SERVER for one measured phase and detaches it
-# after. PROFILE_PASS says which (perf or strace), PROFILE_DIR where the
+# after. PROFILE_PASS says which (perf, allocs or strace), PROFILE_DIR where the
 # files go, PID_<server> (dashes as underscores) which process.
 set -u
 EV=$1; SERVER=$2; NAME=$3
@@ -20,19 +20,21 @@ stop() {
 
 case $PROFILE_PASS:$EV in
 perf:start)
-  # rwxnfs's allocations so far: the heap profile holds them too, and
-  # gc=1 (heap only, not allocs) runs a GC first, which is what brings
-  # the counts up to date; before perf starts, so the GC is not sampled.
-  [ "$SERVER" = rwxnfs ] && curl -sf -o "$F.allocs.0" "$PPROF/heap?gc=1"
   # CPU samples of every thread, kernel and user, with call chains (Go
   # keeps frame pointers).
   perf record -q -e cpu-clock -F 1999 -g -p "$PID" -o "$F.perf.data" > "$F.perf.log" 2>&1 &
   echo $! > "$F.perf.pid"
   sleep 1 ;;
 perf:end)
-  stop "$F.perf.pid"
-  [ "$SERVER" = rwxnfs ] && curl -sf -o "$F.allocs.1" "$PPROF/heap?gc=1"
-  [ "$SERVER" = rwxnfs ] && curl -sf -o "$F.goroutines" "$PPROF/goroutine?debug=1" ;;
+  stop "$F.perf.pid" ;;
+allocs:start|allocs:end)
+  # rwxnfs's allocations so far (profile.sh runs it with every allocation
+  # recorded): the heap profile holds them, and gc=1 (heap only, not
+  # allocs) runs a GC first, which is what brings the counts up to date.
+  [ "$SERVER" = rwxnfs ] || exit 0
+  n=0; [ "$EV" = end ] && n=1
+  curl -sf -o "$F.allocs.$n" "$PPROF/heap?gc=1"
+  [ "$EV" = end ] && curl -sf -o "$F.goroutines" "$PPROF/goroutine?debug=1" ;;
 strace:start)
   # System calls of every thread: how many and the wall time in each.
   strace -f -c -w -o "$F.strace" -p "$PID" 2> "$F.strace.log" &

@@ -89,19 +89,29 @@ phases perf | while IFS=$'\t' read -r server name ops p50 cpu ccpu; do
 done
 
 echo
-echo "### rwxnfs heap allocations per operation (pprof allocs, end minus start)"
+echo "### rwxnfs heap allocations per operation (pprof heap profile, every allocation recorded)"
 echo
-echo "| phase | objects/op | bytes/op | most objects from |"
+echo "| phase | objects/op | bytes/op | most objects from (objects/op) |"
 echo "|---|---|---|---|"
-phases perf | while IFS=$'\t' read -r server name ops p50 cpu ccpu; do
-  a0=$OUT/perf/$server-$name.allocs.0; a1=$OUT/perf/$server-$name.allocs.1
+# Allocations made by taking the profiles and serving /metrics are not
+# the operations'.
+IGNORE='runtime/pprof|net/http|prometheus|compress/flate'
+# total FILE INDEX: the profile's total of a sample index, filters applied
+# (pprof's "of N total" ignores them; the nodes shown, with none dropped,
+# add up to the filtered total).
+total() {
+  go tool pprof -ignore="$IGNORE" -sample_index="$2" -unit=B -top -nodecount=1000000 -nodefraction=0 "$NFSD" "$1" 2>/dev/null |
+    sed -n 's/^Showing nodes accounting for \([0-9.]*\)B*,.*/\1/p'
+}
+[ -d "$OUT/allocs" ] && phases allocs | while IFS=$'\t' read -r server name ops p50 cpu ccpu; do
+  a0=$OUT/allocs/$server-$name.allocs.0; a1=$OUT/allocs/$server-$name.allocs.1
   [ -f "$a0" ] && [ -f "$a1" ] || continue
-  objs=$(go tool pprof -sample_index=alloc_objects -top -nodecount=4 -diff_base "$a0" "$NFSD" "$a1" 2>/dev/null)
-  bytes=$(go tool pprof -sample_index=alloc_space -unit=B -top -nodecount=1 -diff_base "$a0" "$NFSD" "$a1" 2>/dev/null |
-    sed -n 's/.* of \([0-9.]*\)B total.*/\1/p')
-  n=$(echo "$objs" | sed -n 's/.* of \([0-9]*\) total.*/\1/p')
-  top=$(echo "$objs" | awk '/flat%/ { on = 1; next } on && NF >= 6 { f = ($NF == "(inline)") ? $(NF-1) : $NF; sub(/.*\//, "", f); printf "%s%s %s", (k++ ? ", " : ""), f, $2 }')
-  echo "| $server $name | $(awk -v n="${n:-0}" -v o="$ops" 'BEGIN { printf "%.0f", n / o }') | $(awk -v n="${bytes:-0}" -v o="$ops" 'BEGIN { printf "%.0f", n / o }') | $top |"
+  per() { awk -v a="$1" -v b="$2" -v o="$ops" 'BEGIN { printf "%.1f", (b - a) / o }'; }
+  objs=$(per "$(total "$a0" alloc_objects)" "$(total "$a1" alloc_objects)")
+  bytes=$(per "$(total "$a0" alloc_space)" "$(total "$a1" alloc_space)")
+  top=$(go tool pprof -ignore="$IGNORE" -sample_index=alloc_objects -top -nodecount=5 -diff_base "$a0" "$NFSD" "$a1" 2>/dev/null |
+    awk -v o="$ops" '/flat%/ { on = 1; next } on && NF >= 6 && $1 > 0 { f = ($NF == "(inline)") ? $(NF-1) : $NF; sub(/.*\//, "", f); printf "%s%s %.1f", (k++ ? ", " : ""), f, $1 / o }')
+  echo "| $server $name | $objs | $bytes | $top |"
 done
 
 if [ -f "$OUT/sync-probe.jsonl" ]; then

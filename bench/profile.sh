@@ -11,12 +11,13 @@
 #   PROFILE_SERVERS    rwxnfs (default) or rwxnfs,ganesha
 #   PROFILE_WORKLOADS  nfsbench --workloads (default one-meta,one-readdir,lock)
 #   PROFILE_FILES      files of the one-call workloads (default 5000)
-#   PROFILE_PASSES     perf,strace (default): a fresh set of servers for each
+#   PROFILE_PASSES     perf,allocs,strace (default): a fresh set of servers for each
 #   NFSD_ENV           environment for nfsd, e.g. GOMAXPROCS=1
 # Then nfsbench sync-probe measures what making a create durable costs on
 # the same filesystem, in the ways issue 12 weighs.
 # perf pass: perf record -g (cpu-clock) of the server for each measured
-# phase and, for rwxnfs, pprof allocation profiles at its start and end.
+# phase. allocs pass: rwxnfs's heap profile at the start and end of each,
+# nfsd run with GODEBUG=memprofilerate=1 so every allocation is counted.
 # strace pass: strace -f -c -w of the server for each measured phase: how
 # many of each system call, and the wall time spent in them (strace slows
 # every call, so its figures are counts, not speed).
@@ -28,7 +29,7 @@ FS=${PROFILE_FS:-host}
 SERVERS=${PROFILE_SERVERS:-rwxnfs}
 WORKLOADS=${PROFILE_WORKLOADS:-one-meta,one-readdir,lock}
 FILES=${PROFILE_FILES:-5000}
-PASSES=${PROFILE_PASSES:-perf,strace}
+PASSES=${PROFILE_PASSES:-perf,allocs,strace}
 rm -rf "$OUT"; mkdir -p "$OUT"
 source bench/servers.sh
 private_state
@@ -62,7 +63,9 @@ for pass in ${PASSES//,/ }; do
   say "$pass pass"
   rm -rf "$W"/{rwxnfs,ganesha,ganesha-state}; mkdir -p "$W"/{rwxnfs,ganesha}
   TARGETS=()
-  start_rwxnfs "$W/rwxnfs" || exit 1
+  env=${NFSD_ENV:-}
+  [ "$pass" = allocs ] && env="$env GODEBUG=memprofilerate=1"
+  NFSD_ENV=$env start_rwxnfs "$W/rwxnfs" || exit 1
   export PID_rwxnfs=$NFSD
   if [[ ,$SERVERS, == *,ganesha,* ]]; then
     start_ganesha "$W/ganesha"
