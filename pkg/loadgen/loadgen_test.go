@@ -339,3 +339,36 @@ func TestGroupCommitCoversEveryWaiter(t *testing.T) {
 		t.Errorf("%d fsyncs for %d waiters: nothing was grouped", g.fsyncs(), 16*20)
 	}
 }
+
+// When a phase that only reads or sets attributes fails, the phases after
+// it still run and report figures, and the run still fails. A hook
+// replaces one file behind the server's back (same name, new inode) as
+// the one-call getattr phase starts, so its handle goes stale.
+func TestAttributeFailuresDoNotStopThePass(t *testing.T) {
+	d, dir := startNfsd(t)
+	hook := filepath.Join(t.TempDir(), "hook")
+	script := "#!/bin/sh\n[ \"$1 $3\" = \"start one-getattr\" ] || exit 0\n" +
+		"f=$(ls -d " + dir + "/nfsbench-*/one*-client0)/f0000003\nrm \"$f\" && : > \"$f\"\n"
+	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig(dir)
+	cfg.Hook = hook
+	cfg.Only = map[string]bool{"one-meta": true}
+	got := map[string]Result{}
+	tg := Target{Host: "127.0.0.1", NFSPort: d.Port(), MountPort: d.Port(), Export: "/volumes/default"}
+	err := Run(context.Background(), tg, cfg, func(r Result) { got[r.Workload] = r })
+	if err == nil {
+		t.Error("the run succeeded with a stale handle")
+	}
+	for _, w := range []string{"getattr", "setattr"} {
+		if !strings.Contains(got[w].Error, "file handle") { // NFS3ERR_STALE's name
+			t.Errorf("%s: %+v, want a stale-handle error", w, got[w])
+		}
+	}
+	for _, w := range []string{"null", "create", "stat", "rename", "remove", "mkdir", "rmdir"} {
+		if r := got[w]; r.Error != "" || r.Ops != int64(cfg.OneFiles) && w != "null" {
+			t.Errorf("%s: %+v, want figures", w, r)
+		}
+	}
+}
