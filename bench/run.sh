@@ -16,7 +16,7 @@ source bench/servers.sh
 private_state
 
 if [ "$MODE" = smoke ]; then
-  ARGS="--size-mib 16 --files 200 --dir-entries 1000 --one-files 50 --one-dir-entries 500 --duration 1s --timeout 60s"
+  ARGS="--size-mib 16 --files 200 --dir-entries 1000 --one-files 50 --one-dir-entries 500 --duration 1s --one-duration 1s --timeout 60s"
 else
   ARGS="--size-mib ${BENCH_SIZE_MIB:-1024} --files 10000 --dir-entries 100000 --one-files ${BENCH_ONE_FILES:-2000} --one-dir-entries 10000 --duration ${BENCH_DURATION:-6s} --timeout 2m --rounds ${BENCH_ROUNDS:-3}"
 fi

@@ -151,6 +151,7 @@ func cmdRun(args []string) error {
 	fs.IntVar(&cfg.DirEntries, "dir-entries", 100000, "entries of the READDIRPLUS directory")
 	fs.IntVar(&cfg.OneFiles, "one-files", 2000, "small files of the one-call-in-flight workloads")
 	fs.IntVar(&cfg.OneDirEntries, "one-dir-entries", 10000, "entries of the one-call READDIRPLUS directory")
+	fs.DurationVar(&cfg.OneDuration, "one-duration", 3*time.Second, "how long the one-call listings repeat")
 	fs.StringVar(&cfg.Libnfs, "libnfs", "", "path of the libnfs-onecall program (bench/libnfs-onecall.c): also make the one-call workloads through libnfs")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up on a workload after this long")
 	fs.IntVar(&cfg.Rounds, "rounds", 1, "run each workload this many times per server, interleaved (every round is reported; the report takes medians)")

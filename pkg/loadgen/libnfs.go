@@ -70,7 +70,7 @@ func (b *bench) libnfsURL() string {
 // runLibnfs runs one phase of the program and reads the server's meters
 // when it says the measured calls start and end.
 func (b *bench) runLibnfs(ctx context.Context, phase, dir string, n int) (Result, error) {
-	cmd := exec.CommandContext(ctx, b.cfg.Libnfs, b.libnfsURL(), phase, dir, strconv.Itoa(n), strconv.FormatInt(b.cfg.Duration.Milliseconds(), 10))
+	cmd := exec.CommandContext(ctx, b.cfg.Libnfs, b.libnfsURL(), phase, dir, strconv.Itoa(n), strconv.FormatInt(b.cfg.oneDuration().Milliseconds(), 10))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	in, err := cmd.StdinPipe()

@@ -63,9 +63,11 @@ type Config struct {
 	Files       int           // small files of the metadata workloads
 	MetaClients int           // connections the small files are spread over
 	DirEntries  int           // entries of the READDIRPLUS directory
-	// OneFiles and OneDirEntries size the one-call-in-flight workloads.
+	// OneFiles and OneDirEntries size the one-call-in-flight workloads;
+	// their listings repeat for OneDuration (default Duration).
 	OneFiles      int
 	OneDirEntries int
+	OneDuration   time.Duration
 	// Libnfs is the path of the libnfs-onecall program
 	// (bench/libnfs-onecall.c); "" skips the libnfs step.
 	Libnfs string
@@ -85,6 +87,13 @@ type Config struct {
 }
 
 func (c *Config) want(w string) bool { return len(c.Only) == 0 || c.Only[w] }
+
+func (c *Config) oneDuration() time.Duration {
+	if c.OneDuration > 0 {
+		return c.OneDuration
+	}
+	return c.Duration
+}
 
 // Stepper runs named workloads, one at a time, against one server (or,
 // for the limits, directly against the backing directory).
@@ -731,7 +740,7 @@ func (b *bench) oneReaddir(ctx context.Context) ([]Result, error) {
 	var t tally
 	calls := 0
 	start := time.Now()
-	for len(t.lat) == 0 || time.Since(start) < b.cfg.Duration {
+	for len(t.lat) == 0 || time.Since(start) < b.cfg.oneDuration() {
 		t0 := time.Now()
 		if err := listAll(ctx, b.cs[0], b.oneListFH, b.cfg.OneDirEntries, func(time.Duration) { calls++ }); err != nil {
 			return nil, err
