@@ -118,8 +118,15 @@ if [ -f "$OUT/sync-probe.jsonl" ]; then
   echo
   echo "### What a durable create costs on this filesystem (nfsbench sync-probe)"
   echo
+  echo "Median of the rounds (lowest–highest)."
+  echo
   echo "| case | what follows each create | ops/s | p50 µs | p99 µs |"
   echo "|---|---|---|---|---|"
-  jq -r '[(if .mode == "one" then "one at a time: " else "16 at once: " end) + .workload, .note,
-    (.ops_per_s | floor), (.p50_us | floor), (.p99_us | floor)] | "| " + join(" | ") + " |"' "$OUT/sync-probe.jsonl"
+  jq -rs '
+    def med: sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
+    def spread(f): [.[] | f] as $v | "\($v | med | floor) (\($v | min | floor)–\($v | max | floor))";
+    group_by([.mode // "", .workload]) | sort_by(.[0].mode != "one") | .[]
+    | [(if .[0].mode == "one" then "one at a time: " else "16 at once: " end) + .[0].workload,
+       (.[0].note | sub(", one at a time"; "")),
+       spread(.ops_per_s), spread(.p50_us), spread(.p99_us)] | "| " + join(" | ") + " |"' "$OUT/sync-probe.jsonl"
 fi

@@ -11,8 +11,10 @@
 #   PROFILE_SERVERS    rwxnfs (default) or rwxnfs,ganesha
 #   PROFILE_WORKLOADS  nfsbench --workloads (default one-meta,one-readdir,lock)
 #   PROFILE_FILES      files of the one-call workloads (default 5000)
-#   PROFILE_PASSES     perf,allocs,strace (default): a fresh set of servers for each
+#   PROFILE_PASSES     perf,allocs,strace (default): a fresh set of servers for
+#                      each; empty: only the sync-probe
 #   NFSD_ENV           environment for nfsd, e.g. GOMAXPROCS=1
+#   PROFILE_PROBE_ROUNDS  rounds of the sync-probe (default 3)
 # Then nfsbench sync-probe measures what making a create durable costs on
 # the same filesystem, in the ways issue 12 weighs.
 # perf pass: perf record -g (cpu-clock) of the server for each measured
@@ -29,7 +31,7 @@ FS=${PROFILE_FS:-host}
 SERVERS=${PROFILE_SERVERS:-rwxnfs}
 WORKLOADS=${PROFILE_WORKLOADS:-one-meta,one-readdir,lock}
 FILES=${PROFILE_FILES:-5000}
-PASSES=${PROFILE_PASSES:-perf,allocs,strace}
+PASSES=${PROFILE_PASSES-perf,allocs,strace}
 rm -rf "$OUT"; mkdir -p "$OUT"
 source bench/servers.sh
 private_state
@@ -79,5 +81,5 @@ for pass in ${PASSES//,/ }; do
 done
 # What durability costs on this filesystem, done the ways issue 12 weighs.
 say "sync-probe"
-"$BIN/nfsbench" sync-probe --dir "$W" --ops 2000 --conc 16 --json "$OUT/sync-probe.jsonl"
+"$BIN/nfsbench" sync-probe --dir "$W" --ops 2000 --conc 16 --rounds "${PROFILE_PROBE_ROUNDS:-3}" --json "$OUT/sync-probe.jsonl"
 say "profiles in $OUT"

@@ -141,6 +141,7 @@ func cmdRun(args []string) error {
 	fs.Var(&ts, "target", "a server, repeatable: label=NAME,export=PATH[,host=H][,nfs-port=P][,mount-port=P][,nlm-port=P][,portmap-port=P][,backing=DIR][,no-lock][,pid=PID for its CPU use][,metrics=HOST:PORT of rwxnfs's /metrics, for RPCs per operation]")
 	limitDir := fs.String("limit-dir", "", `also measure the physical limits, directly on this directory (label "limit")`)
 	limitWorkers := fs.Int("limit-workers", 8, "threads for the limits' reads and random I/O")
+	fs.StringVar(&cfg.EchoAddr, "echo-addr", "", "the limits' NULLs go to the RPC echo server (nfsbench echo) at this address; default one inside nfsbench")
 	fs.IntVar(&cfg.Conns, "conns", 8, "NFS connections (like nconnect=)")
 	fs.IntVar(&cfg.InFlight, "inflight", 16, "RPCs in flight per connection")
 	fs.DurationVar(&cfg.Duration, "duration", 8*time.Second, "length of each timed workload")
@@ -229,6 +230,7 @@ func cmdSyncProbe(args []string) error {
 	dir := fs.String("dir", "", "a directory on the filesystem to probe")
 	ops := fs.Int("ops", 2000, "creates per case")
 	conc := fs.Int("conc", 16, "creates at once in the concurrent cases")
+	rounds := fs.Int("rounds", 1, "run every case this many times, round after round")
 	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
 	fs.Parse(args)
 	if *dir == "" {
@@ -240,11 +242,17 @@ func cmdSyncProbe(args []string) error {
 	}
 	defer done()
 	fmt.Fprintln(os.Stderr, benchreport.Header())
-	rs, err := loadgen.SyncProbe(context.Background(), *dir, *ops, *conc)
-	for _, r := range rs {
-		s.emit(r)
+	for round := 1; round <= *rounds; round++ {
+		rs, err := loadgen.SyncProbe(context.Background(), *dir, *ops, *conc)
+		for _, r := range rs {
+			r.Round, r.Rounds = round, *rounds
+			s.emit(r)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 func cmdReport(args []string) error {

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,5 +371,45 @@ func TestAttributeFailuresDoNotStopThePass(t *testing.T) {
 		if r := got[w]; r.Error != "" || r.Ops != int64(cfg.OneFiles) && w != "null" {
 			t.Errorf("%s: %+v, want figures", w, r)
 		}
+	}
+}
+
+type countingListener struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// With EchoAddr, the limits' NULLs (both modes) go to that echo server.
+func TestLimitsUseTheGivenEchoServer(t *testing.T) {
+	l0, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &countingListener{Listener: l0}
+	defer l.Close()
+	go ServeEcho(l)
+	cfg := tinyConfig("")
+	cfg.EchoAddr = l.Addr().String()
+	cfg.Only = map[string]bool{"null": true, "one-meta": true}
+	d, err := OpenDirect(t.TempDir(), cfg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	n := 0
+	if err := Interleave(context.Background(), []Stepper{d}, cfg, func(r Result) { n++ }); err != nil {
+		t.Fatal(err)
+	}
+	// cfg.Conns connections for many in flight, one for one call.
+	if got := int(l.n.Load()); n != 2 || got != cfg.Conns+1 {
+		t.Errorf("%d results, %d connections to the echo server; want 2 and %d", n, got, cfg.Conns+1)
 	}
 }

@@ -80,6 +80,9 @@ type Config struct {
 	Rounds  int           // repetitions of each workload; the best is reported
 	PID     int           // the server's process id, if it runs on this machine
 	Metrics string        // host:port of the server's Prometheus /metrics (rwxnfs), if any
+	// EchoAddr is where the limits' RPC echo server listens; "" runs one
+	// inside nfsbench.
+	EchoAddr string
 	// Hook, if set, is run around every measured phase (see bench.hook),
 	// for attaching profilers.
 	Hook string
