@@ -237,6 +237,17 @@ func (s Set) Ratio(k Key, vs string) (Spread, bool) {
 	return s.ratioOf("rwxnfs", k, vs)
 }
 
+// LatencyRatio is vs's p50 latency over rwxnfs's for row k, per round,
+// summed up over the rounds: above 1 when rwxnfs's typical operation is
+// quicker. With one call in flight it is throughput's ratio without the
+// weight of the slowest operations, which on a shared machine are the
+// other jobs' doing.
+func (s Set) LatencyRatio(k Key, vs string) (Spread, bool) {
+	return pairRounds(s.rounds("rwxnfs", k), s.rounds(vs, k), func(a, b loadgen.Result) (float64, bool) {
+		return b.P50us / a.P50us, a.P50us > 0 && b.P50us > 0
+	})
+}
+
 func (s Set) ratioOf(server string, k Key, vs string) (Spread, bool) {
 	a := s.rounds(server, k)
 	var b []loadgen.Result
@@ -245,15 +256,24 @@ func (s Set) ratioOf(server string, k Key, vs string) (Spread, bool) {
 	} else {
 		b = s.rounds(vs, k)
 	}
+	return pairRounds(a, b, func(a, b loadgen.Result) (float64, bool) {
+		return value(a) / value(b), value(b) > 0
+	})
+}
+
+// pairRounds applies f to the results of a and b from the same round and
+// sums the values up.
+func pairRounds(a, b []loadgen.Result, f func(a, b loadgen.Result) (float64, bool)) (Spread, bool) {
 	byRound := map[int]loadgen.Result{}
 	for _, r := range b {
 		byRound[r.Round] = r
 	}
 	var v []float64
 	for _, r := range a {
-		o, ok := byRound[r.Round]
-		if ok && value(o) > 0 {
-			v = append(v, value(r)/value(o))
+		if o, ok := byRound[r.Round]; ok {
+			if x, ok := f(r, o); ok {
+				v = append(v, x)
+			}
 		}
 	}
 	if len(v) == 0 {

@@ -63,6 +63,10 @@ func TestMediansAndRatios(t *testing.T) {
 	if p, ok := s.Ratio(Libnfs("stat"), "ganesha"); !ok || p.Median != 0.9 {
 		t.Errorf("libnfs stat ratio %+v %v", p, ok)
 	}
+	// p50s 400 and 800 µs: ganesha's typical stat takes twice as long.
+	if p, ok := s.LatencyRatio(One("stat"), "ganesha"); !ok || p.Median != 2 {
+		t.Errorf("one-call stat latency ratio %+v %v", p, ok)
+	}
 	if _, ok := s.Ratio(Many("stat"), "ganesha"); ok {
 		t.Error("many-in-flight stat has a ratio, but only one-call figures exist")
 	}
@@ -93,7 +97,8 @@ func TestMarkdown(t *testing.T) {
 		"| one call, via libnfs | stat | ≥ 1.5 ÷ ganesha | 0.90 | **missed** (0.90) |",
 		"| stat | LOOKUP of 3 path components | LOOKUP 3 | **2,000** · 400 µs / 900 µs | **1,000** · 800 µs / 1.5 ms |",
 		"| stat | nfs_stat64(path) | GETATTR 1, LOOKUP 3 |",
-		"| rename | RENAME | — | — | — | failed |",
+		"| rename | RENAME | — | — | — | failed | — |",
+		"| stat | — | 2.00 | 2.00 | 0.90 | 0.95 | — | — | — |",
 		"n/a (server has no NLM)",
 		// CPU: 2 s for 1 GiB; 50 µs and 200 µs per one-call stat.
 		"| seqwrite | CPU-s/GiB | 2.00 |",
