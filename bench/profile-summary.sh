@@ -64,7 +64,7 @@ done
 echo
 echo "### Server CPU per operation, by where it went (perf record -g, cpu-clock)"
 echo
-echo "µs of CPU per operation inside each group of calls (inclusive); *user* is the server's own code outside system calls."
+echo "µs of CPU per operation inside each group of calls (inclusive); *user* is the server's own code outside system calls. The Go rows overlap the system-call groups (sysmon sleeps in nanosleep, the scheduler waits in futex and epoll); the system-call groups do not overlap each other. *nfsbench CPU* is the load generator's own (it shares the CPUs)."
 echo
 hdr="| server | phase | p50 µs | nfsbench CPU µs/op | CPU µs/op (/proc) | CPU µs/op (perf) | user |"; sep="|---|---|---|---|---|---|---|"
 for c in "${CATS[@]}"; do hdr="$hdr ${c%%|*} |"; sep="$sep---|"; done
