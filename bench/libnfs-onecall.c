@@ -277,35 +277,33 @@ static void rename_files(const char *dir, long n)
 	mark("end");
 }
 
+/* each times call(path) on the n names of one kind in dir. */
+static void each(const char *dir, long n, char kind, const char *what,
+		 int (*call)(struct nfs_context *, const char *))
+{
+	mark("start");
+	for (long i = 0; i < n; i++) {
+		char *p = name(dir, kind, i);
+		double t0 = now();
+		int rc = call(nfs, p);
+		if (rc < 0)
+			dienfs(what, p, rc);
+		record(t0);
+	}
+	mark("end");
+}
+
 /* remove takes the names rename gave, so a rename that did not happen
  * fails here. */
 static void remove_files(const char *dir, long n)
 {
-	mark("start");
-	for (long i = 0; i < n; i++) {
-		char *p = name(dir, 'r', i);
-		double t0 = now();
-		int rc = nfs_unlink(nfs, p);
-		if (rc < 0)
-			dienfs("unlink", p, rc);
-		record(t0);
-	}
-	mark("end");
+	each(dir, n, 'r', "unlink", nfs_unlink);
 	check_empty(dir, "remove");
 }
 
 static void mkdirs(const char *dir, long n)
 {
-	mark("start");
-	for (long i = 0; i < n; i++) {
-		char *p = name(dir, 'd', i);
-		double t0 = now();
-		int rc = nfs_mkdir(nfs, p);
-		if (rc < 0)
-			dienfs("mkdir", p, rc);
-		record(t0);
-	}
-	mark("end");
+	each(dir, n, 'd', "mkdir", nfs_mkdir);
 	long got = count(dir);
 	if (got != n)
 		die("%s lists %ld entries after %ld mkdirs", dir, got, n);
@@ -313,16 +311,7 @@ static void mkdirs(const char *dir, long n)
 
 static void rmdirs(const char *dir, long n)
 {
-	mark("start");
-	for (long i = 0; i < n; i++) {
-		char *p = name(dir, 'd', i);
-		double t0 = now();
-		int rc = nfs_rmdir(nfs, p);
-		if (rc < 0)
-			dienfs("rmdir", p, rc);
-		record(t0);
-	}
-	mark("end");
+	each(dir, n, 'd', "rmdir", nfs_rmdir);
 	check_empty(dir, "rmdir");
 }
 
@@ -354,6 +343,40 @@ static void list(const char *dir, long n, unsigned char *seen)
 		die("%s: listed %ld entries, want %ld", dir, got, n);
 }
 
+/* listings lists dir again and again for durms milliseconds (at least
+ * once); the operations counted are the entries listed. */
+static long durms, listed;
+
+static void listings(const char *dir, long n)
+{
+	unsigned char *seen = malloc(n);
+	if (!seen)
+		die("out of memory");
+	mark("start");
+	double t0 = now();
+	do {
+		list(dir, n, seen);
+		listed += n;
+	} while ((now() - t0) * 1000 < durms);
+	mark("end");
+	free(seen);
+}
+
+static const struct phase {
+	const char *name, *note;
+	void (*run)(const char *dir, long n);
+} phases[] = {
+	{"create", "nfs_creat + nfs_write 4 KiB + nfs_close", create},
+	{"stat", "nfs_stat64 of a path", stat_files},
+	{"getattr", "nfs_fstat64 of an open file", getattr},
+	{"setattr", "nfs_chmod of a path", setattr},
+	{"rename", "nfs_rename within a directory", rename_files},
+	{"remove", "nfs_unlink", remove_files},
+	{"mkdir", "nfs_mkdir", mkdirs},
+	{"rmdir", "nfs_rmdir", rmdirs},
+	{"readdir", "nfs_opendir + nfs_readdir of every entry; ops = entries, latency per listing", listings},
+};
+
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
@@ -361,9 +384,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *url = argv[1], *phase = argv[2], *dir = argv[3];
-	long n = atol(argv[4]), durms = atol(argv[5]);
+	long n = atol(argv[4]);
+	durms = atol(argv[5]);
 	if (n <= 0)
 		die("N must be positive");
+	const struct phase *ph = NULL;
+	for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
+		if (!strcmp(phase, phases[i].name))
+			ph = &phases[i];
+	if (!ph)
+		die("unknown phase %s", phase);
 	nfs = nfs_init_context();
 	if (!nfs)
 		die("nfs_init_context failed");
@@ -373,55 +403,12 @@ int main(int argc, char **argv)
 	if (nfs_mount(nfs, u->server, u->path) != 0)
 		die("mount %s:%s: %s", u->server, u->path, nfs_get_error(nfs));
 
-	const char *note = "";
-	long ops = n;
-	double t0 = now();
-	if (!strcmp(phase, "create")) {
-		create(dir, n);
-		note = "nfs_creat + nfs_write 4 KiB + nfs_close";
-	} else if (!strcmp(phase, "stat")) {
-		stat_files(dir, n);
-		note = "nfs_stat64 of a path";
-	} else if (!strcmp(phase, "getattr")) {
-		getattr(dir, n);
-		note = "nfs_fstat64 of an open file";
-	} else if (!strcmp(phase, "setattr")) {
-		setattr(dir, n);
-		note = "nfs_chmod of a path";
-	} else if (!strcmp(phase, "rename")) {
-		rename_files(dir, n);
-		note = "nfs_rename within a directory";
-	} else if (!strcmp(phase, "remove")) {
-		remove_files(dir, n);
-		note = "nfs_unlink";
-	} else if (!strcmp(phase, "mkdir")) {
-		mkdirs(dir, n);
-		note = "nfs_mkdir";
-	} else if (!strcmp(phase, "rmdir")) {
-		rmdirs(dir, n);
-		note = "nfs_rmdir";
-	} else if (!strcmp(phase, "readdir")) {
-		unsigned char *seen = malloc(n);
-		if (!seen)
-			die("out of memory");
-		long passes = 0;
-		mark("start");
-		t0 = now();
-		do {
-			list(dir, n, seen);
-			passes++;
-		} while ((now() - t0) * 1000 < durms);
-		mark("end");
-		ops = passes * n;
-		note = "nfs_opendir + nfs_readdir of every entry; ops = entries, latency per listing";
-	} else {
-		die("unknown phase %s", phase);
-	}
+	ph->run(dir, n);
 	/* Throughput counts only the measured calls, not the checks. */
 	double secs = 0;
 	for (long i = 0; i < nlat; i++)
 		secs += lat[i];
-	report(ops, secs, note);
+	report(listed ? listed : n, secs, ph->note);
 	nfs_umount(nfs);
 	nfs_destroy_url(u);
 	nfs_destroy_context(nfs);

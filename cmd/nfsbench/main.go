@@ -66,7 +66,10 @@ type sink struct {
 	rows []loadgen.Result
 }
 
+// newSink opens path (stdout for "" or "-") and prints the table's
+// header.
 func newSink(path string) (*sink, func(), error) {
+	fmt.Fprintln(os.Stderr, benchreport.Header())
 	if path == "" || path == "-" {
 		return &sink{out: os.Stdout}, func() {}, nil
 	}
@@ -175,7 +178,6 @@ func cmdRun(args []string) error {
 		return err
 	}
 	defer done()
-	fmt.Fprintln(os.Stderr, benchreport.Header())
 	ctx := context.Background()
 	var ss []loadgen.Stepper
 	defer func() {
@@ -241,7 +243,6 @@ func cmdSyncProbe(args []string) error {
 		return err
 	}
 	defer done()
-	fmt.Fprintln(os.Stderr, benchreport.Header())
 	for round := 1; round <= *rounds; round++ {
 		rs, err := loadgen.SyncProbe(context.Background(), *dir, *ops, *conc)
 		for _, r := range rs {
