@@ -413,3 +413,33 @@ func TestLimitsUseTheGivenEchoServer(t *testing.T) {
 		t.Errorf("%d results, %d connections to the echo server; want 2 and %d", n, got, cfg.Conns+1)
 	}
 }
+
+// The one-call workloads read written files back, through both clients:
+// a file whose data changed behind the server's back (same size, other
+// bytes) fails the run. A hook overwrites file 0 when its create phase
+// ends.
+func TestReadBackCatchesBadData(t *testing.T) {
+	for _, c := range []struct{ step, event, glob string }{
+		{"one-meta", "end one-create", "one*-client0"},
+		{"libnfs", "end libnfs-create", "libnfs*"},
+	} {
+		t.Run(c.step, func(t *testing.T) {
+			d, dir := startNfsd(t)
+			hook := filepath.Join(t.TempDir(), "hook")
+			script := "#!/bin/sh\n[ \"$1 $3\" = \"" + c.event + "\" ] || exit 0\n" +
+				"head -c 4096 /dev/zero > $(ls -d " + dir + "/nfsbench-*/" + c.glob + ")/f0000000\n"
+			if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cfg := tinyConfig(dir)
+			cfg.Hook, cfg.Libnfs = hook, libnfsOnecall(t)
+			cfg.Only = map[string]bool{c.step: true}
+			tg := Target{Host: "127.0.0.1", NFSPort: d.Port(), MountPort: d.Port(), Export: "/volumes/default"}
+			var why []string
+			err := Run(context.Background(), tg, cfg, func(r Result) { why = append(why, r.Error) })
+			if err == nil || !strings.Contains(strings.Join(why, "\n"), "differs") {
+				t.Errorf("changed data went unnoticed: %v %q", err, why)
+			}
+		})
+	}
+}
