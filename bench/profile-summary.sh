@@ -78,7 +78,7 @@ phases perf | while IFS=$'\t' read -r server name ops p50 cpu ccpu; do
   # User-space share: self time of user-space ([.]) symbols.
   user=$(perf report -i "$f" --no-children --sort sym --stdio -g none 2>/dev/null |
     awk '/^ +[0-9.]+%/ && $2 == "[.]" { s += $1 } END { print s + 0 }')
-  row="| $server | $name | $(printf %.0f "$p50") | $(awk -v c="$ccpu" -v o="$ops" 'BEGIN { printf "%.1f", c * 1e6 / o }') | $(awk -v c="$cpu" -v o="$ops" 'BEGIN { printf "%.1f", c * 1e6 / o }') | $(awk -v t="$total" -v o="$ops" 'BEGIN { printf "%.1f", t / o / 1000 }') | $(awk -v p="$user" -v t="$total" -v o="$ops" 'BEGIN { printf "%.1f", p / 100 * t / o / 1000 }') |"
+  row="| $server | $name | $(printf %.0f "$p50") | $(awk -v c="$ccpu" -v o="$ops" 'BEGIN { if (c > 0) printf "%.1f", c * 1e6 / o; else printf "—" }') | $(awk -v c="$cpu" -v o="$ops" 'BEGIN { printf "%.1f", c * 1e6 / o }') | $(awk -v t="$total" -v o="$ops" 'BEGIN { printf "%.1f", t / o / 1000 }') | $(awk -v p="$user" -v t="$total" -v o="$ops" 'BEGIN { printf "%.1f", p / 100 * t / o / 1000 }') |"
   for c in "${CATS[@]}"; do
     v=$(awk -F'\t' -v syms=" ${c#*|} " -v t="$total" -v o="$ops" '
       index(syms, " " $1 " ") { p += $2 } END { printf "%.1f", p / 100 * t / o / 1000 }' "$f.pct")
