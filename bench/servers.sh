@@ -36,7 +36,7 @@ start_rwxnfs() {
   env ${NFSD_ENV:-} "${NFSD_BIN:-$BIN/nfsd}" --root "$dir" --listen 127.0.0.1:$nfs --portmap-listen 127.0.0.1:$pm \
     --metrics-listen 127.0.0.1:$metrics ${BENCH_PPROF:+--pprof} --log-level warn > "$LOGS/$label.log" 2>&1 &
   NFSD=$!; PIDS+=($NFSD)
-  wait_port 127.0.0.1 $nfs || return 1
+  wait_port 127.0.0.1 $nfs && wait_port 127.0.0.1 $pm || return 1
   # pid=: nfsbench reads each server's CPU use from /proc; metrics=: it
   # counts the calls each operation made from rwxnfs's /metrics.
   TARGETS+=(--target "label=$label,export=/volumes/default,portmap-port=$pm,backing=$dir/volumes/default,pid=$NFSD,metrics=127.0.0.1:$metrics")
