@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +14,7 @@ import (
 
 	nfs "github.com/willscott/go-nfs"
 
+	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 )
 
@@ -349,5 +351,48 @@ func TestSquashAndReadOnly(t *testing.T) {
 				t.Fatalf("uid %d created a file owned by %d, want %d", tc.uid, st.Uid, tc.wantUID)
 			}
 		})
+	}
+}
+
+// UpdateVolume reaches a client that is already using the volume: its
+// next call through handles it holds runs under the new options.
+func TestUpdateVolumeLive(t *testing.T) {
+	d := start(t, t.TempDir())
+	ctx := ctx(t)
+	if _, _, err := d.Table.CreateVolume(ctx, exports.CreateRequest{ID: "live", Options: exports.DefaultOptions()}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, d, 1000, 1000)
+	vol := mount(t, c, "live")
+	f, _, err := c.Create(ctx, vol, "f", nfsclient.Guarded, nfsclient.SetAttr{Mode: nfsclient.U32(0o666)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("before"), nfsclient.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	ro := true
+	if _, err := d.Table.UpdateVolume("live", exports.VolumeUpdate{ReadOnly: &ro}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("after"), nfsclient.FileSync); !isStatus(err, nfs.NFSStatusROFS) {
+		t.Fatalf("write after the volume became read-only: %v, want ROFS", err)
+	}
+	if _, _, err := c.Create(ctx, vol, "g", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusROFS) {
+		t.Fatalf("create after the volume became read-only: %v, want ROFS", err)
+	}
+	others := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	if _, err := d.Table.UpdateVolume("live", exports.VolumeUpdate{Clients: &others}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx, f, 0, 16); !isStatus(err, nfs.NFSStatusAccess) {
+		t.Fatalf("read from a client no longer allowed: %v, want ACCES", err)
+	}
+	rw, anyone := false, []netip.Prefix{}
+	if _, err := d.Table.UpdateVolume("live", exports.VolumeUpdate{ReadOnly: &rw, Clients: &anyone}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("again"), nfsclient.FileSync); err != nil {
+		t.Fatalf("write once allowed again: %v", err)
 	}
 }
