@@ -19,7 +19,7 @@ run: build
 	$(BIN)/nfsd --root ./nfsd-data --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111
 
 # Debian packages the default test suite drives the server with.
-DEB_TEST_PKGS := libnfs-utils iproute2 util-linux
+DEB_TEST_PKGS := libnfs-utils iproute2 util-linux gcc libc6-dev libnfs-dev
 
 $(APT_STAMP):
 	@mkdir -p build

@@ -7,7 +7,14 @@ echo "cpus: $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xarg
 echo "memory: $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
 echo "kernel: $(uname -sr)"
 d=$(df --output=source "$PWD" | tail -1); fs=$(df --output=fstype "$PWD" | tail -1)
-echo "backing filesystem: $fs on $d ($(lsblk -dno SIZE "$d" 2>/dev/null | xargs) virtio disk), every server's directory under build/"
+# What a directory fsync costs depends on these: with a journal it is a
+# journal commit; with a volatile write cache every fsync ends in a flush.
+journal=""
+if [ "$fs" = ext4 ]; then
+  journal=" without a journal"; ls -d /proc/fs/jbd2/"$(basename "$d")"-* >/dev/null 2>&1 && journal=" with a journal"
+fi
+cache=$(cat /sys/block/"$(basename "$d")"/queue/write_cache 2>/dev/null)
+echo "backing filesystem: $fs$journal on $d ($(lsblk -dno SIZE "$d" 2>/dev/null | xargs) disk${cache:+, write cache: $cache}), every server's directory under build/"
 echo "go: $(go version | cut -d' ' -f3)"
 echo "ganesha: $(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null), VFS FSAL"
 echo "go-nfs: $(grep -o 'willscott/go-nfs v[0-9.]*' build/gonfs-mod/go.mod | head -1 | cut -d' ' -f2) example/osnfs (CachingHandler, 1024 handles)"

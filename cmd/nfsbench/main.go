@@ -6,6 +6,8 @@
 //	                 physical limits: the I/O done directly on a directory and
 //	                 NULL against an in-process RPC echo server
 //	nfsbench echo    serve the RPC echo server on an address
+//	nfsbench sync-probe  what making a create durable costs on a filesystem,
+//	                 done in the ways the optimisations of issue 12 weigh
 //	nfsbench report  turn JSON-lines results into docs/benchmarks.md tables and a PNG chart
 //
 // Results are JSON lines on stdout (or --json FILE, appended) and a table
@@ -40,6 +42,8 @@ func main() {
 		err = cmdRun(os.Args[2:])
 	case "echo":
 		err = cmdEcho(os.Args[2:])
+	case "sync-probe":
+		err = cmdSyncProbe(os.Args[2:])
 	case "report":
 		err = cmdReport(os.Args[2:])
 	default:
@@ -52,7 +56,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: nfsbench run|echo|report [flags]   (nfsbench CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: nfsbench run|echo|sync-probe|report [flags]   (nfsbench CMD -h for flags)")
 	os.Exit(2)
 }
 
@@ -62,7 +66,10 @@ type sink struct {
 	rows []loadgen.Result
 }
 
+// newSink opens path (stdout for "" or "-") and prints the table's
+// header.
 func newSink(path string) (*sink, func(), error) {
+	fmt.Fprintln(os.Stderr, benchreport.Header())
 	if path == "" || path == "-" {
 		return &sink{out: os.Stdout}, func() {}, nil
 	}
@@ -87,26 +94,26 @@ func (t *targets) String() string     { return strings.Join(*t, " ") }
 func (t *targets) Set(v string) error { *t = append(*t, v); return nil }
 
 // parseTarget reads "label=rwxnfs,export=/volumes/default,portmap-port=111,
-// backing=/dir,no-lock"; ports left out come from the portmapper.
-func parseTarget(spec string) (loadgen.Target, string, string, bool, int, error) {
+// backing=/dir,no-lock,pid=N,metrics=host:port" into where the server is
+// and what cfg says about it; ports left out come from the portmapper.
+func parseTarget(spec string, cfg *loadgen.Config) (loadgen.Target, error) {
 	t := loadgen.Target{Host: "127.0.0.1", Export: "/"}
-	var label, backing string
-	noLock := false
-	pid := 0
 	for _, kv := range strings.Split(spec, ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		var err error
 		switch k {
 		case "label":
-			label = v
+			cfg.Label = v
 		case "host":
 			t.Host = v
 		case "export":
 			t.Export = v
 		case "backing":
-			backing = v
+			cfg.Backing = v
 		case "no-lock":
-			noLock = true
+			cfg.NoLock = true
+		case "metrics":
+			cfg.Metrics = v
 		case "nfs-port":
 			t.NFSPort, err = strconv.Atoi(v)
 		case "mount-port":
@@ -116,27 +123,28 @@ func parseTarget(spec string) (loadgen.Target, string, string, bool, int, error)
 		case "portmap-port":
 			t.Portmap, err = strconv.Atoi(v)
 		case "pid":
-			pid, err = strconv.Atoi(v)
+			cfg.PID, err = strconv.Atoi(v)
 		default:
 			err = fmt.Errorf("unknown key %q", k)
 		}
 		if err != nil {
-			return t, "", "", false, 0, fmt.Errorf("--target %q: %w", spec, err)
+			return t, fmt.Errorf("--target %q: %w", spec, err)
 		}
 	}
-	if label == "" {
-		return t, "", "", false, 0, fmt.Errorf("--target %q: no label", spec)
+	if cfg.Label == "" {
+		return t, fmt.Errorf("--target %q: no label", spec)
 	}
-	return t, label, backing, noLock, pid, nil
+	return t, nil
 }
 
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var ts targets
 	var cfg loadgen.Config
-	fs.Var(&ts, "target", "a server, repeatable: label=NAME,export=PATH[,host=H][,nfs-port=P][,mount-port=P][,nlm-port=P][,portmap-port=P][,backing=DIR][,no-lock][,pid=PID for its CPU use]")
+	fs.Var(&ts, "target", "a server, repeatable: label=NAME,export=PATH[,host=H][,nfs-port=P][,mount-port=P][,nlm-port=P][,portmap-port=P][,backing=DIR][,no-lock][,pid=PID for its CPU use][,metrics=HOST:PORT of rwxnfs's /metrics, for RPCs per operation]")
 	limitDir := fs.String("limit-dir", "", `also measure the physical limits, directly on this directory (label "limit")`)
 	limitWorkers := fs.Int("limit-workers", 8, "threads for the limits' reads and random I/O")
+	fs.StringVar(&cfg.EchoAddr, "echo-addr", "", "the limits' NULLs go to the RPC echo server (nfsbench echo) at this address; default one inside nfsbench")
 	fs.IntVar(&cfg.Conns, "conns", 8, "NFS connections (like nconnect=)")
 	fs.IntVar(&cfg.InFlight, "inflight", 16, "RPCs in flight per connection")
 	fs.DurationVar(&cfg.Duration, "duration", 8*time.Second, "length of each timed workload")
@@ -145,10 +153,15 @@ func cmdRun(args []string) error {
 	fs.IntVar(&cfg.Files, "files", 10000, "small files for create/stat/remove")
 	fs.IntVar(&cfg.MetaClients, "meta-clients", 8, "connections the small files are spread over")
 	fs.IntVar(&cfg.DirEntries, "dir-entries", 100000, "entries of the READDIRPLUS directory")
+	fs.IntVar(&cfg.OneFiles, "one-files", 2000, "small files of the one-call-in-flight workloads")
+	fs.IntVar(&cfg.OneDirEntries, "one-dir-entries", 10000, "entries of the one-call READDIRPLUS directory")
+	fs.DurationVar(&cfg.OneDuration, "one-duration", 3*time.Second, "how long the one-call listings repeat")
+	fs.StringVar(&cfg.Libnfs, "libnfs", "", "path of the libnfs-onecall program (bench/libnfs-onecall.c): also make the one-call workloads through libnfs")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up on a workload after this long")
-	fs.IntVar(&cfg.Rounds, "rounds", 1, "run each workload this many times per server (interleaved) and report the best")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "run each workload this many times per server, interleaved (every round is reported; the report takes medians)")
 	only := fs.String("workloads", "", "comma-separated subset of "+strings.Join(loadgen.Workloads, ","))
 	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
+	fs.StringVar(&cfg.Hook, "hook", "", "run `PROGRAM` start|end SERVER WORKLOAD around every measured phase, and wait for it (bench/profile.sh attaches profilers with it)")
 	fs.Parse(args)
 	cfg.SeqSize, cfg.IOSize = *size<<20, *io<<10
 	if *only != "" {
@@ -165,7 +178,6 @@ func cmdRun(args []string) error {
 		return err
 	}
 	defer done()
-	fmt.Fprintln(os.Stderr, benchreport.Header())
 	ctx := context.Background()
 	var ss []loadgen.Stepper
 	defer func() {
@@ -175,17 +187,16 @@ func cmdRun(args []string) error {
 	}()
 	var openErr []string
 	for _, spec := range ts {
-		t, label, backing, noLock, pid, err := parseTarget(spec)
+		c := cfg
+		t, err := parseTarget(spec, &c)
 		if err != nil {
 			return err
 		}
-		c := cfg
-		c.Label, c.Backing, c.NoLock, c.PID = label, backing, noLock, pid
 		st, err := loadgen.Open(ctx, t, c)
 		if err != nil {
 			// The others still run; this one has no figures.
-			openErr = append(openErr, label)
-			s.emit(loadgen.Result{Server: label, Workload: "mount", Error: err.Error()})
+			openErr = append(openErr, c.Label)
+			s.emit(loadgen.Result{Server: c.Label, Workload: "mount", Error: err.Error()})
 			continue
 		}
 		ss = append(ss, st)
@@ -214,6 +225,35 @@ func cmdEcho(args []string) error {
 	}
 	fmt.Println(l.Addr())
 	return loadgen.ServeEcho(l)
+}
+
+func cmdSyncProbe(args []string) error {
+	fs := flag.NewFlagSet("sync-probe", flag.ExitOnError)
+	dir := fs.String("dir", "", "a directory on the filesystem to probe")
+	ops := fs.Int("ops", 2000, "creates per case")
+	conc := fs.Int("conc", 16, "creates at once in the concurrent cases")
+	rounds := fs.Int("rounds", 1, "run every case this many times, round after round")
+	jsonOut := fs.String("json", "", "append JSON lines here (default stdout)")
+	fs.Parse(args)
+	if *dir == "" {
+		return fmt.Errorf("sync-probe: give --dir")
+	}
+	s, done, err := newSink(*jsonOut)
+	if err != nil {
+		return err
+	}
+	defer done()
+	for round := 1; round <= *rounds; round++ {
+		rs, err := loadgen.SyncProbe(context.Background(), *dir, *ops, *conc)
+		for _, r := range rs {
+			r.Round, r.Rounds = round, *rounds
+			s.emit(r)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func cmdReport(args []string) error {

@@ -17,15 +17,38 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/loadgen"
 )
 
-// chartWorkloads are the workloads the chart shows (meta and lock-null
-// are in the tables only).
-var chartWorkloads = []string{"null", "seqwrite", "seqread", "randread", "randwrite", "create", "stat", "remove", "readdir", "lock"}
+// chartWorkloads are the many-in-flight workloads the chart shows (meta
+// and lock-null are in the tables only).
+var chartWorkloads = []string{"null", "seqwrite", "seqread", "randread", "randwrite",
+	"create", "stat", "getattr", "setattr", "rename", "remove", "mkdir", "rmdir", "readdir", "lock"}
 
 var colors = map[string]color.RGBA{
 	"rwxnfs":  {31, 119, 180, 255},
 	"ganesha": {255, 127, 14, 255},
 	"go-nfs":  {44, 160, 44, 255},
 	"limit":   {160, 160, 160, 255},
+}
+
+// lighter is a server's colour for the libnfs client's bars.
+func lighter(c color.RGBA) color.RGBA {
+	l := func(v uint8) uint8 { return v + (255-v)/2 }
+	return color.RGBA{l(c.R), l(c.G), l(c.B), 255}
+}
+
+// series is one bar of each group: a server's figures for rows made by
+// key from the group's workload.
+type series struct {
+	server string
+	key    func(string) Key
+	col    color.RGBA
+}
+
+func serversSeries(servers []string, key func(string) Key) []series {
+	var out []series
+	for _, sv := range servers {
+		out = append(out, series{sv, key, colors[sv]})
+	}
+	return out
 }
 
 var (
@@ -103,17 +126,17 @@ func decadeLabel(d float64) string {
 	return fmt.Sprintf("%g", v)
 }
 
-// panel draws one grouped bar chart on a log axis. bar returns the bar
-// value (and an optional whisker, e.g. p99, 0 for none) for a server and
-// workload; note returns a second line of the group label.
-func (c canvas) panel(x0, y0, x1, y1 int, title string, servers []string, s Set,
+// panel draws one grouped bar chart on a log axis: a group per workload,
+// a bar per series. bar returns the bar value (and an optional whisker,
+// e.g. p99, 0 for none); note returns a second line of the group label.
+func (c canvas) panel(x0, y0, x1, y1 int, title string, workloads []string, ss []series, s Set,
 	bar func(r loadgen.Result) (v, whisker float64), note func(w string) string) {
 	top, bottom := y0+30, y1-44
 	left, right := x0+60, x1-10
 	var vals []float64
-	for _, w := range chartWorkloads {
-		for _, sv := range servers {
-			if r, ok := s.get(sv, w); ok {
+	for _, w := range workloads {
+		for _, sr := range ss {
+			if r, ok := s.get(sr.server, sr.key(w)); ok {
 				v, wh := bar(r)
 				vals = append(vals, v)
 				if wh > 0 {
@@ -131,25 +154,25 @@ func (c canvas) panel(x0, y0, x1, y1 int, title string, servers []string, s Set,
 	}
 	c.rect(left, top, left+1, bottom+1, black)
 	c.rect(left, bottom, right, bottom+1, black)
-	gw := (right - left) / len(chartWorkloads)
-	bw := (gw - 16) / len(servers)
-	for gi, w := range chartWorkloads {
+	gw := (right - left) / len(workloads)
+	bw := (gw - 16) / len(ss)
+	for gi, w := range workloads {
 		gx := left + gi*gw + 8
-		for si, sv := range servers {
+		for si, sr := range ss {
 			bx := gx + si*bw
-			r, ok := s.get(sv, w)
+			r, ok := s.get(sr.server, sr.key(w))
 			if !ok {
-				if x, there := s[sv][w]; there {
+				if s.has(sr.server, sr.key(w)) {
 					label := "n/a"
-					if x.Error != "" {
-						label = "fail"
+					if strings.HasPrefix(s.problem(sr.server, sr.key(w)), "failed") {
+						label = "x"
 					}
-					c.text(bx+bw/2, bottom-4, label, 0, colors[sv])
+					c.text(bx+bw/2, bottom-4, label, 0, sr.col)
 				}
 				continue
 			}
 			v, wh := bar(r)
-			c.rect(bx+1, ax.y(v), bx+bw-1, bottom, colors[sv])
+			c.rect(bx+1, ax.y(v), bx+bw-1, bottom, sr.col)
 			if wh > 0 {
 				// A whisker from the bar's top to the p99.
 				xm := bx + bw/2
@@ -164,14 +187,16 @@ func (c canvas) panel(x0, y0, x1, y1 int, title string, servers []string, s Set,
 	}
 }
 
-// WriteChart draws throughput and latency by workload for every server.
+// WriteChart draws, for every server, throughput and latency by workload
+// with many calls in flight, and the time per operation with one call in
+// flight (nfsbench's own client and libnfs side by side).
 func WriteChart(path string, s Set) error {
-	const W, H = 1400, 980
+	const W, H = 1400, 1400
 	c := canvas{image.NewRGBA(image.Rect(0, 0, W, H))}
 	c.rect(0, 0, W, H, color.White)
-	c.text(W/2, 20, "rwxnfs vs nfs-ganesha vs go-nfs: NFSv3 over loopback, same machine, same run (log scales)", 0, black)
+	c.text(W/2, 20, "rwxnfs vs nfs-ganesha vs go-nfs: NFSv3 over loopback, same machine, same run (log scales; medians of the rounds)", 0, black)
 	// Legend.
-	x := 260
+	x := 200
 	for _, sv := range Servers {
 		c.rect(x, 32, x+14, 44, colors[sv])
 		label := sv
@@ -181,19 +206,34 @@ func WriteChart(path string, s Set) error {
 		c.text(x+20, 43, label, -1, black)
 		x += 40 + textWidth(label)
 	}
-	c.panel(0, 52, W, 520, "Throughput, higher is better: MiB/s (seq), entries/s (readdir), LOCK+UNLOCK pairs/s (lock), else ops/s", Servers, s,
+	c.rect(x, 32, x+14, 44, lighter(colors["rwxnfs"]))
+	c.text(x+20, 43, "lighter: the same server through libnfs (one call in flight)", -1, black)
+	c.panel(0, 52, W, 500, "Many calls in flight, throughput, higher is better: MiB/s (seq), entries/s (readdir), LOCK+UNLOCK pairs/s (lock), else ops/s; below: rwxnfs / ganesha", chartWorkloads, serversSeries(Servers, Many), s,
 		func(r loadgen.Result) (float64, float64) { return value(r), 0 },
 		func(w string) string {
-			if r, ok := s.Ratio(w, "ganesha"); ok {
-				return fmt.Sprintf("%.2fx ganesha", r)
+			if p, ok := s.Ratio(Many(w), "ganesha"); ok {
+				return fmt.Sprintf("%.2fx", p.Median)
 			}
 			return ""
 		})
-	c.panel(0, 530, W, H-8, "Latency per call, lower is better: bar p50, whisker p99, microseconds", Servers[:3], s,
+	c.panel(0, 510, W, 950, "Many calls in flight, latency per call, lower is better: bar p50 (rwxnfs's below), whisker p99, microseconds", chartWorkloads, serversSeries(Servers[:3], Many), s,
 		func(r loadgen.Result) (float64, float64) { return r.P50us, r.P99us },
 		func(w string) string {
-			if r, ok := s.get("rwxnfs", w); ok {
-				return fmt.Sprintf("rwxnfs p50 %s", strings.ReplaceAll(fmtLat(r.P50us), "µ", "u"))
+			if r, ok := s.get("rwxnfs", Many(w)); ok {
+				return strings.ReplaceAll(fmtLat(r.P50us), "µ", "u")
+			}
+			return ""
+		})
+	one := serversSeries(Servers[:3], One)
+	for _, sr := range serversSeries(Servers[:3], Libnfs) {
+		sr.col = lighter(sr.col)
+		one = append(one, sr)
+	}
+	c.panel(0, 960, W, H-8, "One call in flight, time per operation (readdir: per listing), lower is better: bar p50, whisker p99, microseconds; below: ganesha p50 / rwxnfs p50", OneOrder, one, s,
+		func(r loadgen.Result) (float64, float64) { return r.P50us, r.P99us },
+		func(w string) string {
+			if p, ok := s.LatencyRatio(One(w), "ganesha"); ok {
+				return fmt.Sprintf("%.2fx", p.Median)
 			}
 			return ""
 		})

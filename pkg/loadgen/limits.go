@@ -93,19 +93,28 @@ func NullOnly(ctx context.Context, addr string, conns, inflight int, dur time.Du
 // are O_DIRECT, so they measure the disk (the servers' reads right after
 // the write come from the page cache, which over loopback NFS is bound by
 // copies, not by the disk); reads and random I/O use `workers` threads.
+//
+// With cfg.EchoAddr the NULLs go to an echo server there instead, which
+// should be a process of its own (`nfsbench echo`), as every real server
+// is: waking another process costs more than waking a goroutine of one's
+// own, and for one call in flight that is most of a round trip.
 func OpenDirect(dir string, cfg Config, workers int) (Stepper, error) {
 	p := filepath.Join(dir, fmt.Sprintf("direct-%d.dat", time.Now().UnixNano()))
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Close()
-		return nil, err
+	d := &direct{cfg: cfg, workers: workers, path: p, f: f, echoAddr: cfg.EchoAddr}
+	if d.echoAddr == "" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		go ServeEcho(l)
+		d.echo, d.echoAddr = l, l.Addr().String()
 	}
-	go ServeEcho(l)
-	return &direct{cfg: cfg, workers: workers, path: p, f: f, echo: l}, nil
+	return d, nil
 }
 
 // alignedBuf returns n bytes aligned for O_DIRECT.
@@ -125,17 +134,20 @@ func (d *direct) directReader() (*os.File, error) {
 }
 
 type direct struct {
-	cfg     Config
-	workers int
-	path    string
-	f       *os.File
-	echo    net.Listener
+	cfg      Config
+	workers  int
+	path     string
+	f        *os.File
+	echo     net.Listener // the in-process echo server, if any
+	echoAddr string
 }
 
 func (d *direct) Label() string { return "limit" }
 
 func (d *direct) Close() {
-	d.echo.Close()
+	if d.echo != nil {
+		d.echo.Close()
+	}
 	d.f.Close()
 	os.Remove(d.path)
 }
@@ -147,9 +159,16 @@ func (d *direct) Step(ctx context.Context, name string) ([]Result, error) {
 	switch name {
 	case "null":
 		var err error
-		if r, err = NullOnly(ctx, d.echo.Addr().String(), d.cfg.Conns, d.cfg.InFlight, d.cfg.Duration); err != nil {
+		if r, err = NullOnly(ctx, d.echoAddr, d.cfg.Conns, d.cfg.InFlight, d.cfg.Duration); err != nil {
 			return nil, err
 		}
+	case "one-meta":
+		// The one-call floor: a round trip to the cheapest server there is.
+		var err error
+		if r, err = NullOnly(ctx, d.echoAddr, 1, 1, min(d.cfg.Duration, 2*time.Second)); err != nil {
+			return nil, err
+		}
+		r.Mode = ModeOne
 	case "seqwrite":
 		t, err := drive(ctx, plan{workers: 1, total: n}, func(_ context.Context, _ int, i int64) (int, error) {
 			bp := bufs.Get().(*[]byte)

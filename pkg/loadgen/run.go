@@ -12,8 +12,17 @@ import (
 // Result is one workload's figures against one server. It is written as
 // one JSON line; Error or NA say why there are no figures.
 type Result struct {
-	Server   string  `json:"server"`
-	Workload string  `json:"workload"`
+	Server   string `json:"server"`
+	Workload string `json:"workload"`
+	// Mode is ModeOne when a single caller made one call at a time, each
+	// waiting for the one before; empty when many calls were in flight.
+	Mode string `json:"mode,omitempty"`
+	// Client is the NFS client that made the calls: empty for nfsbench's
+	// own, ClientLibnfs for libnfs's synchronous API.
+	Client string `json:"client,omitempty"`
+	// Round is which repetition (1, 2, ...) of the workload this is; every
+	// round is reported and the report takes medians.
+	Round    int     `json:"round,omitempty"`
 	Ops      int64   `json:"ops"`
 	Bytes    int64   `json:"bytes,omitempty"`
 	Seconds  float64 `json:"seconds"`
@@ -23,14 +32,28 @@ type Result struct {
 	P99us    float64 `json:"p99_us"`
 	Conns    int     `json:"conns"`
 	InFlight int     `json:"inflight"`
-	Rounds   int     `json:"rounds,omitempty"` // best of this many
+	Rounds   int     `json:"rounds,omitempty"` // rounds run in all
 	// ServerCPU is the CPU seconds (user+system, all threads) the server
 	// process used during the workload, when its pid is known.
 	ServerCPU float64 `json:"server_cpu_s,omitempty"`
-	Note      string  `json:"note,omitempty"`
-	NA        string  `json:"na,omitempty"`
-	Error     string  `json:"error,omitempty"`
+	// ClientCPU is the CPU seconds nfsbench itself used meanwhile (it
+	// shares the machine's CPUs with the server; for the libnfs client,
+	// unknown).
+	ClientCPU float64 `json:"client_cpu_s,omitempty"`
+	// RPCs is the NFS calls per operation (per listing for readdir) by
+	// procedure, as the server counted them (rwxnfs's /metrics), when
+	// known.
+	RPCs  map[string]float64 `json:"rpcs_per_op,omitempty"`
+	Note  string             `json:"note,omitempty"`
+	NA    string             `json:"na,omitempty"`
+	Error string             `json:"error,omitempty"`
 }
+
+// Values of Result.Mode and Result.Client.
+const (
+	ModeOne      = "one"
+	ClientLibnfs = "libnfs"
+)
 
 // op is one unit of work by worker w (its i-th claimed item); it returns
 // the payload bytes moved.

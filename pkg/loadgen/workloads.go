@@ -20,8 +20,36 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
-// Workload names, in the order Run performs them.
-var Workloads = []string{"null", "seqwrite", "seqread", "randread", "randwrite", "meta", "readdir", "lock"}
+// Workloads are the steps nfsbench runs, in order. The first eight have
+// many calls in flight; "one-meta" and "one-readdir" are the metadata
+// workloads again with one call at a time; "libnfs" is the same one-call
+// workloads made through libnfs's synchronous API (Config.Libnfs).
+var Workloads = []string{"null", "seqwrite", "seqread", "randread", "randwrite", "meta", "readdir", "lock", "one-meta", "one-readdir", "libnfs"}
+
+// outputs are the results a step produces, so that a failed step can be
+// shown as failed in every row it would have filled.
+func outputs(step string) []Result {
+	phases := func(mode, client string, extra ...string) []Result {
+		var rs []Result
+		for _, w := range append(append([]string{}, MetaPhases...), extra...) {
+			rs = append(rs, Result{Workload: w, Mode: mode, Client: client})
+		}
+		return rs
+	}
+	switch step {
+	case "meta":
+		return phases("", "", "meta")
+	case "lock":
+		return []Result{{Workload: "lock"}, {Workload: "lock-null"}}
+	case "one-meta":
+		return append([]Result{{Workload: "null", Mode: ModeOne}}, phases(ModeOne, "")...)
+	case "one-readdir":
+		return []Result{{Workload: "readdir", Mode: ModeOne}}
+	case "libnfs":
+		return phases(ModeOne, ClientLibnfs, "readdir")
+	}
+	return []Result{{Workload: step}}
+}
 
 // Config sizes the run. The defaults of cmd/nfsbench are the full
 // benchmark; tests and bench-smoke use tiny sizes.
@@ -32,9 +60,17 @@ type Config struct {
 	Duration    time.Duration // for the timed workloads (null, random I/O, lock)
 	SeqSize     int64         // bytes of the sequential file
 	IOSize      int           // sequential READ/WRITE size
-	Files       int           // small files created, stat'ed, removed
+	Files       int           // small files of the metadata workloads
 	MetaClients int           // connections the small files are spread over
 	DirEntries  int           // entries of the READDIRPLUS directory
+	// OneFiles and OneDirEntries size the one-call-in-flight workloads;
+	// their listings repeat for OneDuration (default Duration).
+	OneFiles      int
+	OneDirEntries int
+	OneDuration   time.Duration
+	// Libnfs is the path of the libnfs-onecall program
+	// (bench/libnfs-onecall.c); "" skips the libnfs step.
+	Libnfs string
 	// Backing, if set, is the export's directory on this machine: the
 	// READDIRPLUS directory is then filled there directly, which is far
 	// quicker than 100,000 CREATEs and is not what is being measured.
@@ -43,10 +79,24 @@ type Config struct {
 	Timeout time.Duration // per workload
 	Rounds  int           // repetitions of each workload; the best is reported
 	PID     int           // the server's process id, if it runs on this machine
-	Only    map[string]bool
+	Metrics string        // host:port of the server's Prometheus /metrics (rwxnfs), if any
+	// EchoAddr is where the limits' RPC echo server listens; "" runs one
+	// inside nfsbench.
+	EchoAddr string
+	// Hook, if set, is run around every measured phase (see bench.hook),
+	// for attaching profilers.
+	Hook string
+	Only map[string]bool
 }
 
 func (c *Config) want(w string) bool { return len(c.Only) == 0 || c.Only[w] }
+
+func (c *Config) oneDuration() time.Duration {
+	if c.OneDuration > 0 {
+		return c.OneDuration
+	}
+	return c.Duration
+}
 
 // Stepper runs named workloads, one at a time, against one server (or,
 // for the limits, directly against the backing directory).
@@ -71,7 +121,10 @@ func Run(ctx context.Context, t Target, cfg Config, emit func(Result)) error {
 
 // Interleave runs each workload against every stepper in turn before
 // moving to the next workload, so the servers compared are measured close
-// together in time on a machine whose load changes minute to minute. It
+// together in time on a machine whose load changes minute to minute. With
+// cfg.Rounds > 1 this is repeated, each round starting with a different
+// server, and every round's figures are emitted (Result.Round): the report
+// takes the median, and the ratio of two servers within each round. It
 // returns an error naming every workload that failed; the others still
 // run.
 func Interleave(ctx context.Context, ss []Stepper, cfg Config, emit func(Result)) error {
@@ -83,10 +136,13 @@ func Interleave(ctx context.Context, ss []Stepper, cfg Config, emit func(Result)
 		if !cfg.want(name) && !needFile {
 			continue
 		}
+		n := rounds
+		if !cfg.want(name) {
+			n = 1 // only the data file is needed
+		}
 		dataStep := name == "seqread" || name == "randread" || name == "randwrite" || name == "lock"
-		best := map[string][]Result{}
 		done := map[string]bool{} // failed: not repeated
-		for round := 0; round < rounds; round++ {
+		for round := 0; round < n; round++ {
 			for k := range ss {
 				// Each round starts with a different server, so none is
 				// always measured first (or right after the limit).
@@ -99,52 +155,29 @@ func Interleave(ctx context.Context, ss []Stepper, cfg Config, emit func(Result)
 				if dataStep && noFile[s.Label()] {
 					err = errors.New("no data file (seqwrite failed)")
 				} else {
-					wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-					pid := 0
-					if p, ok := s.(interface{ PID() int }); ok {
-						pid = p.PID()
-					}
-					cpu0, cpuErr := processCPU(pid)
-					rs, err = s.Step(wctx, name)
-					if cpu1, err1 := processCPU(pid); pid != 0 && cpuErr == nil && err1 == nil && len(rs) > 0 {
-						// Whole-step CPU, charged to the step's main figure.
-						rs[0].ServerCPU = cpu1 - cpu0
-						if name == "meta" {
-							rs[len(rs)-1].ServerCPU, rs[0].ServerCPU = cpu1-cpu0, 0
-						}
-					}
-					if err != nil && wctx.Err() != nil && ctx.Err() == nil {
-						err = fmt.Errorf("timed out after %s: %w", cfg.Timeout, err)
-					}
-					cancel()
+					rs, err = step(ctx, s, name, cfg.Timeout)
 				}
 				if err != nil {
-					best[s.Label()] = []Result{{Workload: name, Error: err.Error()}}
+					rs = withFailures(rs, name, err)
 					done[s.Label()] = true
 					failed = append(failed, s.Label()+":"+name)
 					if name == "seqwrite" {
 						noFile[s.Label()] = true
 					}
+				}
+				if !cfg.want(name) {
 					continue
 				}
-				if old, ok := best[s.Label()]; !ok || score(rs, name) > score(old, name) {
-					best[s.Label()] = rs
+				for _, r := range rs {
+					r.Server = s.Label()
+					if r.Error == "" && r.NA == "" {
+						if r.Conns == 0 {
+							r.Conns, r.InFlight = cfg.Conns, cfg.InFlight
+						}
+						r.Round, r.Rounds = round+1, n
+					}
+					emit(r)
 				}
-			}
-		}
-		if !cfg.want(name) {
-			continue
-		}
-		for _, s := range ss {
-			for _, r := range best[s.Label()] {
-				r.Server = s.Label()
-				if r.Conns == 0 && r.Error == "" && r.NA == "" {
-					r.Conns, r.InFlight = cfg.Conns, cfg.InFlight
-				}
-				if r.Error == "" && r.NA == "" {
-					r.Rounds = rounds
-				}
-				emit(r)
 			}
 		}
 	}
@@ -154,18 +187,45 @@ func Interleave(ctx context.Context, ss []Stepper, cfg Config, emit func(Result)
 	return nil
 }
 
-// score ranks repetitions of a workload: the best round is reported, as
-// other jobs on the machine can only slow a round down.
-func score(rs []Result, name string) float64 {
+// selfMetered are the steps that read the meters (and run the hook)
+// around each of their phases themselves.
+var selfMetered = map[string]bool{"meta": true, "readdir": true, "lock": true, "one-meta": true, "one-readdir": true, "libnfs": true}
+
+// step runs one workload on s within timeout. The other steps yield one
+// figure, which gets the server's CPU and calls charged to it here.
+func step(ctx context.Context, s Stepper, name string, timeout time.Duration) ([]Result, error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b, whole := s.(*bench)
+	whole = whole && !selfMetered[name]
+	var r0 reading
+	if whole {
+		r0 = b.begin(name, "", "")
+	}
+	rs, err := s.Step(wctx, name)
+	if whole && err == nil && len(rs) == 1 {
+		b.end(r0, &rs[0])
+	}
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("timed out after %s: %w", timeout, err)
+	}
+	return rs, err
+}
+
+// withFailures keeps the figures a failed step did produce and marks every
+// other result it would have produced as failed with err.
+func withFailures(rs []Result, name string, err error) []Result {
+	have := map[[3]string]bool{}
 	for _, r := range rs {
-		if r.Workload == name {
-			return r.OpsPerS
+		have[[3]string{r.Workload, r.Mode, r.Client}] = true
+	}
+	for _, o := range outputs(name) {
+		if !have[[3]string{o.Workload, o.Mode, o.Client}] {
+			o.Error = err.Error()
+			rs = append(rs, o)
 		}
 	}
-	if len(rs) > 0 {
-		return rs[0].OpsPerS
-	}
-	return 0
+	return rs
 }
 
 // Open mounts t's export, opens cfg.Conns connections and makes a work
@@ -212,8 +272,7 @@ func (b *bench) setup(ctx context.Context) error {
 
 func (b *bench) Label() string { return b.cfg.Label }
 
-// PID is the server's process id on this machine, if known (for its CPU).
-func (b *bench) PID() int { return b.cfg.PID }
+func (b *bench) meter() meter { return meter{pid: b.cfg.PID, metrics: b.cfg.Metrics} }
 
 func (b *bench) Close() {
 	for _, c := range b.cs {
@@ -225,6 +284,7 @@ func (b *bench) Step(ctx context.Context, name string) ([]Result, error) {
 	fns := map[string]func(context.Context) ([]Result, error){
 		"null": b.null, "seqwrite": b.seqWrite, "seqread": b.seqRead, "randread": b.randRead,
 		"randwrite": b.randWrite, "meta": b.meta, "readdir": b.readdir, "lock": b.lock,
+		"one-meta": b.oneMeta, "one-readdir": b.oneReaddir, "libnfs": b.libnfs,
 	}
 	f, ok := fns[name]
 	if !ok {
@@ -242,6 +302,8 @@ type bench struct {
 	file         []byte // the sequential file's handle
 	fileName     string
 	listDir      []byte // the READDIRPLUS directory, once made
+	oneList      string // the one-call READDIRPLUS directory's name in dir, once made
+	oneListFH    []byte
 	rsize, wsize int
 	n            int // for unique names
 }
@@ -490,106 +552,27 @@ func (b *bench) randWrite(ctx context.Context) ([]Result, error) {
 	return []Result{r}, nil
 }
 
-// meta creates, stats (LOOKUP, as stat(2) does on an uncached name) and
-// removes cfg.Files empty files, spread over MetaClients connections that
-// each work in a directory of their own, as that many clients would.
-func (b *bench) meta(ctx context.Context) ([]Result, error) {
-	nc := b.cfg.MetaClients
-	cs, err := b.t.Dial(ctx, nc)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
-	dirs := make([][]byte, nc)
-	prefix := b.uniq("meta")
-	for i := range dirs {
-		if dirs[i], _, err = cs[i].Mkdir(ctx, b.dir, fmt.Sprintf("%s-client%d", prefix, i), nfsclient.SetAttr{Mode: nfsclient.U32(0o755)}); err != nil {
-			return nil, err
-		}
-	}
-	workers := nc * b.cfg.InFlight
-	total := int64(b.cfg.Files)
-	name := func(i int64) (int, string) { return int(i % int64(nc)), fmt.Sprintf("f%07d", i/int64(nc)) }
-	var out []Result
-	phase := func(label string, f func(ctx context.Context, c *nfsclient.Client, dir []byte, n string) error) error {
-		t, err := drive(ctx, plan{workers: workers, total: total}, func(ctx context.Context, _ int, i int64) (int, error) {
-			ci, n := name(i)
-			return 0, f(ctx, cs[ci], dirs[ci], n)
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", label, err)
-		}
-		r := t.result(label, 0)
-		r.Conns, r.InFlight = nc, b.cfg.InFlight
-		r.Note = fmt.Sprintf("%d files over %d clients", total, nc)
-		out = append(out, r)
-		return nil
-	}
-	if err := phase("create", func(ctx context.Context, c *nfsclient.Client, dir []byte, n string) error {
-		fh, a, err := c.Create(ctx, dir, n, nfsclient.Guarded, nfsclient.SetAttr{Mode: nfsclient.U32(0o644)})
-		if err == nil && (fh == nil || a == nil) {
-			// Allowed by RFC 1813, but the Linux client then needs a LOOKUP.
-			_, _, err = c.Lookup(ctx, dir, n)
-		}
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if err := phase("stat", func(ctx context.Context, c *nfsclient.Client, dir []byte, n string) error {
-		_, a, err := c.Lookup(ctx, dir, n)
-		if err != nil {
-			return err
-		}
-		if a == nil {
-			return fmt.Errorf("LOOKUP %s: no attributes", n)
-		}
-		if a.Type != nfsclient.TypeReg || a.Size != 0 {
-			return fmt.Errorf("LOOKUP %s: type %d size %d, want an empty regular file", n, a.Type, a.Size)
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	if err := phase("remove", func(ctx context.Context, c *nfsclient.Client, dir []byte, n string) error {
-		return c.Remove(ctx, dir, n)
-	}); err != nil {
-		return nil, err
-	}
-	for i, d := range dirs {
-		es, err := cs[i].ReadDir(ctx, d, false)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range es {
-			if e.Name != "." && e.Name != ".." {
-				return nil, fmt.Errorf("client%d: %q still listed after REMOVE", i, e.Name)
-			}
-		}
-	}
-	// One figure for the three phases together: files through the whole
-	// create-stat-remove cycle per second.
-	var secs float64
-	var p50, p99 float64
-	for _, r := range out {
-		secs += r.Seconds
-		p50, p99 = max(p50, r.P50us), max(p99, r.P99us)
-	}
-	out = append(out, Result{Workload: "meta", Ops: total, Seconds: secs, OpsPerS: float64(total) / secs,
-		P50us: p50, P99us: p99, Conns: nc, InFlight: b.cfg.InFlight,
-		Note: "files per second through create+stat+remove; latency: the slowest phase's"})
-	return out, nil
-}
-
 func entryName(i int) string { return fmt.Sprintf("e%07d", i) }
 
-// populate fills the READDIRPLUS directory, directly on the backing
-// directory when there is one.
-func (b *bench) populate(ctx context.Context, dir []byte, dirName string) error {
-	n := b.cfg.DirEntries
+// entryIndex is the inverse of entryName; -1 for any other name.
+func entryIndex(name string) int {
+	if len(name) != 8 || name[0] != 'e' {
+		return -1
+	}
+	k := 0
+	for _, c := range name[1:] {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		k = k*10 + int(c-'0')
+	}
+	return k
+}
+
+// populate fills a READDIRPLUS directory with n empty files, directly on
+// the backing directory when there is one (quicker than n CREATEs, and not
+// what is measured).
+func (b *bench) populate(ctx context.Context, dir []byte, dirName string, n int) error {
 	if b.cfg.Backing != "" {
 		p := filepath.Join(b.cfg.Backing, b.name, dirName)
 		var wg sync.WaitGroup
@@ -618,78 +601,163 @@ func (b *bench) populate(ctx context.Context, dir []byte, dirName string) error 
 	return err
 }
 
-// readdir lists a DirEntries-entry directory with READDIRPLUS (32 KiB
-// replies) from start to end, again and again for Duration (at least
-// once), and checks each listing is complete with no duplicates.
+// listDir makes (once) and returns a directory of n entries for listing.
+func (b *bench) listingDir(ctx context.Context, n int) (string, []byte, error) {
+	dirName := b.uniq("dir")
+	dir, _, err := b.cs[0].Mkdir(ctx, b.dir, dirName, nfsclient.SetAttr{Mode: nfsclient.U32(0o755)})
+	if err != nil {
+		return "", nil, err
+	}
+	if dir == nil {
+		if dir, _, err = b.cs[0].Lookup(ctx, b.dir, dirName); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := b.populate(ctx, dir, dirName, n); err != nil {
+		return "", nil, fmt.Errorf("filling the directory: %w", err)
+	}
+	return dirName, dir, nil
+}
+
+// listAll lists dir from start to end with READDIRPLUS (32 KiB replies)
+// and checks that it holds exactly entryName(0..want-1), each once, with
+// attributes. onCall is given each call's latency.
+func listAll(ctx context.Context, c *nfsclient.Client, dir []byte, want int, onCall func(time.Duration)) error {
+	seen := make([]bool, want)
+	got := 0
+	var cookie uint64
+	for {
+		t0 := time.Now()
+		page, eof, err := c.ReadDirPage(ctx, dir, cookie, true, 32<<10)
+		if err != nil {
+			return fmt.Errorf("READDIRPLUS after %d entries: %w", got, err)
+		}
+		onCall(time.Since(t0))
+		for _, e := range page {
+			if e.Name == "." || e.Name == ".." {
+				continue
+			}
+			k := entryIndex(e.Name)
+			if k < 0 || k >= want {
+				return fmt.Errorf("READDIRPLUS listed %q, which is not in the directory", e.Name)
+			}
+			if seen[k] {
+				return fmt.Errorf("READDIRPLUS listed %q twice", e.Name)
+			}
+			if e.Attr == nil {
+				return fmt.Errorf("READDIRPLUS: no attributes for %q", e.Name)
+			}
+			seen[k] = true
+			got++
+		}
+		if eof {
+			break
+		}
+		if len(page) == 0 {
+			return errors.New("READDIRPLUS: empty page without eof")
+		}
+		cookie = page[len(page)-1].Cookie
+	}
+	if got != want {
+		for k, ok := range seen {
+			if !ok {
+				return fmt.Errorf("READDIRPLUS listed %d entries, want %d: %q missing", got, want, entryName(k))
+			}
+		}
+	}
+	return nil
+}
+
+// readdir lists a DirEntries-entry directory with READDIRPLUS, Conns
+// listings at once (each on its own connection, one call at a time, as a
+// listing's calls follow each other's cookies), again and again for
+// Duration (each lister at least once).
 func (b *bench) readdir(ctx context.Context) ([]Result, error) {
-	c := b.cs[0]
 	if b.listDir == nil {
-		dirName := b.uniq("dir")
-		dir, _, err := c.Mkdir(ctx, b.dir, dirName, nfsclient.SetAttr{Mode: nfsclient.U32(0o755)})
+		_, dir, err := b.listingDir(ctx, b.cfg.DirEntries)
 		if err != nil {
 			return nil, err
 		}
-		if err := b.populate(ctx, dir, dirName); err != nil {
-			return nil, fmt.Errorf("filling the directory: %w", err)
-		}
 		b.listDir = dir // repetitions list the same directory
 	}
-	dir := b.listDir
-	var lat []time.Duration
-	var entries int64
-	passes := 0
+	listers := len(b.cs)
+	m0 := b.begin("readdir", "", "")
+	lats := make([][]time.Duration, listers)
+	passes := make([]int, listers)
+	errs := make([]error, listers)
 	start := time.Now()
-	for passes == 0 || time.Since(start) < b.cfg.Duration {
-		seen := make(map[string]bool, b.cfg.DirEntries)
-		var cookie uint64
-		for {
-			t0 := time.Now()
-			page, eof, err := c.ReadDirPage(ctx, dir, cookie, true, 32<<10)
-			if err != nil {
-				if ctx.Err() != nil {
-					el := time.Since(start).Seconds()
-					done := entries + int64(len(seen))
-					return nil, fmt.Errorf("READDIRPLUS: %d entries listed in %.0f s (%.0f entries/s), %d of the first listing: %w",
-						done, el, float64(done)/el, len(seen), err)
+	var wg sync.WaitGroup
+	for l := 0; l < listers; l++ {
+		wg.Add(1)
+		go func(l int) {
+			defer wg.Done()
+			for passes[l] == 0 || time.Since(start) < b.cfg.Duration {
+				if errs[l] = listAll(ctx, b.cs[l], b.listDir, b.cfg.DirEntries, func(d time.Duration) { lats[l] = append(lats[l], d) }); errs[l] != nil {
+					return
 				}
-				return nil, fmt.Errorf("READDIRPLUS after %d entries: %w", len(seen), err)
+				passes[l]++
 			}
-			lat = append(lat, time.Since(t0))
-			for _, e := range page {
-				if e.Name == "." || e.Name == ".." {
-					continue
-				}
-				if seen[e.Name] {
-					return nil, fmt.Errorf("READDIRPLUS listed %q twice", e.Name)
-				}
-				if e.Attr == nil {
-					return nil, fmt.Errorf("READDIRPLUS: no attributes for %q", e.Name)
-				}
-				seen[e.Name] = true
-			}
-			if eof {
-				break
-			}
-			if len(page) == 0 {
-				return nil, errors.New("READDIRPLUS: empty page without eof")
-			}
-			cookie = page[len(page)-1].Cookie
-		}
-		if len(seen) != b.cfg.DirEntries {
-			return nil, fmt.Errorf("READDIRPLUS listed %d entries, want %d", len(seen), b.cfg.DirEntries)
-		}
-		for i := 0; i < b.cfg.DirEntries; i++ {
-			if !seen[entryName(i)] {
-				return nil, fmt.Errorf("READDIRPLUS did not list %q", entryName(i))
-			}
-		}
-		entries += int64(len(seen))
-		passes++
+		}(l)
 	}
-	t := tally{ops: entries, lat: lat, elapsed: time.Since(start)}
+	wg.Wait()
+	el := time.Since(start)
+	t := tally{elapsed: el}
+	all := 0
+	for l := range lats {
+		t.lat = append(t.lat, lats[l]...)
+		all += passes[l]
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%d listings of %d entries done in %.0f s: %w", all, b.cfg.DirEntries, el.Seconds(), err)
+	}
+	t.ops = int64(all) * int64(b.cfg.DirEntries)
 	r := t.result("readdir", 0)
-	r.Conns, r.InFlight = 1, 1
-	r.Note = fmt.Sprintf("ops = entries; %d full listings of %d entries, 32 KiB READDIRPLUS; latency per call", passes, b.cfg.DirEntries)
+	r.Conns, r.InFlight = listers, 1
+	r.Note = fmt.Sprintf("ops = entries; %d full listings of %d entries by %d listers at once, 32 KiB READDIRPLUS; latency per call", all, b.cfg.DirEntries, listers)
+	b.end(m0, &r)
+	perListing(&r, b.cfg.DirEntries)
+	return []Result{r}, nil
+}
+
+// oneListing makes (once) the one-call workloads' OneDirEntries directory.
+func (b *bench) oneListing(ctx context.Context) error {
+	if b.oneListFH != nil {
+		return nil
+	}
+	name, fh, err := b.listingDir(ctx, b.cfg.OneDirEntries)
+	if err != nil {
+		return err
+	}
+	b.oneList, b.oneListFH = name, fh
+	return nil
+}
+
+// oneReaddir lists a OneDirEntries-entry directory (as `ls -l` does)
+// from start to end on one connection, again and again for Duration;
+// latency is per listing.
+func (b *bench) oneReaddir(ctx context.Context) ([]Result, error) {
+	if err := b.oneListing(ctx); err != nil {
+		return nil, err
+	}
+	m0 := b.begin("readdir", ModeOne, "")
+	var t tally
+	calls := 0
+	start := time.Now()
+	for len(t.lat) == 0 || time.Since(start) < b.cfg.oneDuration() {
+		t0 := time.Now()
+		if err := listAll(ctx, b.cs[0], b.oneListFH, b.cfg.OneDirEntries, func(time.Duration) { calls++ }); err != nil {
+			return nil, err
+		}
+		t.lat = append(t.lat, time.Since(t0))
+	}
+	t.elapsed = time.Since(start)
+	t.ops = int64(len(t.lat)) * int64(b.cfg.OneDirEntries)
+	r := t.result("readdir", 0)
+	r.Mode, r.Conns, r.InFlight = ModeOne, 1, 1
+	r.Note = fmt.Sprintf("ops = entries; %d listings of %d entries, %d READDIRPLUS calls of 32 KiB each; latency per listing",
+		len(t.lat), b.cfg.OneDirEntries, calls/len(t.lat))
+	b.end(m0, &r)
+	perListing(&r, b.cfg.OneDirEntries)
 	return []Result{r}, nil
 }
 
@@ -763,6 +831,7 @@ func (b *bench) lock(ctx context.Context) ([]Result, error) {
 		}
 	}
 	p := plan{workers: b.cfg.InFlight, dur: b.cfg.Duration}
+	m0 := b.begin("lock", "", "")
 	t, err := drive(ctx, p, func(ctx context.Context, w int, _ int64) (int, error) { return 0, lockOnce(ctx, w) })
 	if err != nil {
 		return nil, err
@@ -770,16 +839,19 @@ func (b *bench) lock(ctx context.Context) ([]Result, error) {
 	lr := t.result("lock", 0)
 	lr.Conns, lr.InFlight = 1, b.cfg.InFlight
 	lr.Note = "ops = LOCK+UNLOCK pairs, one connection"
+	b.end(m0, &lr)
+	m0 = b.begin("lock-null", "", "")
 	t, err = drive(ctx, p, func(ctx context.Context, w int, _ int64) (int, error) {
 		_, err := rc.Call(ctx, progNLM, 4, nlmNull, nil)
 		return 0, err
 	})
 	if err != nil {
-		return nil, err
+		return []Result{lr}, err
 	}
 	nr := t.result("lock-null", 0)
 	nr.Conns, nr.InFlight = 1, b.cfg.InFlight
 	nr.Note = "NLM NULL on the same connection"
+	b.end(m0, &nr)
 	return []Result{lr, nr}, nil
 }
 
