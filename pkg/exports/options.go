@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
 )
 
 // Squash says which callers lose their identity.
@@ -94,15 +94,15 @@ func (o Options) AllowsClient(ip netip.Addr) bool {
 
 // Cred maps a call's credential to the identity it runs as on this volume.
 // AUTH_NONE callers are anonymous.
-func (o Options) Cred(sys *rpc.AuthSysCred) unixfs.Cred {
-	anon := unixfs.Cred{UID: o.AnonUID, GID: o.AnonGID}
+func (o Options) Cred(sys *rpc.AuthSysCred) fscred.Cred {
+	anon := fscred.Cred{UID: o.AnonUID, GID: o.AnonGID}
 	if sys == nil || o.Squash == SquashAll {
 		return anon
 	}
 	if o.Squash == SquashRoot && sys.UID == 0 {
 		return anon
 	}
-	c := unixfs.Cred{UID: sys.UID, GID: sys.GID, Groups: sys.GIDs}
+	c := fscred.Cred{UID: sys.UID, GID: sys.GID, Groups: sys.GIDs}
 	if o.Squash == SquashRoot && c.GID == 0 {
 		c.GID = o.AnonGID // root_squash also squashes gid 0, as knfsd does
 	}

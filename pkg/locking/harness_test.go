@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -36,7 +36,7 @@ var testFiles = FilesFunc(func(fh []byte, _ netip.Addr) (string, error) {
 })
 
 // clientHost plays a client machine on 127.0.0.1: a portmapper, a lock
-// manager and a status monitor, all served by a real server.Server. The
+// manager and a status monitor, all served by a real rpcserver.Server. The
 // lock manager records GRANTED and *_RES calls; GRANTED is answered by
 // grantReply.
 type clientHost struct {
@@ -52,7 +52,7 @@ type event struct {
 	body       []byte
 }
 
-func (h *clientHost) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writer) error {
+func (h *clientHost) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.Writer) error {
 	body := append([]byte(nil), req.Args.Rest()...)
 	select {
 	case h.events <- event{req.Prog, req.Proc, body}:
@@ -61,7 +61,7 @@ func (h *clientHost) ServeRPC(_ context.Context, req *server.Request, w *xdr.Wri
 	if req.Prog == NLMProg && req.Proc == ProcGranted {
 		var a TestArgs
 		if a.Decode(xdr.NewReader(body)) != nil {
-			return server.ErrGarbageArgs
+			return rpcserver.ErrGarbageArgs
 		}
 		h.mu.Lock()
 		reply := h.grantReply
@@ -109,15 +109,15 @@ func startClientHost(t *testing.T) *clientHost {
 		t.Fatal(err)
 	}
 	h.port = ln.Addr().(*net.TCPAddr).Port
-	pm := &server.Portmap{}
-	pm.Add(server.Mapping{Prog: NLMProg, Vers: NLMVers, Network: "tcp", Port: h.port},
-		server.Mapping{Prog: NSMProg, Vers: NSMVers, Network: "tcp", Port: h.port},
-		server.Mapping{Prog: testCallbackProg, Vers: 1, Network: "tcp", Port: h.port})
-	srv := &server.Server{Log: quiet}
+	pm := &rpcserver.Portmap{}
+	pm.Add(rpcserver.Mapping{Prog: NLMProg, Vers: NLMVers, Network: "tcp", Port: h.port},
+		rpcserver.Mapping{Prog: NSMProg, Vers: NSMVers, Network: "tcp", Port: h.port},
+		rpcserver.Mapping{Prog: testCallbackProg, Vers: 1, Network: "tcp", Port: h.port})
+	srv := &rpcserver.Server{Log: quiet}
 	srv.Register(pm.Program())
-	srv.Register(server.Program{Prog: NLMProg, Low: NLMVers, High: NLMVers, Name: "lockd", Handler: h})
-	srv.Register(server.Program{Prog: NSMProg, Low: NSMVers, High: NSMVers, Name: "statd", Handler: h})
-	srv.Register(server.Program{Prog: testCallbackProg, Low: 1, High: 1, Name: "cb", Handler: h})
+	srv.Register(rpcserver.Program{Prog: NLMProg, Low: NLMVers, High: NLMVers, Name: "lockd", Handler: h})
+	srv.Register(rpcserver.Program{Prog: NSMProg, Low: NSMVers, High: NSMVers, Name: "statd", Handler: h})
+	srv.Register(rpcserver.Program{Prog: testCallbackProg, Low: 1, High: 1, Name: "cb", Handler: h})
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -130,7 +130,7 @@ func startClientHost(t *testing.T) *clientHost {
 // nfsd is the server under test: the lock service on a real server.
 type nfsd struct {
 	svc  *Service
-	srv  *server.Server
+	srv  *rpcserver.Server
 	addr string
 	once sync.Once
 }
@@ -174,7 +174,7 @@ func startNFSD(t *testing.T, h *clientHost, cfg Config) *nfsd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &server.Server{Log: quiet}
+	srv := &rpcserver.Server{Log: quiet}
 	srv.Register(svc.NLMProgram())
 	srv.Register(svc.NSMProgram())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -16,10 +16,10 @@ import (
 	nfs "github.com/willscott/go-nfs"
 
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 )
 
-// Metrics implements server.Observer and nfs3.Metrics.
+// Metrics implements rpcserver.Observer and nfs3.Metrics.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -64,19 +64,19 @@ func New() *Metrics {
 	return m
 }
 
-// ConnOpened implements server.Observer.
+// ConnOpened implements rpcserver.Observer.
 func (m *Metrics) ConnOpened() { m.conns.Inc() }
 
-// ConnClosed implements server.Observer.
+// ConnClosed implements rpcserver.Observer.
 func (m *Metrics) ConnClosed() { m.conns.Dec() }
 
-// CallDone implements server.Observer.
+// CallDone implements rpcserver.Observer.
 func (m *Metrics) CallDone(prog, vers, proc uint32, d time.Duration, err error) {
 	p, name := names(prog, proc)
 	m.calls.WithLabelValues(p, name).Inc()
 	m.latency.WithLabelValues(p, name).Observe(d.Seconds())
 	if err != nil {
-		var ce *server.CallError
+		var ce *rpcserver.CallError
 		label := "system_err"
 		if errors.As(err, &ce) {
 			label = ce.Error()
@@ -107,7 +107,7 @@ func names(prog, proc uint32) (string, string) {
 			return "mount", mountProcs[proc]
 		}
 		return "mount", "Unknown"
-	case server.PortmapProg:
+	case rpcserver.PortmapProg:
 		return "portmap", strconv.Itoa(int(proc))
 	case 100021:
 		return "nlm", strconv.Itoa(int(proc))

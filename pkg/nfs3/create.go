@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 )
 
 // createhow3 modes.
@@ -108,7 +108,7 @@ func hasVerifier(st *unix.Stat_t, verf []byte) bool {
 }
 
 // setAttrsByName applies attributes to a just-created entry.
-func (c *call) setAttrsByName(d *dirop, name string, sa sattr, cred unixfs.Cred) error {
+func (c *call) setAttrsByName(d *dirop, name string, sa sattr, cred fscred.Cred) error {
 	h, err := c.h.Table.HandleAt(d.dir.Vol, d.dir.FD(), name)
 	if err != nil {
 		return err
@@ -153,7 +153,7 @@ func (c *call) mkdir() Status {
 }
 
 // applyCreateAttrs applies what of sattr the create call itself did not.
-func (c *call) applyCreateAttrs(d *dirop, name string, sa sattr, cred unixfs.Cred) error {
+func (c *call) applyCreateAttrs(d *dirop, name string, sa sattr, cred fscred.Cred) error {
 	sa.setMode = false
 	if !sa.setUID && !sa.setGID && !sa.setSize && sa.atime.how == dontChange && sa.mtime.how == dontChange {
 		return nil

@@ -5,7 +5,7 @@
 // system, resolves handles through the table (which rejects forged and
 // stale ones), checks the client against the volume's allow-list, maps the
 // caller's AUTH_SYS identity through the volume's squash options, and runs
-// changes as that identity (unixfs.Do) so the kernel enforces permissions
+// changes as that identity (fscred.Do) so the kernel enforces permissions
 // and sets ownership.
 package nfs3
 
@@ -21,8 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
+	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -34,7 +34,7 @@ const (
 )
 
 // Transfer sizes advertised in FSINFO. 1 MiB is what the Linux client
-// uses at most and keeps a request inside server.DefaultLimits.
+// uses at most and keeps a request inside rpcserver.DefaultLimits.
 const (
 	MaxIO       = 1 << 20
 	maxName     = 255
@@ -114,15 +114,15 @@ func NewHandler(t *exports.Table, log *slog.Logger, m Metrics) *Handler {
 }
 
 // Program returns the registration of the NFS program.
-func (h *Handler) Program() server.Program {
-	return server.Program{Prog: Program, Low: Version, High: Version, Name: "nfs", Handler: h}
+func (h *Handler) Program() rpcserver.Program {
+	return rpcserver.Program{Prog: Program, Low: Version, High: Version, Name: "nfs", Handler: h}
 }
 
 // call is one NFS call in progress.
 type call struct {
 	h   *Handler
 	ctx context.Context
-	req *server.Request
+	req *rpcserver.Request
 	r   *xdr.Reader
 	w   *xdr.Writer
 	// nodes to release when the call ends
@@ -131,19 +131,19 @@ type call struct {
 	garbage bool
 }
 
-// ServeRPC implements server.Handler.
-func (h *Handler) ServeRPC(ctx context.Context, req *server.Request, w *xdr.Writer) error {
+// ServeRPC implements rpcserver.Handler.
+func (h *Handler) ServeRPC(ctx context.Context, req *rpcserver.Request, w *xdr.Writer) error {
 	if req.Proc == 0 {
 		return nil
 	}
 	if int(req.Proc) >= len(h.procs) {
-		return server.ErrProcUnavail
+		return rpcserver.ErrProcUnavail
 	}
 	c := &call{h: h, ctx: ctx, req: req, r: req.Args, w: w}
 	defer c.release()
 	st := h.procs[req.Proc](c)
 	if c.garbage {
-		return server.ErrGarbageArgs
+		return rpcserver.ErrGarbageArgs
 	}
 	if st != OK && h.Metrics != nil {
 		h.Metrics.Status(req.Proc, st)
@@ -206,7 +206,7 @@ func statOrNil(n *exports.Node) *unix.Stat_t {
 }
 
 // cred is the identity the call runs as on volume v.
-func (c *call) cred(v *exports.Volume) unixfs.Cred { return v.Options.Cred(c.req.Sys) }
+func (c *call) cred(v *exports.Volume) fscred.Cred { return v.Options.Cred(c.req.Sys) }
 
 // checkName validates a name to create or remove in a directory. Names
 // are single components: the server never resolves a path for a client.
@@ -292,7 +292,7 @@ const (
 
 // permits computes which access bits the mode bits of st give cred.
 // Root may read and write anything and execute what has an execute bit.
-func permits(st *unix.Stat_t, cred unixfs.Cred, readOnly bool) uint32 {
+func permits(st *unix.Stat_t, cred fscred.Cred, readOnly bool) uint32 {
 	var r, w, x bool
 	mode := st.Mode
 	switch {
@@ -336,11 +336,11 @@ func permits(st *unix.Stat_t, cred unixfs.Cred, readOnly bool) uint32 {
 // with knfsd: a client that created a file read-only still writes the
 // data it opened it for. Read also allows execute, because clients
 // execute programs by reading them.
-func mayRead(st *unix.Stat_t, cred unixfs.Cred) bool {
+func mayRead(st *unix.Stat_t, cred fscred.Cred) bool {
 	return cred.UID == 0 || cred.UID == st.Uid || permits(st, cred, false)&(accessRead|accessExecute) != 0
 }
 
-func mayWrite(st *unix.Stat_t, cred unixfs.Cred) bool {
+func mayWrite(st *unix.Stat_t, cred fscred.Cred) bool {
 	return cred.UID == 0 || cred.UID == st.Uid || permits(st, cred, false)&accessModify != 0
 }
 

@@ -3,7 +3,7 @@ package nfs3
 import (
 	"golang.org/x/sys/unix"
 
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 )
 
 // LINK: a hard link to a file in the same volume, as the caller. The link
@@ -35,7 +35,7 @@ func (c *call) link() Status {
 		st = linkAllowed(d.dir.Vol)
 	}
 	if st == OK {
-		err := unixfs.Do(c.cred(d.dir.Vol), func() error {
+		err := fscred.Do(c.cred(d.dir.Vol), func() error {
 			return unix.Linkat(unix.AT_FDCWD, procPath(file.FD()), d.dir.FD(), name, unix.AT_SYMLINK_FOLLOW)
 		})
 		st = d.finish(err)

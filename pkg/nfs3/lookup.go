@@ -3,7 +3,7 @@ package nfs3
 import (
 	"golang.org/x/sys/unix"
 
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 )
 
 // LOOKUP: the handle of a name in a directory. ".." at a volume's root is
@@ -53,7 +53,7 @@ func (c *call) lookup() Status {
 	case name == ".", name == ".." && dir.IsRoot():
 		handle, attr = dir.Handle, dattr
 	default:
-		err := unixfs.Do(cred, func() error {
+		err := fscred.Do(cred, func() error {
 			if err := unix.Fstatat(dir.FD(), name, &attr, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return err
 			}

@@ -11,9 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -56,23 +56,23 @@ type mountEntry struct{ host, dir string }
 
 // Program returns the registration of the MOUNT program. Versions 1 and 2
 // answer everything but MNT, whose v1/v2 handles are a different format.
-func (m *Mount) Program() server.Program {
-	return server.Program{Prog: MountProgram, Low: 1, High: 3, Name: "mount", Handler: m}
+func (m *Mount) Program() rpcserver.Program {
+	return rpcserver.Program{Prog: MountProgram, Low: 1, High: 3, Name: "mount", Handler: m}
 }
 
-// ServeRPC implements server.Handler.
-func (m *Mount) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writer) error {
+// ServeRPC implements rpcserver.Handler.
+func (m *Mount) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.Writer) error {
 	r := req.Args
 	switch req.Proc {
 	case mountNull:
 		return nil
 	case mountMnt:
 		if req.Vers != 3 {
-			return server.ErrProcUnavail
+			return rpcserver.ErrProcUnavail
 		}
 		path := r.String(maxMountPath + 1)
 		if r.Err() != nil {
-			return server.ErrGarbageArgs
+			return rpcserver.ErrGarbageArgs
 		}
 		return m.mnt(req, path, w)
 	case mountDump:
@@ -95,7 +95,7 @@ func (m *Mount) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writer) 
 	case mountUmnt:
 		path := r.String(maxMountPath)
 		if r.Err() != nil {
-			return server.ErrGarbageArgs
+			return rpcserver.ErrGarbageArgs
 		}
 		m.mu.Lock()
 		delete(m.mounts, mountEntry{req.RemoteIP.String(), path})
@@ -124,10 +124,10 @@ func (m *Mount) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writer) 
 		w.Bool(false)
 		return nil
 	}
-	return server.ErrProcUnavail
+	return rpcserver.ErrProcUnavail
 }
 
-func (m *Mount) mnt(req *server.Request, path string, w *xdr.Writer) error {
+func (m *Mount) mnt(req *rpcserver.Request, path string, w *xdr.Writer) error {
 	if len(path) > maxMountPath {
 		w.Uint32(mntNameTL)
 		return nil
@@ -170,9 +170,9 @@ func (m *Mount) mnt(req *server.Request, path string, w *xdr.Writer) error {
 // subdir walks a subdirectory path inside a volume as the caller, one
 // component at a time, never following symlinks and never accepting "."
 // or "..", so a mount path cannot leave its volume.
-func (m *Mount) subdir(v *exports.Volume, sub []string, cred unixfs.Cred) ([]byte, uint32) {
+func (m *Mount) subdir(v *exports.Volume, sub []string, cred fscred.Cred) ([]byte, uint32) {
 	var handle []byte
-	err := unixfs.Do(cred, func() error {
+	err := fscred.Do(cred, func() error {
 		dirfd := v.Root().FD()
 		defer func() {
 			if dirfd != v.Root().FD() {

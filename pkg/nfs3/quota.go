@@ -4,8 +4,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
 )
 
 // Quota enforcement (see pkg/quota for the unit and the exactness
@@ -85,8 +85,8 @@ func truncateCharged(node *exports.Node, fd int, size int64) error {
 // are reserved, and kept only if the call made a new entry. Calls for
 // one name are serialised, so concurrent creates of the same name charge
 // once.
-func createCharged(dir *exports.Node, name string, bytes int64, cred unixfs.Cred, do func() error) error {
-	mk := func() error { return unixfs.Do(cred, do) }
+func createCharged(dir *exports.Node, name string, bytes int64, cred fscred.Cred, do func() error) error {
+	mk := func() error { return fscred.Do(cred, do) }
 	q := dir.Vol.Quota
 	if q == nil {
 		return mk()

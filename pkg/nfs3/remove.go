@@ -3,7 +3,7 @@ package nfs3
 import (
 	"golang.org/x/sys/unix"
 
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 )
 
 // REMOVE: unlink a non-directory, as the caller (the kernel applies the
@@ -32,7 +32,7 @@ func (c *call) unlink(flags int) Status {
 		return d.fail(st)
 	}
 	var victim []byte
-	err := unixfs.Do(c.cred(d.dir.Vol), func() error {
+	err := fscred.Do(c.cred(d.dir.Vol), func() error {
 		victim, _ = c.h.Table.HandleAt(d.dir.Vol, d.dir.FD(), name)
 		return unlinkCharged(d.dir, name, victim, func() error { return unix.Unlinkat(d.dir.FD(), name, flags) })
 	})

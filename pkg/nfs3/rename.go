@@ -3,7 +3,7 @@ package nfs3
 import (
 	"golang.org/x/sys/unix"
 
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 )
 
 // RENAME: move an entry within a volume, as the caller. Handles name
@@ -34,7 +34,7 @@ func (c *call) rename() Status {
 		return c.renameReply(st, from, to)
 	}
 	var victim []byte
-	err := unixfs.Do(c.cred(from.dir.Vol), func() error {
+	err := fscred.Do(c.cred(from.dir.Vol), func() error {
 		victim, _ = c.h.Table.HandleAt(to.dir.Vol, to.dir.FD(), toName)
 		return renameCharged(from.dir, fromName, to.dir, toName, victim, func() error {
 			return unix.Renameat(from.dir.FD(), fromName, to.dir.FD(), toName)

@@ -6,7 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 )
 
 // SETATTR: change mode, owner, size or times, optionally guarded by the
@@ -60,7 +60,7 @@ func (c *call) applySattr(n *exports.Node, pre *unix.Stat_t, sa sattr, guard boo
 // setAttrs applies sa in the order size, owner, mode, times (a chown
 // clears set-id bits, so mode goes after it). Everything but the size runs
 // as the caller, so the kernel's rules for chmod, chown and utimes apply.
-func setAttrs(n *exports.Node, pre *unix.Stat_t, sa sattr, cred unixfs.Cred) error {
+func setAttrs(n *exports.Node, pre *unix.Stat_t, sa sattr, cred fscred.Cred) error {
 	if sa.setSize {
 		switch {
 		case isDir(pre):
@@ -79,7 +79,7 @@ func setAttrs(n *exports.Node, pre *unix.Stat_t, sa sattr, cred unixfs.Cred) err
 		}
 	}
 	proc := procPath(n.FD())
-	return unixfs.Do(cred, func() error {
+	return fscred.Do(cred, func() error {
 		if sa.setUID || sa.setGID {
 			uid, gid := -1, -1
 			if sa.setUID {

@@ -3,7 +3,7 @@ package nfs3
 import (
 	"golang.org/x/sys/unix"
 
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
+	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 )
 
 // stable_how.
@@ -85,7 +85,7 @@ func (c *call) write() Status {
 	// Writing to a set-id file as a non-root caller must clear the set-id
 	// bits, which the kernel does only for a writer without CAP_FSETID.
 	if pre.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 && !cred.IsRoot() {
-		err = unixfs.Do(cred, put)
+		err = fscred.Do(cred, put)
 	} else {
 		err = put()
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/locking"
 	"github.com/rwxnfs/rwxnfs/pkg/metrics"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 )
 
 // Config configures a daemon.
@@ -36,7 +36,7 @@ type Config struct {
 	// DefaultVolume, if set, is created on a first start with no volumes.
 	DefaultVolume string
 	Log           *slog.Logger
-	Limits        server.Limits
+	Limits        rpcserver.Limits
 	// NoReconcile skips the start-up walk that checks every volume's
 	// usage against its tree (for benchmarks of start-up).
 	NoReconcile bool
@@ -54,11 +54,11 @@ type Config struct {
 type Daemon struct {
 	Table   *exports.Table
 	Metrics *metrics.Metrics
-	Portmap *server.Portmap
+	Portmap *rpcserver.Portmap
 
 	log      *slog.Logger
-	rpc      *server.Server
-	pmap     *server.Server
+	rpc      *rpcserver.Server
+	pmap     *rpcserver.Server
 	http     *http.Server
 	listener net.Listener
 	pmTCP    net.Listener
@@ -68,7 +68,7 @@ type Daemon struct {
 	Admin    *admin.Server // nil unless Config.Admin.Listen is set
 	// Locks is the NLM/NSM lock manager; nil with Config.NoLocking.
 	Locks   *locking.Service
-	udp     *server.Server // NSM over UDP (statd's SM_NOTIFY) on the NFS port
+	udp     *rpcserver.Server // NSM over UDP (statd's SM_NOTIFY) on the NFS port
 	udpConn net.PacketConn
 	stopBG  chan struct{}
 	bgDone  chan struct{}
@@ -94,7 +94,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &server.Portmap{}}
+	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &rpcserver.Portmap{}}
 	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
@@ -118,14 +118,14 @@ func Start(cfg Config) (d *Daemon, err error) {
 	port := d.listener.Addr().(*net.TCPAddr).Port
 	nfsH := nfs3.NewHandler(t, log, d.Metrics)
 	mountH := &nfs3.Mount{Table: t, Log: log}
-	d.rpc = &server.Server{Log: log, Observer: d.Metrics, Limits: cfg.Limits}
+	d.rpc = &rpcserver.Server{Log: log, Observer: d.Metrics, Limits: cfg.Limits}
 	d.rpc.Register(nfsH.Program())
 	d.rpc.Register(mountH.Program())
 	d.Portmap.Add(
-		server.Mapping{Prog: nfs3.Program, Vers: 3, Network: "tcp", Port: port},
-		server.Mapping{Prog: nfs3.MountProgram, Vers: 3, Network: "tcp", Port: port},
-		server.Mapping{Prog: nfs3.MountProgram, Vers: 2, Network: "tcp", Port: port},
-		server.Mapping{Prog: nfs3.MountProgram, Vers: 1, Network: "tcp", Port: port},
+		rpcserver.Mapping{Prog: nfs3.Program, Vers: 3, Network: "tcp", Port: port},
+		rpcserver.Mapping{Prog: nfs3.MountProgram, Vers: 3, Network: "tcp", Port: port},
+		rpcserver.Mapping{Prog: nfs3.MountProgram, Vers: 2, Network: "tcp", Port: port},
+		rpcserver.Mapping{Prog: nfs3.MountProgram, Vers: 1, Network: "tcp", Port: port},
 	)
 	// The portmapper is also reachable on the NFS port, so a client given
 	// only that port can still find everything.
@@ -143,7 +143,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("portmapper UDP listener: %w", err)
 		}
-		d.pmap = &server.Server{Log: log, Observer: d.Metrics}
+		d.pmap = &rpcserver.Server{Log: log, Observer: d.Metrics}
 		d.pmap.Register(d.Portmap.Program())
 	}
 	if cfg.MetricsListen != "" {
@@ -236,13 +236,13 @@ func (d *Daemon) startLocking(cfg Config, port int) error {
 		svc.Close()
 		return fmt.Errorf("NSM UDP listener: %w", err)
 	}
-	d.udp = &server.Server{Log: d.log, Observer: d.Metrics}
+	d.udp = &rpcserver.Server{Log: d.log, Observer: d.Metrics}
 	d.udp.Register(svc.NSMProgram())
 	d.udp.Register(d.Portmap.Program())
 	d.Portmap.Add(
-		server.Mapping{Prog: locking.NLMProg, Vers: locking.NLMVers, Network: "tcp", Port: port},
-		server.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "tcp", Port: port},
-		server.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "udp", Port: port},
+		rpcserver.Mapping{Prog: locking.NLMProg, Vers: locking.NLMVers, Network: "tcp", Port: port},
+		rpcserver.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "tcp", Port: port},
+		rpcserver.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "udp", Port: port},
 	)
 	return nil
 }
@@ -258,7 +258,7 @@ func (d *Daemon) goServe(what string, serve func() error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := serve(); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, rpcserver.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("listener stopped", "what", what, "err", err)
 		}
 	}()

@@ -1,8 +1,8 @@
-// Package unixfs runs file-system calls as an NFS caller: with the caller's
+// Package fscred runs file-system calls as an NFS caller: with the caller's
 // uid, gid and groups as the thread's file-system credentials, so that the
 // kernel itself decides permissions (mode bits, sticky directories) and sets
 // the owner and group of what is created, exactly as for a local process.
-package unixfs
+package fscred
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package unixfs
+package fscred
 
 import (
 	"fmt"

@@ -1,10 +1,10 @@
-// Package server is the ONC RPC front end of nfsd: it accepts TCP (and UDP)
+// Package rpcserver is the ONC RPC transport of nfsd: it accepts TCP (and UDP)
 // connections, reads record-marked calls, checks RPC version, program,
 // version and credential, and runs each call on its own goroutine so that
 // many calls on one connection are served at once, replies going back in
 // whatever order they finish, matched by XID. How much a client may pipeline
 // is bounded per connection and for the whole server.
-package server
+package rpcserver
 
 import (
 	"bufio"
