@@ -11,7 +11,6 @@ import (
 
 	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
-	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -168,8 +167,8 @@ func newFuzzService(f *testing.F) *Service {
 	return s
 }
 
-func serveFuzz(t *testing.T, h rpcserver.Handler, prog, proc uint32, args []byte) {
-	req := &rpcserver.Request{
+func serveFuzz(t *testing.T, h rpc.Handler, prog, proc uint32, args []byte) {
+	req := &rpc.Request{
 		CallHeader: rpc.CallHeader{Prog: prog, Vers: 4, Proc: proc % 32},
 		Args:       xdr.NewReader(args),
 		RemoteIP:   netip.MustParseAddr("127.0.0.1"),
@@ -179,7 +178,7 @@ func serveFuzz(t *testing.T, h rpcserver.Handler, prog, proc uint32, args []byte
 	}
 	w := xdr.NewWriter(128)
 	err := h.ServeRPC(context.Background(), req, w)
-	var ce *rpcserver.CallError
+	var ce *rpc.CallError
 	if err != nil && !errors.As(err, &ce) {
 		t.Fatalf("proc %d: error %v is not an RPC error", proc, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
@@ -52,7 +53,7 @@ type event struct {
 	body       []byte
 }
 
-func (h *clientHost) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.Writer) error {
+func (h *clientHost) ServeRPC(_ context.Context, req *rpc.Request, w *xdr.Writer) error {
 	body := append([]byte(nil), req.Args.Rest()...)
 	select {
 	case h.events <- event{req.Prog, req.Proc, body}:
@@ -61,7 +62,7 @@ func (h *clientHost) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.
 	if req.Prog == NLMProg && req.Proc == ProcGranted {
 		var a TestArgs
 		if a.Decode(xdr.NewReader(body)) != nil {
-			return rpcserver.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		h.mu.Lock()
 		reply := h.grantReply
@@ -109,15 +110,16 @@ func startClientHost(t *testing.T) *clientHost {
 		t.Fatal(err)
 	}
 	h.port = ln.Addr().(*net.TCPAddr).Port
-	pm := &rpcserver.Portmap{}
-	pm.Add(rpcserver.Mapping{Prog: NLMProg, Vers: NLMVers, Network: "tcp", Port: h.port},
-		rpcserver.Mapping{Prog: NSMProg, Vers: NSMVers, Network: "tcp", Port: h.port},
-		rpcserver.Mapping{Prog: testCallbackProg, Vers: 1, Network: "tcp", Port: h.port})
-	srv := &rpcserver.Server{Log: quiet}
-	srv.Register(pm.Program())
-	srv.Register(rpcserver.Program{Prog: NLMProg, Low: NLMVers, High: NLMVers, Name: "lockd", Handler: h})
-	srv.Register(rpcserver.Program{Prog: NSMProg, Low: NSMVers, High: NSMVers, Name: "statd", Handler: h})
-	srv.Register(rpcserver.Program{Prog: testCallbackProg, Low: 1, High: 1, Name: "cb", Handler: h})
+	pm := &portmap.Table{}
+	pm.Add(portmap.Mapping{Prog: NLMProg, Vers: NLMVers, Network: "tcp", Port: h.port},
+		portmap.Mapping{Prog: NSMProg, Vers: NSMVers, Network: "tcp", Port: h.port},
+		portmap.Mapping{Prog: testCallbackProg, Vers: 1, Network: "tcp", Port: h.port})
+	mux := &rpc.Mux{}
+	mux.Handle(pm.Program())
+	mux.Handle(rpc.Program{Prog: NLMProg, Low: NLMVers, High: NLMVers, Name: "lockd", Handler: h})
+	mux.Handle(rpc.Program{Prog: NSMProg, Low: NSMVers, High: NSMVers, Name: "statd", Handler: h})
+	mux.Handle(rpc.Program{Prog: testCallbackProg, Low: 1, High: 1, Name: "cb", Handler: h})
+	srv := &rpcserver.Server{Handler: mux, Log: quiet}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -174,9 +176,10 @@ func startNFSD(t *testing.T, h *clientHost, cfg Config) *nfsd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &rpcserver.Server{Log: quiet}
-	srv.Register(svc.NLMProgram())
-	srv.Register(svc.NSMProgram())
+	mux := &rpc.Mux{}
+	mux.Handle(svc.NLMProgram())
+	mux.Handle(svc.NSMProgram())
+	srv := &rpcserver.Server{Handler: mux, Log: quiet}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -484,13 +484,13 @@ func (s *Service) callNotify(local, host netip.Addr, args *StatChge) error {
 
 type nsmHandler struct{ s *Service }
 
-// ServeRPC implements rpcserver.Handler for NSM v1. The server is its own
+// ServeRPC implements rpc.Handler for NSM v1. The server is its own
 // status monitor: SM_NOTIFY from a restarted client releases that
 // client's locks; SM_STAT reports our state. SM_MON, SM_UNMON,
 // SM_UNMON_ALL and SM_SIMU_CRASH are for a lock manager on the same host,
 // so they are honoured only from loopback addresses; registrations are
 // called back (status) when the monitored host sends SM_NOTIFY.
-func (h nsmHandler) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.Writer) error {
+func (h nsmHandler) ServeRPC(_ context.Context, req *rpc.Request, w *xdr.Writer) error {
 	s := h.s
 	m := s.mon
 	r := req.Args
@@ -500,14 +500,14 @@ func (h nsmHandler) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.W
 	case SMProcStat:
 		var a SMName
 		if a.Decode(r) != nil {
-			return rpcserver.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		res := SMStatRes{Res: SMStatSucc, State: m.currentState()}
 		res.Encode(w)
 	case SMProcMon:
 		var a Mon
 		if a.Decode(r) != nil {
-			return rpcserver.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		res := SMStatRes{Res: SMStatFail, State: m.currentState()}
 		if local && m.addReg(smReg{id: a.MonID, priv: a.Priv}) {
@@ -517,7 +517,7 @@ func (h nsmHandler) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.W
 	case SMProcUnmon:
 		var a MonID
 		if a.Decode(r) != nil {
-			return rpcserver.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		if local {
 			m.removeRegs(func(g smReg) bool { return g.id == a })
@@ -526,7 +526,7 @@ func (h nsmHandler) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.W
 	case SMProcUnmonAll:
 		var a MyID
 		if a.Decode(r) != nil {
-			return rpcserver.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		if local {
 			m.removeRegs(func(g smReg) bool { return g.id.MyID == a })
@@ -550,12 +550,12 @@ func (h nsmHandler) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.W
 	case SMProcNotify:
 		var a StatChge
 		if a.Decode(r) != nil {
-			return rpcserver.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		s.clientRebooted(a.MonName, req.RemoteIP, a.State, true)
 		s.callRegistrations(a)
 	default:
-		return rpcserver.ErrProcUnavail
+		return rpc.ErrProcUnavail
 	}
 	return nil
 }

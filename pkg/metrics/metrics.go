@@ -16,7 +16,8 @@ import (
 	nfs "github.com/willscott/go-nfs"
 
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
-	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 )
 
 // Metrics implements rpcserver.Observer and nfs3.Metrics.
@@ -76,7 +77,7 @@ func (m *Metrics) CallDone(prog, vers, proc uint32, d time.Duration, err error) 
 	m.calls.WithLabelValues(p, name).Inc()
 	m.latency.WithLabelValues(p, name).Observe(d.Seconds())
 	if err != nil {
-		var ce *rpcserver.CallError
+		var ce *rpc.CallError
 		label := "system_err"
 		if errors.As(err, &ce) {
 			label = ce.Error()
@@ -107,7 +108,7 @@ func names(prog, proc uint32) (string, string) {
 			return "mount", mountProcs[proc]
 		}
 		return "mount", "Unknown"
-	case rpcserver.PortmapProg:
+	case portmap.Prog:
 		return "portmap", strconv.Itoa(int(proc))
 	case 100021:
 		return "nlm", strconv.Itoa(int(proc))

@@ -18,7 +18,6 @@ import (
 	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
-	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -114,8 +113,8 @@ func credFor(sel uint8) *rpc.AuthSysCred {
 	return nil
 }
 
-func request(prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) *rpcserver.Request {
-	return &rpcserver.Request{
+func request(prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) *rpc.Request {
+	return &rpc.Request{
 		CallHeader: rpc.CallHeader{Prog: prog, Vers: vers, Proc: proc},
 		Args:       xdr.NewReader(args),
 		Sys:        sys,
@@ -127,7 +126,7 @@ func request(prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) *rpcser
 }
 
 // serve runs one call; consumed is how many argument bytes it decoded.
-func serve(h rpcserver.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) (res []byte, consumed int, err error) {
+func serve(h rpc.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) (res []byte, consumed int, err error) {
 	req := request(prog, vers, proc, sys, args)
 	w := xdr.NewWriter(256)
 	err = h.ServeRPC(context.Background(), req, w)
@@ -135,13 +134,13 @@ func serve(h rpcserver.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, a
 }
 
 func isStatus(err error, want rpc.AcceptStat) bool {
-	var ce *rpcserver.CallError
+	var ce *rpc.CallError
 	return errors.As(err, &ce) && ce.Auth == 0 && ce.Accept == want
 }
 
 // checkTruncations re-runs a call whose arguments decoded with each cut
 // of them: every one must be GARBAGE_ARGS.
-func checkTruncations(t *testing.T, h rpcserver.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte, consumed int) {
+func checkTruncations(t *testing.T, h rpc.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte, consumed int) {
 	t.Helper()
 	cuts := []int{consumed - 1, consumed / 2, 0}
 	for _, k := range cuts {

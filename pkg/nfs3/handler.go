@@ -22,7 +22,7 @@ import (
 
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/fscred"
-	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -114,15 +114,15 @@ func NewHandler(t *exports.Table, log *slog.Logger, m Metrics) *Handler {
 }
 
 // Program returns the registration of the NFS program.
-func (h *Handler) Program() rpcserver.Program {
-	return rpcserver.Program{Prog: Program, Low: Version, High: Version, Name: "nfs", Handler: h}
+func (h *Handler) Program() rpc.Program {
+	return rpc.Program{Prog: Program, Low: Version, High: Version, Name: "nfs", Handler: h}
 }
 
 // call is one NFS call in progress.
 type call struct {
 	h   *Handler
 	ctx context.Context
-	req *rpcserver.Request
+	req *rpc.Request
 	r   *xdr.Reader
 	w   *xdr.Writer
 	// nodes to release when the call ends
@@ -131,19 +131,19 @@ type call struct {
 	garbage bool
 }
 
-// ServeRPC implements rpcserver.Handler.
-func (h *Handler) ServeRPC(ctx context.Context, req *rpcserver.Request, w *xdr.Writer) error {
+// ServeRPC implements rpc.Handler.
+func (h *Handler) ServeRPC(ctx context.Context, req *rpc.Request, w *xdr.Writer) error {
 	if req.Proc == 0 {
 		return nil
 	}
 	if int(req.Proc) >= len(h.procs) {
-		return rpcserver.ErrProcUnavail
+		return rpc.ErrProcUnavail
 	}
 	c := &call{h: h, ctx: ctx, req: req, r: req.Args, w: w}
 	defer c.release()
 	st := h.procs[req.Proc](c)
 	if c.garbage {
-		return rpcserver.ErrGarbageArgs
+		return rpc.ErrGarbageArgs
 	}
 	if st != OK && h.Metrics != nil {
 		h.Metrics.Status(req.Proc, st)

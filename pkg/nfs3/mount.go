@@ -13,7 +13,6 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
-	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -56,23 +55,23 @@ type mountEntry struct{ host, dir string }
 
 // Program returns the registration of the MOUNT program. Versions 1 and 2
 // answer everything but MNT, whose v1/v2 handles are a different format.
-func (m *Mount) Program() rpcserver.Program {
-	return rpcserver.Program{Prog: MountProgram, Low: 1, High: 3, Name: "mount", Handler: m}
+func (m *Mount) Program() rpc.Program {
+	return rpc.Program{Prog: MountProgram, Low: 1, High: 3, Name: "mount", Handler: m}
 }
 
-// ServeRPC implements rpcserver.Handler.
-func (m *Mount) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.Writer) error {
+// ServeRPC implements rpc.Handler.
+func (m *Mount) ServeRPC(_ context.Context, req *rpc.Request, w *xdr.Writer) error {
 	r := req.Args
 	switch req.Proc {
 	case mountNull:
 		return nil
 	case mountMnt:
 		if req.Vers != 3 {
-			return rpcserver.ErrProcUnavail
+			return rpc.ErrProcUnavail
 		}
 		path := r.String(maxMountPath + 1)
 		if r.Err() != nil {
-			return rpcserver.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		return m.mnt(req, path, w)
 	case mountDump:
@@ -95,7 +94,7 @@ func (m *Mount) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.Write
 	case mountUmnt:
 		path := r.String(maxMountPath)
 		if r.Err() != nil {
-			return rpcserver.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		m.mu.Lock()
 		delete(m.mounts, mountEntry{req.RemoteIP.String(), path})
@@ -124,10 +123,10 @@ func (m *Mount) ServeRPC(_ context.Context, req *rpcserver.Request, w *xdr.Write
 		w.Bool(false)
 		return nil
 	}
-	return rpcserver.ErrProcUnavail
+	return rpc.ErrProcUnavail
 }
 
-func (m *Mount) mnt(req *rpcserver.Request, path string, w *xdr.Writer) error {
+func (m *Mount) mnt(req *rpc.Request, path string, w *xdr.Writer) error {
 	if len(path) > maxMountPath {
 		w.Uint32(mntNameTL)
 		return nil

@@ -23,6 +23,8 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/locking"
 	"github.com/rwxnfs/rwxnfs/pkg/metrics"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 )
 
@@ -54,9 +56,10 @@ type Config struct {
 type Daemon struct {
 	Table   *exports.Table
 	Metrics *metrics.Metrics
-	Portmap *rpcserver.Portmap
+	Portmap *portmap.Table
 
 	log      *slog.Logger
+	mux      *rpc.Mux // every program, registered once
 	rpc      *rpcserver.Server
 	pmap     *rpcserver.Server
 	http     *http.Server
@@ -94,7 +97,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &rpcserver.Portmap{}}
+	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &portmap.Table{}, mux: &rpc.Mux{}}
 	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
@@ -118,18 +121,18 @@ func Start(cfg Config) (d *Daemon, err error) {
 	port := d.listener.Addr().(*net.TCPAddr).Port
 	nfsH := nfs3.NewHandler(t, log, d.Metrics)
 	mountH := &nfs3.Mount{Table: t, Log: log}
-	d.rpc = &rpcserver.Server{Log: log, Observer: d.Metrics, Limits: cfg.Limits}
-	d.rpc.Register(nfsH.Program())
-	d.rpc.Register(mountH.Program())
+	d.mux.Handle(nfsH.Program())
+	d.mux.Handle(mountH.Program())
+	d.mux.Handle(d.Portmap.Program())
 	d.Portmap.Add(
-		rpcserver.Mapping{Prog: nfs3.Program, Vers: 3, Network: "tcp", Port: port},
-		rpcserver.Mapping{Prog: nfs3.MountProgram, Vers: 3, Network: "tcp", Port: port},
-		rpcserver.Mapping{Prog: nfs3.MountProgram, Vers: 2, Network: "tcp", Port: port},
-		rpcserver.Mapping{Prog: nfs3.MountProgram, Vers: 1, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: nfs3.Program, Vers: 3, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: nfs3.MountProgram, Vers: 3, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: nfs3.MountProgram, Vers: 2, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: nfs3.MountProgram, Vers: 1, Network: "tcp", Port: port},
 	)
-	// The portmapper is also reachable on the NFS port, so a client given
-	// only that port can still find everything.
-	d.rpc.Register(d.Portmap.Program())
+	// Every program is served on the NFS port; the portmapper too, so a
+	// client given only that port can still find everything.
+	d.rpc = &rpcserver.Server{Handler: d.mux, Log: log, Observer: d.Metrics, Limits: cfg.Limits}
 	if err := d.startLocking(cfg, port); err != nil {
 		return nil, err
 	}
@@ -143,8 +146,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("portmapper UDP listener: %w", err)
 		}
-		d.pmap = &rpcserver.Server{Log: log, Observer: d.Metrics}
-		d.pmap.Register(d.Portmap.Program())
+		d.pmap = &rpcserver.Server{Handler: d.mux.Only(portmap.Prog), Log: log, Observer: d.Metrics}
 	}
 	if cfg.MetricsListen != "" {
 		d.metricsL, err = net.Listen("tcp", cfg.MetricsListen)
@@ -229,20 +231,20 @@ func (d *Daemon) startLocking(cfg Config, port int) error {
 			d.log.Info("dropped the locks of a removed volume", "volume", id, "locks", n)
 		}
 	})
-	d.rpc.Register(svc.NLMProgram())
-	d.rpc.Register(svc.NSMProgram())
+	d.mux.Handle(svc.NLMProgram())
+	d.mux.Handle(svc.NSMProgram())
 	d.udpConn, err = net.ListenPacket("udp", d.listener.Addr().String())
 	if err != nil {
 		svc.Close()
 		return fmt.Errorf("NSM UDP listener: %w", err)
 	}
-	d.udp = &rpcserver.Server{Log: d.log, Observer: d.Metrics}
-	d.udp.Register(svc.NSMProgram())
-	d.udp.Register(d.Portmap.Program())
+	// Over UDP only the status monitor (statd's SM_NOTIFY) and the
+	// portmapper answer.
+	d.udp = &rpcserver.Server{Handler: d.mux.Only(locking.NSMProg, portmap.Prog), Log: d.log, Observer: d.Metrics}
 	d.Portmap.Add(
-		rpcserver.Mapping{Prog: locking.NLMProg, Vers: locking.NLMVers, Network: "tcp", Port: port},
-		rpcserver.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "tcp", Port: port},
-		rpcserver.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "udp", Port: port},
+		portmap.Mapping{Prog: locking.NLMProg, Vers: locking.NLMVers, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "udp", Port: port},
 	)
 	return nil
 }

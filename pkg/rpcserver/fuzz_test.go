@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"testing"
 
 	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
@@ -14,21 +13,20 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
-// fuzzServer has the test program (less the call that blocks) and the
-// portmapper registered; dispatch is driven directly with each message.
+// fuzzServer serves the test program (less the call that blocks);
+// dispatch is driven directly with each message. (The portmapper's own
+// replies are fuzzed in pkg/portmap.)
 func fuzzServer(lim Limits) *Server {
 	h := newTestHandler()
-	s := &Server{Log: quietLog(), Limits: lim}
-	s.Register(Program{Prog: testProg, Low: testLow, High: testHigh, Name: "test", Handler: HandlerFunc(
-		func(ctx context.Context, req *Request, w *xdr.Writer) error {
+	mux := &rpc.Mux{}
+	mux.Handle(rpc.Program{Prog: testProg, Low: testLow, High: testHigh, Name: "test", Handler: rpc.HandlerFunc(
+		func(ctx context.Context, req *rpc.Request, w *xdr.Writer) error {
 			if req.Proc == procBlock {
-				return ErrProcUnavail
+				return rpc.ErrProcUnavail
 			}
 			return h.ServeRPC(ctx, req, w)
 		})})
-	pm := &Portmap{}
-	pm.Add(Mapping{Prog: testProg, Vers: 1, Network: "tcp", Port: 1234}, Mapping{Prog: testProg, Vers: 2, Network: "udp", Port: 99})
-	s.Register(pm.Program())
+	s := &Server{Handler: mux, Log: quietLog(), Limits: lim}
 	s.init()
 	return s
 }
@@ -38,20 +36,6 @@ var (
 	fuzzLocal  = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2049}
 )
 
-func getportArgs(prog, vers, prot uint32) []byte {
-	return append(append(u32(prog), u32(vers)...), append(u32(prot), u32(0)...)...)
-}
-
-func rpcbArgs(prog, vers uint32, netid string) []byte {
-	w := xdr.NewWriter(64)
-	w.Uint32(prog)
-	w.Uint32(vers)
-	w.String(netid)
-	w.String("")
-	w.String("owner")
-	return w.Bytes()
-}
-
 func dispatchSeeds() [][]byte {
 	sys := rpc.AuthSysCred{Machine: "m", UID: 1, GID: 1, GIDs: []uint32{2}}.Opaque()
 	return [][]byte{
@@ -60,8 +44,8 @@ func dispatchSeeds() [][]byte {
 		callMsg(3, testProg, 3, procNull, none(), nil),
 		callMsg(4, 1, 1, 0, none(), nil),
 		callMsg(5, testProg, 1, 42, rpc.OpaqueAuth{Flavor: 6}, nil),
-		callMsg(6, PortmapProg, 2, pmapGetport, none(), getportArgs(testProg, 1, ipprotoTCP)),
-		callMsg(7, PortmapProg, 4, rpcbGetVers, none(), rpcbArgs(testProg, 7, "tcp")),
+		callMsg(6, 100000, 2, 3, none(), append(append(u32(testProg), u32(1)...), append(u32(6), u32(0)...)...)),
+		callMsg(7, 100000, 4, 9, none(), opaque([]byte("rpcb"))),
 		callMsg(8, testProg, 1, procPanic, none(), nil),
 	}
 }
@@ -150,11 +134,6 @@ func expectedReply(h rpc.CallHeader, herr error, msg []byte) *rpc.ReplyError {
 			return &rpc.ReplyError{Accept: rpc.SystemErr}
 		}
 		return &rpc.ReplyError{Accept: rpc.ProcUnavail}
-	case PortmapProg:
-		if h.Vers < 2 || h.Vers > 4 {
-			return &rpc.ReplyError{Accept: rpc.ProgMismatch, Low: 2, Hi: 4}
-		}
-		return portmapExpected(h.Vers, h.Proc, args)
 	}
 	return &rpc.ReplyError{Accept: rpc.ProgUnavail}
 }
@@ -165,135 +144,6 @@ func validOpaque(b []byte, max int) bool {
 	return r.Err() == nil
 }
 
-// portmapExpected is the status a portmapper call must get.
-func portmapExpected(vers, proc uint32, args []byte) *rpc.ReplyError {
-	r := xdr.NewReader(args)
-	switch {
-	case proc == pmapNull, proc == pmapDump, vers == 2 && (proc == pmapSet || proc == pmapUnset), vers > 2 && proc == rpcbGettime:
-		return nil
-	case vers == 2 && proc == pmapGetport:
-		r.Uint32()
-		r.Uint32()
-		r.Uint32()
-		r.Uint32()
-	case vers > 2 && (proc == pmapSet || proc == pmapUnset || proc == pmapGetport || proc == rpcbGetVers):
-		readRPCB(r)
-	default:
-		return &rpc.ReplyError{Accept: rpc.ProcUnavail}
-	}
-	if r.Err() != nil {
-		return &rpc.ReplyError{Accept: rpc.GarbageArgs}
-	}
-	return nil
-}
-
-func portmapSeeds() []struct {
-	vers, proc uint32
-	args       []byte
-} {
-	return []struct {
-		vers, proc uint32
-		args       []byte
-	}{
-		{2, pmapGetport, getportArgs(testProg, 1, ipprotoTCP)},
-		{2, pmapGetport, getportArgs(testProg, 2, ipprotoUDP)},
-		{2, pmapDump, nil},
-		{2, pmapSet, getportArgs(1, 1, 6)},
-		{3, pmapGetport, rpcbArgs(testProg, 1, "tcp")},
-		{4, rpcbGetVers, rpcbArgs(testProg, 9, "")},
-		{4, pmapDump, nil},
-		{3, pmapUnset, rpcbArgs(testProg, 1, "udp6")},
-		{4, rpcbGettime, nil},
-	}
-}
-
-// FuzzPortmap feeds arbitrary arguments to every portmapper and rpcbind
-// procedure. Besides the right status, a result that decodes must be the
-// shape the procedure returns, and arguments cut anywhere short of what
-// was consumed must be GARBAGE_ARGS.
-func FuzzPortmap(f *testing.F) {
-	for _, s := range portmapSeeds() {
-		f.Add(uint8(s.vers), uint8(s.proc), s.args)
-	}
-	pm := &Portmap{}
-	pm.Add(Mapping{Prog: testProg, Vers: 1, Network: "tcp", Port: 1234}, Mapping{Prog: testProg, Vers: 2, Network: "udp", Port: 99})
-	serve := func(vers, proc uint32, args []byte) (*Request, []byte, error) {
-		req := &Request{
-			CallHeader: rpc.CallHeader{Prog: PortmapProg, Vers: vers, Proc: proc},
-			Args:       xdr.NewReader(args), Remote: fuzzRemote, Local: fuzzLocal,
-			RemoteIP: netip.MustParseAddr("127.0.0.1"), Network: "tcp",
-		}
-		w := xdr.NewWriter(128)
-		err := pm.ServeRPC(context.Background(), req, w)
-		return req, w.Bytes(), err
-	}
-	f.Fuzz(func(t *testing.T, vers, proc uint8, args []byte) {
-		v, p := uint32(vers%3)+2, uint32(proc%12)
-		req, res, err := serve(v, p, args)
-		want := portmapExpected(v, p, args)
-		var ce *CallError
-		switch {
-		case want == nil && err != nil:
-			t.Fatalf("v%d proc %d: %v, want success", v, p, err)
-		case want != nil && (!errors.As(err, &ce) || ce.Accept != want.Accept || ce.Auth != 0):
-			t.Fatalf("v%d proc %d: %v, want %v", v, p, err, want.Accept)
-		case err != nil:
-			if len(res) != 0 {
-				t.Fatalf("an error left %d bytes of results", len(res))
-			}
-			return
-		}
-		checkPortmapResult(t, v, p, res)
-		if k := req.Args.Offset(); k > 0 {
-			if _, _, err := serve(v, p, args[:k-1]); !errors.As(err, &ce) || ce.Accept != rpc.GarbageArgs {
-				t.Fatalf("v%d proc %d with arguments cut to %d of %d bytes: %v, want GARBAGE_ARGS", v, p, k-1, k, err)
-			}
-		}
-	})
-}
-
-func checkPortmapResult(t *testing.T, vers, proc uint32, res []byte) {
-	t.Helper()
-	r := xdr.NewReader(res)
-	switch {
-	case proc == pmapNull:
-	case proc == pmapSet || proc == pmapUnset:
-		if r.Bool() {
-			t.Fatal("SET/UNSET succeeded")
-		}
-	case vers == 2 && proc == pmapGetport:
-		if port := r.Uint32(); port > 65535 {
-			t.Fatalf("port %d", port)
-		}
-	case vers == 2 && proc == pmapDump:
-		for r.Bool() {
-			r.Uint32()
-			r.Uint32()
-			r.Uint32()
-			r.Uint32()
-		}
-	case proc == pmapGetport || proc == rpcbGetVers:
-		if u := r.String(128); u != "" {
-			if _, _, err := ParseUniversalAddr(u); err != nil {
-				t.Fatal(err)
-			}
-		}
-	case proc == pmapDump:
-		for r.Bool() {
-			r.Uint32()
-			r.Uint32()
-			r.String(64)
-			r.String(128)
-			r.String(256)
-		}
-	case proc == rpcbGettime:
-		r.Uint32()
-	}
-	if r.Err() != nil || r.Remaining() != 0 {
-		t.Fatalf("v%d proc %d: malformed result %x (%v, %d left)", vers, proc, res, r.Err(), r.Remaining())
-	}
-}
-
 // TestWriteFuzzSeeds rewrites testdata/fuzz when SERVER_WRITE_SEEDS is set.
 func TestWriteFuzzSeeds(t *testing.T) {
 	write := fuzzseed.Writer(t, "SERVER_WRITE_SEEDS")
@@ -302,9 +152,6 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	for i, s := range connSeeds() {
 		write("FuzzConn", i, fmt.Sprintf("[]byte(%q)\n", s))
-	}
-	for i, s := range portmapSeeds() {
-		write("FuzzPortmap", i, fmt.Sprintf("byte(%d)\nbyte(%d)\n[]byte(%q)\n", s.vers, s.proc, s.args))
 	}
 }
 

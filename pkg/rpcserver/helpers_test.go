@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
@@ -58,7 +59,7 @@ func (h *testHandler) gate(id uint32) chan struct{} {
 // release lets the blocked call id (now or later) return.
 func (h *testHandler) release(id uint32) { close(h.gate(id)) }
 
-func (h *testHandler) ServeRPC(ctx context.Context, req *Request, w *xdr.Writer) error {
+func (h *testHandler) ServeRPC(ctx context.Context, req *rpc.Request, w *xdr.Writer) error {
 	r := req.Args
 	switch req.Proc {
 	case procNull:
@@ -66,14 +67,14 @@ func (h *testHandler) ServeRPC(ctx context.Context, req *Request, w *xdr.Writer)
 	case procEcho:
 		b := r.Opaque(1024)
 		if r.Err() != nil {
-			return ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		w.Opaque(b)
 		return nil
 	case procBlock:
 		id := r.Uint32()
 		if r.Err() != nil {
-			return ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		g := h.gate(id)
 		h.started <- id
@@ -93,7 +94,7 @@ func (h *testHandler) ServeRPC(ctx context.Context, req *Request, w *xdr.Writer)
 	case procPanic:
 		panic("test handler panic")
 	}
-	return ErrProcUnavail
+	return rpc.ErrProcUnavail
 }
 
 type testServer struct {
@@ -116,11 +117,12 @@ func quietLog() *slog.Logger {
 func startServer(t *testing.T, lim Limits) *testServer {
 	t.Helper()
 	h := newTestHandler()
-	s := &Server{Log: quietLog(), Limits: lim}
-	s.Register(Program{Prog: testProg, Low: testLow, High: testHigh, Name: "test", Handler: h})
-	pm := &Portmap{}
-	pm.Add(Mapping{Prog: testProg, Vers: 1, Network: "tcp", Port: 1234})
-	s.Register(pm.Program())
+	pm := &portmap.Table{}
+	pm.Add(portmap.Mapping{Prog: testProg, Vers: 1, Network: "tcp", Port: 1234})
+	mux := &rpc.Mux{}
+	mux.Handle(rpc.Program{Prog: testProg, Low: testLow, High: testHigh, Name: "test", Handler: h})
+	mux.Handle(pm.Program())
+	s := &Server{Handler: mux, Log: quietLog(), Limits: lim}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

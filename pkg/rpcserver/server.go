@@ -25,65 +25,6 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
-// Request is one decoded call handed to a Handler.
-type Request struct {
-	rpc.CallHeader
-	// Args is positioned at the procedure's arguments.
-	Args *xdr.Reader
-	// Sys is the AUTH_SYS credential, or nil for AUTH_NONE.
-	Sys *rpc.AuthSysCred
-	// Remote is the caller's address; RemoteIP its IP, unmapped.
-	Remote   net.Addr
-	RemoteIP netip.Addr
-	// Local is the address the call arrived on.
-	Local net.Addr
-	// Network is "tcp" or "udp".
-	Network string
-}
-
-// Handler serves the procedures of one RPC program. It appends the results
-// to w and returns nil, or returns a *CallError (or any error, which becomes
-// SYSTEM_ERR) and leaves w alone.
-type Handler interface {
-	ServeRPC(ctx context.Context, req *Request, w *xdr.Writer) error
-}
-
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, req *Request, w *xdr.Writer) error
-
-// ServeRPC calls f.
-func (f HandlerFunc) ServeRPC(ctx context.Context, req *Request, w *xdr.Writer) error {
-	return f(ctx, req, w)
-}
-
-// CallError is a reply that carries no results.
-type CallError struct {
-	Accept rpc.AcceptStat
-	Auth   rpc.AuthStat // non-zero: denied for authentication
-}
-
-func (e *CallError) Error() string {
-	if e.Auth != 0 {
-		return fmt.Sprintf("auth error %d", e.Auth)
-	}
-	return e.Accept.String()
-}
-
-// Errors a Handler returns.
-var (
-	ErrProcUnavail = &CallError{Accept: rpc.ProcUnavail}
-	ErrGarbageArgs = &CallError{Accept: rpc.GarbageArgs}
-	ErrSystem      = &CallError{Accept: rpc.SystemErr}
-	ErrAuthTooWeak = &CallError{Auth: rpc.AuthTooWeak}
-)
-
-// Program describes a registered RPC program.
-type Program struct {
-	Prog, Low, High uint32
-	Name            string
-	Handler         Handler
-}
-
 // Observer is told about connections and finished calls (for metrics).
 type Observer interface {
 	ConnOpened()
@@ -158,13 +99,12 @@ type Stats struct {
 	RejectedConns int64 // connections closed for an oversized record, a stalled record or too many from one client
 }
 
-// Server dispatches RPC calls to registered programs.
+// Server serves RPC calls to one Handler (usually an rpc.Mux).
 type Server struct {
+	Handler  rpc.Handler
 	Log      *slog.Logger
 	Observer Observer
 	Limits   Limits
-
-	progs map[uint32]*Program
 
 	initOnce sync.Once
 	calls    *semaphore.Weighted
@@ -181,14 +121,6 @@ type Server struct {
 	connWG    sync.WaitGroup
 	baseCtx   context.Context
 	cancel    context.CancelFunc
-}
-
-// Register adds a program serving versions low..high.
-func (s *Server) Register(p Program) {
-	if s.progs == nil {
-		s.progs = make(map[uint32]*Program)
-	}
-	s.progs[p.Prog] = &p
 }
 
 func (s *Server) init() {
@@ -362,8 +294,8 @@ func (s *Server) dispatch(ctx context.Context, rec []byte, w *xdr.Writer, remote
 		s.count(func(st *Stats) { st.DroppedCalls++ })
 		return false
 	}
-	req := &Request{CallHeader: h, Args: r, Remote: remote, Local: local, Network: network}
-	if ap, ok := addrPort(remote); ok {
+	req := &rpc.Request{CallHeader: h, Args: r, Remote: remote, Local: local, Network: network}
+	if ap, ok := rpc.AddrPort(remote); ok {
 		req.RemoteIP = ap.Addr().Unmap()
 	}
 	mark := w.Len()
@@ -373,43 +305,27 @@ func (s *Server) dispatch(ctx context.Context, rec []byte, w *xdr.Writer, remote
 	case rpc.AuthSys:
 		cred, err := rpc.ParseAuthSys(h.Cred.Body)
 		if err != nil {
-			callErr = &CallError{Auth: rpc.AuthBadCred}
+			callErr = rpc.ErrAuthBadCred
 		} else {
 			req.Sys = &cred
 		}
 	default:
 		// A flavor we do not know (RPCSEC_GSS, AUTH_DH, ...): the
 		// credential cannot be checked at all, as knfsd answers.
-		callErr = &CallError{Auth: rpc.AuthBadCred}
+		callErr = rpc.ErrAuthBadCred
 	}
-	p := s.progs[h.Prog]
 	if callErr == nil {
-		switch {
-		case p == nil:
-			callErr = &CallError{Accept: rpc.ProgUnavail}
-		case h.Vers < p.Low || h.Vers > p.High:
-			rpc.WriteAccepted(w, h.XID, rpc.ProgMismatch)
-			w.Uint32(p.Low)
-			w.Uint32(p.High)
-			s.observe(h, start, &CallError{Accept: rpc.ProgMismatch})
-			return true
-		default:
-			rpc.WriteAccepted(w, h.XID, rpc.Success)
-			callErr = s.call(ctx, p, req, w)
-		}
+		rpc.WriteAccepted(w, h.XID, rpc.Success)
+		callErr = s.call(ctx, req, w)
 	}
 	if callErr != nil {
 		w.Truncate(mark)
-		var ce *CallError
+		var ce *rpc.CallError
 		if !errors.As(callErr, &ce) {
 			s.Log.Error("call failed", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc, "remote", remote, "err", callErr)
-			ce = ErrSystem
+			ce = rpc.ErrSystem
 		}
-		if ce.Auth != 0 {
-			rpc.WriteAuthError(w, h.XID, ce.Auth)
-		} else {
-			rpc.WriteAccepted(w, h.XID, ce.Accept)
-		}
+		rpc.WriteCallError(w, h.XID, ce)
 	}
 	s.observe(h, start, callErr)
 	return true
@@ -417,34 +333,20 @@ func (s *Server) dispatch(ctx context.Context, rec []byte, w *xdr.Writer, remote
 
 // call runs a handler, turning a panic into SYSTEM_ERR: one bad request
 // must never take the server down.
-func (s *Server) call(ctx context.Context, p *Program, req *Request, w *xdr.Writer) (err error) {
+func (s *Server) call(ctx context.Context, req *rpc.Request, w *xdr.Writer) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.Log.Error("handler panic", "prog", p.Name, "proc", req.Proc, "remote", req.Remote, "panic", v)
-			err = ErrSystem
+			s.Log.Error("handler panic", "prog", req.Prog, "vers", req.Vers, "proc", req.Proc, "remote", req.Remote, "panic", v)
+			err = rpc.ErrSystem
 		}
 	}()
-	return p.Handler.ServeRPC(ctx, req, w)
+	return s.Handler.ServeRPC(ctx, req, w)
 }
 
 func (s *Server) observe(h rpc.CallHeader, start time.Time, err error) {
 	if s.Observer != nil {
 		s.Observer.CallDone(h.Prog, h.Vers, h.Proc, time.Since(start), err)
 	}
-}
-
-func addrPort(a net.Addr) (netip.AddrPort, bool) {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		return a.AddrPort(), true
-	case *net.UDPAddr:
-		return a.AddrPort(), true
-	}
-	if a == nil {
-		return netip.AddrPort{}, false
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	return ap, err == nil
 }
 
 var writerPool = sync.Pool{New: func() any { return xdr.NewWriter(8 << 10) }}
@@ -484,7 +386,7 @@ func (s *Server) newConn(nc net.Conn) (*conn, error) {
 		return nil, ErrServerClosed
 	}
 	c := &conn{s: s, nc: nc}
-	if ap, ok := addrPort(nc.RemoteAddr()); ok {
+	if ap, ok := rpc.AddrPort(nc.RemoteAddr()); ok {
 		c.ip = ap.Addr().Unmap()
 		if s.perIP[c.ip] >= s.Limits.PerClientConns {
 			return nil, fmt.Errorf("%w (%d open, limit %d)", errTooManyConns, s.perIP[c.ip], s.Limits.PerClientConns)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
@@ -162,12 +163,12 @@ func TestProgramAndProcedureErrors(t *testing.T) {
 		{"unknown program", 0x2fffffff, 1, 0, nil, rpc.ProgUnavail, 0, 0},
 		{"version too low", testProg, 0, 0, nil, rpc.ProgMismatch, testLow, testHigh},
 		{"version too high", testProg, 3, 0, nil, rpc.ProgMismatch, testLow, testHigh},
-		{"portmap version", PortmapProg, 5, 0, nil, rpc.ProgMismatch, 2, 4},
+		{"portmap version", portmap.Prog, 5, 0, nil, rpc.ProgMismatch, 2, 4},
 		{"unknown procedure", testProg, 1, 99, nil, rpc.ProcUnavail, 0, 0},
-		{"portmap unknown procedure", PortmapProg, 2, 99, nil, rpc.ProcUnavail, 0, 0},
+		{"portmap unknown procedure", portmap.Prog, 2, 99, nil, rpc.ProcUnavail, 0, 0},
 		{"truncated arguments", testProg, 1, procEcho, u32(8), rpc.GarbageArgs, 0, 0},
 		{"length beyond bound", testProg, 1, procEcho, u32(5000), rpc.GarbageArgs, 0, 0},
-		{"portmap truncated GETPORT", PortmapProg, 2, pmapGetport, u32(100003), rpc.GarbageArgs, 0, 0},
+		{"portmap truncated GETPORT", portmap.Prog, 2, portmap.ProcGetport, u32(100003), rpc.GarbageArgs, 0, 0},
 		{"handler panic", testProg, 1, procPanic, nil, rpc.SystemErr, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -442,8 +443,7 @@ func TestPartialLimitsAreCompleted(t *testing.T) {
 // connections meanwhile, then closes the connection.
 func TestShutdownDrainsCallsInFlight(t *testing.T) {
 	h := newTestHandler()
-	s := &Server{Log: quietLog(), Limits: small}
-	s.Register(Program{Prog: testProg, Low: 1, High: 1, Name: "test", Handler: h})
+	s := &Server{Handler: h, Log: quietLog(), Limits: small}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -480,8 +480,7 @@ func TestShutdownDrainsCallsInFlight(t *testing.T) {
 // Shutdown with a deadline does not wait forever for a stuck call.
 func TestShutdownDeadline(t *testing.T) {
 	h := newTestHandler()
-	s := &Server{Log: quietLog(), Limits: small}
-	s.Register(Program{Prog: testProg, Low: 1, High: 1, Name: "test", Handler: h})
+	s := &Server{Handler: h, Log: quietLog(), Limits: small}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -520,7 +519,7 @@ func TestUDP(t *testing.T) {
 	for _, g := range [][]byte{{}, {1, 2, 3}, bytes.Repeat([]byte{0xfe}, 2000)} {
 		c.Write(g)
 	}
-	msg := callMsg(33, PortmapProg, 2, pmapGetport, none(), append(append(u32(testProg), u32(1)...), append(u32(ipprotoTCP), u32(0)...)...))
+	msg := callMsg(33, portmap.Prog, 2, portmap.ProcGetport, none(), append(append(u32(testProg), u32(1)...), append(u32(portmap.IPProtoTCP), u32(0)...)...))
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}

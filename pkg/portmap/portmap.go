@@ -1,7 +1,11 @@
-package rpcserver
+// Package portmap is the portmapper program (100000): PMAP version 2 and
+// rpcbind versions 3 and 4, answered from a fixed table of what nfsd
+// serves, and the one client call lock callbacks need (GETPORT).
+package portmap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -9,24 +13,26 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
-// The portmapper (program 100000): PMAP version 2 and rpcbind versions 3
-// and 4. Clients such as mount.nfs and the kernel's lockd find the ports
-// of MOUNT, NFS and NLM here, so a plain "mount -o vers=3" needs no port
+// Clients such as mount.nfs and the kernel's lockd find the ports of
+// MOUNT, NFS and NLM here, so a plain "mount -o vers=3" needs no port
 // options. The table holds only what nfsd itself serves; SET and UNSET
 // from other processes are refused.
 
-// Program number and well-known port.
+// Program number, PMAP version and well-known port.
 const (
-	PortmapProg = 100000
-	PortmapPort = 111
+	Prog     = 100000
+	PMAPVers = 2
+	Port     = 111
 )
 
+// Transport protocol numbers of PMAP v2.
 const (
-	ipprotoTCP = 6
-	ipprotoUDP = 17
+	IPProtoTCP = 6
+	IPProtoUDP = 17
 )
 
 // Mapping says that a program version is served on a transport and port.
@@ -36,27 +42,27 @@ type Mapping struct {
 	Port       int
 }
 
-// Portmap answers portmapper calls from a fixed table.
-type Portmap struct {
+// Table answers portmapper calls from a fixed table of mappings.
+type Table struct {
 	mu   sync.RWMutex
 	maps []Mapping
 }
 
 // Add registers programs served on a port.
-func (p *Portmap) Add(ms ...Mapping) {
+func (p *Table) Add(ms ...Mapping) {
 	p.mu.Lock()
 	p.maps = append(p.maps, ms...)
 	p.mu.Unlock()
 }
 
 // Mappings returns a copy of the table.
-func (p *Portmap) Mappings() []Mapping {
+func (p *Table) Mappings() []Mapping {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return append([]Mapping(nil), p.maps...)
 }
 
-func (p *Portmap) lookup(prog, vers uint32, network string, anyVers bool) (Mapping, bool) {
+func (p *Table) lookup(prog, vers uint32, network string, anyVers bool) (Mapping, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for _, m := range p.maps {
@@ -68,52 +74,52 @@ func (p *Portmap) lookup(prog, vers uint32, network string, anyVers bool) (Mappi
 }
 
 // Program returns the registration of the portmapper program.
-func (p *Portmap) Program() Program {
-	return Program{Prog: PortmapProg, Low: 2, High: 4, Name: "portmap", Handler: p}
+func (p *Table) Program() rpc.Program {
+	return rpc.Program{Prog: Prog, Low: PMAPVers, High: 4, Name: "portmap", Handler: p}
 }
 
 // Procedures shared by PMAP v2 and rpcbind v3/v4 (same numbers).
 const (
-	pmapNull    = 0
-	pmapSet     = 1
-	pmapUnset   = 2
-	pmapGetport = 3 // rpcbind: GETADDR
-	pmapDump    = 4
-	rpcbGettime = 6
-	rpcbGetVers = 9 // v4 GETVERSADDR
+	ProcNull        = 0
+	ProcSet         = 1
+	ProcUnset       = 2
+	ProcGetport     = 3 // rpcbind: GETADDR
+	ProcDump        = 4
+	ProcGettime     = 6 // rpcbind
+	ProcGetVersAddr = 9 // rpcbind v4
 )
 
-// ServeRPC implements Handler.
-func (p *Portmap) ServeRPC(_ context.Context, req *Request, w *xdr.Writer) error {
+// ServeRPC implements rpc.Handler.
+func (p *Table) ServeRPC(_ context.Context, req *rpc.Request, w *xdr.Writer) error {
 	r := req.Args
 	if req.Vers == 2 {
 		switch req.Proc {
-		case pmapNull:
+		case ProcNull:
 			return nil
-		case pmapSet, pmapUnset:
+		case ProcSet, ProcUnset:
 			w.Bool(false)
 			return nil
-		case pmapGetport:
+		case ProcGetport:
 			prog, vers, prot := r.Uint32(), r.Uint32(), r.Uint32()
 			r.Uint32() // port, unused
 			if r.Err() != nil {
-				return ErrGarbageArgs
+				return rpc.ErrGarbageArgs
 			}
-			network := map[uint32]string{ipprotoTCP: "tcp", ipprotoUDP: "udp"}[prot]
+			network := map[uint32]string{IPProtoTCP: "tcp", IPProtoUDP: "udp"}[prot]
 			port := 0
 			if m, ok := p.lookup(prog, vers, network, false); ok && network != "" {
 				port = m.Port
 			}
 			w.Uint32(uint32(port))
 			return nil
-		case pmapDump:
+		case ProcDump:
 			for _, m := range p.Mappings() {
 				w.Bool(true)
 				w.Uint32(m.Prog)
 				w.Uint32(m.Vers)
-				prot := uint32(ipprotoTCP)
+				prot := uint32(IPProtoTCP)
 				if m.Network == "udp" {
-					prot = ipprotoUDP
+					prot = IPProtoUDP
 				}
 				w.Uint32(prot)
 				w.Uint32(uint32(m.Port))
@@ -121,22 +127,22 @@ func (p *Portmap) ServeRPC(_ context.Context, req *Request, w *xdr.Writer) error
 			w.Bool(false)
 			return nil
 		}
-		return ErrProcUnavail
+		return rpc.ErrProcUnavail
 	}
 	switch req.Proc {
-	case pmapNull:
+	case ProcNull:
 		return nil
-	case pmapSet, pmapUnset:
+	case ProcSet, ProcUnset:
 		readRPCB(r)
 		if r.Err() != nil {
-			return ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		w.Bool(false)
 		return nil
-	case pmapGetport, rpcbGetVers:
+	case ProcGetport, ProcGetVersAddr:
 		prog, vers, netid, _ := readRPCB(r)
 		if r.Err() != nil {
-			return ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		uaddr := ""
 		network := netidNetwork(netid)
@@ -150,14 +156,14 @@ func (p *Portmap) ServeRPC(_ context.Context, req *Request, w *xdr.Writer) error
 		// GETADDR wants the exact version; GETVERSADDR (v4) accepts any.
 		if m, ok := p.lookup(prog, vers, network, false); ok {
 			uaddr = universalAddr(req.Local, m.Port)
-		} else if req.Proc == rpcbGetVers {
+		} else if req.Proc == ProcGetVersAddr {
 			if m, ok := p.lookup(prog, vers, network, true); ok {
 				uaddr = universalAddr(req.Local, m.Port)
 			}
 		}
 		w.String(uaddr)
 		return nil
-	case pmapDump:
+	case ProcDump:
 		for _, m := range p.Mappings() {
 			w.Bool(true)
 			w.Uint32(m.Prog)
@@ -168,11 +174,11 @@ func (p *Portmap) ServeRPC(_ context.Context, req *Request, w *xdr.Writer) error
 		}
 		w.Bool(false)
 		return nil
-	case rpcbGettime:
+	case ProcGettime:
 		w.Uint32(uint32(time.Now().Unix()))
 		return nil
 	}
-	return ErrProcUnavail
+	return rpc.ErrProcUnavail
 }
 
 // readRPCB decodes an rpcb structure.
@@ -201,7 +207,7 @@ func netidNetwork(netid string) string {
 // client reached us on: that is the one it can reach again.
 func universalAddr(local net.Addr, port int) string {
 	host := "0.0.0.0"
-	if ap, ok := addrPort(local); ok {
+	if ap, ok := rpc.AddrPort(local); ok {
 		host = ap.Addr().Unmap().String()
 	}
 	return fmt.Sprintf("%s.%d.%d", host, port>>8, port&0xff)
@@ -223,4 +229,30 @@ func ParseUniversalAddr(u string) (string, int, error) {
 		return "", 0, fmt.Errorf("bad universal address %q", u)
 	}
 	return u[:j], hi<<8 | lo, nil
+}
+
+// ErrNotRegistered means a portmapper does not know the program asked for.
+var ErrNotRegistered = errors.New("portmap: program not registered")
+
+// Getport asks the portmapper on c (PMAP v2 GETPORT) for the TCP port of
+// a program version.
+func Getport(ctx context.Context, c *rpc.Client, prog, vers uint32) (int, error) {
+	res, err := c.Call(ctx, Prog, PMAPVers, ProcGetport, func(w *xdr.Writer) {
+		w.Uint32(prog)
+		w.Uint32(vers)
+		w.Uint32(IPProtoTCP)
+		w.Uint32(0)
+	})
+	if err != nil {
+		return 0, err
+	}
+	r := xdr.NewReader(res)
+	port := r.Uint32()
+	if r.Err() != nil {
+		return 0, r.Err()
+	}
+	if port == 0 || port > 65535 {
+		return 0, fmt.Errorf("%w: program %d version %d", ErrNotRegistered, prog, vers)
+	}
+	return int(port), nil
 }
