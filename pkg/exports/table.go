@@ -5,7 +5,6 @@ package exports
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
@@ -199,46 +199,13 @@ func loadOrCreateKey(path string) ([]byte, error) {
 	return key, nil
 }
 
-// writeFileAtomic writes data so that after a crash path holds either its
-// old contents or all of data: write a temporary file, fsync it, rename it
-// over path, fsync the directory.
+// writeFileAtomic and syncDir are the table's names for atomicfile's
+// calls (the lifecycle code uses them throughout).
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return atomicfile.Write(path, data, perm)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // load reads every volume's metadata and opens its root. A volume
 // directory without metadata (say, a crash between mkdir and the metadata
@@ -372,18 +339,7 @@ func (t *Table) create(id string, opts Options, adopt bool) (*Volume, error) {
 			return nil, err
 		}
 	}
-	v := &Volume{ID: id, Created: time.Now().UTC(), Options: opts}
-	for {
-		var b [8]byte
-		rand.Read(b[:])
-		v.FSID = binary.BigEndian.Uint64(b[:])
-		t.mu.RLock()
-		_, taken := t.byFSID[v.FSID]
-		t.mu.RUnlock()
-		if v.FSID != 0 && !taken {
-			break
-		}
-	}
+	v := &Volume{ID: id, Created: time.Now().UTC(), Options: opts, FSID: t.newFSID()}
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
@@ -97,7 +98,7 @@ func openMonitor(dir string, maxClients int, log *slog.Logger) (*monitor, []monR
 		return nil, nil, err
 	}
 	m.state = nextState(old)
-	if err := writeFileAtomic(filepath.Join(dir, "state"), []byte(strconv.Itoa(int(m.state))+"\n")); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "state"), []byte(strconv.Itoa(int(m.state))+"\n"), 0o600); err != nil {
 		return nil, nil, err
 	}
 	ents, err := os.ReadDir(sm)
@@ -162,7 +163,7 @@ func (m *monitor) hold(name string, addr, server netip.Addr, state int32) (reboo
 	}
 	if rec == nil || rec.Addr != want.Addr || rec.ServerAddr != want.ServerAddr || rec.State != want.State {
 		b, _ := json.Marshal(want)
-		if err := writeFileAtomic(filepath.Join(m.dir, "sm", recordFile(name)), b); err != nil {
+		if err := atomicfile.Write(filepath.Join(m.dir, "sm", recordFile(name)), b, 0o600); err != nil {
 			return false, err
 		}
 		if rec == nil {
@@ -235,7 +236,7 @@ func (m *monitor) sweep(now time.Time, idle time.Duration, keep func(name string
 			m.log.Warn("cannot remove NSM record", "client", name, "err", err)
 			continue
 		}
-		syncDir(filepath.Join(m.dir, "sm"))
+		atomicfile.SyncDir(filepath.Join(m.dir, "sm"))
 		delete(m.recs, name)
 	}
 }
@@ -255,42 +256,6 @@ func (s *Service) sweep(now time.Time) {
 	s.mon.sweep(now, s.cfg.UnmonitorAfter, func(name string) bool {
 		return s.table.ClientActive(name) || s.grace.isPending(name)
 	})
-}
-
-// writeFileAtomic writes data so that after a crash path holds either its
-// old contents or all of data.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // The grace period.
@@ -543,7 +508,7 @@ func (h nsmHandler) ServeRPC(_ context.Context, req *rpc.Request, w *xdr.Writer)
 			m.state = nextState(m.state)
 			st := m.state
 			m.mu.Unlock()
-			if err := writeFileAtomic(filepath.Join(m.dir, "state"), []byte(strconv.Itoa(int(st))+"\n")); err != nil {
+			if err := atomicfile.Write(filepath.Join(m.dir, "state"), []byte(strconv.Itoa(int(st))+"\n"), 0o600); err != nil {
 				return err
 			}
 		}

@@ -34,10 +34,11 @@ import (
 	"errors"
 	"hash/maphash"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 )
 
 // ErrQuota is returned when a change would take a volume over a limit.
@@ -228,7 +229,7 @@ func (v *Volume) Flush() error {
 	v.dirty = false
 	v.mu.Unlock()
 	data, _ := json.Marshal(p)
-	if err := writeFileAtomic(path, data); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		v.mu.Lock()
 		v.dirty = true
 		v.mu.Unlock()
@@ -243,34 +244,6 @@ func (v *Volume) Retire() {
 	v.mu.Lock()
 	v.path = ""
 	v.mu.Unlock()
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-usage-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Over reports whether usage exceeds a limit (possible after a limit
