@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	nfs "github.com/willscott/go-nfs"
-
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 )
 
-func isStatus(err error, s nfs.NFSStatus) bool { return errors.Is(err, nfsclient.Status(s)) }
+func isStatus(err error, s wire.Status) bool { return errors.Is(err, nfsclient.Status(s)) }
 
 func TestNamespaceOperations(t *testing.T) {
 	root := t.TempDir()
@@ -35,7 +34,7 @@ func TestNamespaceOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Create(ctx, dir, "f", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusExist) {
+	if _, _, err := c.Create(ctx, dir, "f", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrExist) {
 		t.Fatalf("guarded create of existing file: %v, want EXIST", err)
 	}
 	if _, err := c.Write(ctx, f, 0, []byte("hello world"), nfsclient.FileSync); err != nil {
@@ -69,7 +68,7 @@ func TestNamespaceOperations(t *testing.T) {
 	if target, err := c.ReadLink(ctx, ln); err != nil || target != "../../../etc/passwd" {
 		t.Fatalf("readlink: %q %v", target, err)
 	}
-	if _, _, err := c.Read(ctx, ln, 0, 100); !isStatus(err, nfs.NFSStatusInval) {
+	if _, _, err := c.Read(ctx, ln, 0, 100); !isStatus(err, wire.ErrInval) {
 		t.Fatalf("READ of a symlink: %v, want INVAL", err)
 	}
 	if target, _ := os.Readlink(filepath.Join(disk, "dir", "ln")); target != "../../../etc/passwd" {
@@ -102,7 +101,7 @@ func TestNamespaceOperations(t *testing.T) {
 	}
 
 	// remove, rmdir
-	if err := c.Rmdir(ctx, vol, "dir"); !isStatus(err, nfs.NFSStatusNotEmpty) {
+	if err := c.Rmdir(ctx, vol, "dir"); !isStatus(err, wire.ErrNotEmpty) {
 		t.Fatalf("rmdir of non-empty dir: %v", err)
 	}
 	if err := c.Remove(ctx, dir, "ln"); err != nil {
@@ -111,10 +110,10 @@ func TestNamespaceOperations(t *testing.T) {
 	if err := c.Rmdir(ctx, vol, "dir"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.GetAttr(ctx, dir); !isStatus(err, nfs.NFSStatusStale) {
+	if _, err := c.GetAttr(ctx, dir); !isStatus(err, wire.ErrStale) {
 		t.Fatalf("GETATTR of removed dir: %v, want STALE", err)
 	}
-	if err := c.Remove(ctx, vol, "nothing"); !isStatus(err, nfs.NFSStatusNoEnt) {
+	if err := c.Remove(ctx, vol, "nothing"); !isStatus(err, wire.ErrNoEnt) {
 		t.Fatalf("remove of missing: %v", err)
 	}
 	// FIFO
@@ -131,7 +130,7 @@ func TestNamespaceOperations(t *testing.T) {
 	if err != nil || !bytes.Equal(h1, h2) {
 		t.Fatalf("retransmitted exclusive create: %v", err)
 	}
-	if _, _, err := c.CreateExclusive(ctx, vol, "excl", [8]byte{9}); !isStatus(err, nfs.NFSStatusExist) {
+	if _, _, err := c.CreateExclusive(ctx, vol, "excl", [8]byte{9}); !isStatus(err, wire.ErrExist) {
 		t.Fatalf("exclusive create with another verifier: %v", err)
 	}
 }
@@ -263,16 +262,16 @@ func TestIdentityAndPermissions(t *testing.T) {
 	if _, _, err := bob.Read(ctx, f, 0, 10); err != nil {
 		t.Fatalf("bob read: %v", err)
 	}
-	if _, err := bob.Write(ctx, f, 0, []byte("x"), nfsclient.FileSync); !isStatus(err, nfs.NFSStatusAccess) {
+	if _, err := bob.Write(ctx, f, 0, []byte("x"), nfsclient.FileSync); !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("bob write to 0644 file of alice: %v, want ACCES", err)
 	}
-	if _, _, err := bob.Create(ctx, home, "bob.txt", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusAccess) {
+	if _, _, err := bob.Create(ctx, home, "bob.txt", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("bob create in alice's 0755 dir: %v, want ACCES", err)
 	}
-	if _, err := bob.SetAttr(ctx, f, nfsclient.SetAttr{Mode: nfsclient.U32(0o777)}); !isStatus(err, nfs.NFSStatusPerm) {
+	if _, err := bob.SetAttr(ctx, f, nfsclient.SetAttr{Mode: nfsclient.U32(0o777)}); !isStatus(err, wire.ErrPerm) {
 		t.Fatalf("bob chmod of alice's file: %v, want PERM", err)
 	}
-	if _, err := alice.SetAttr(ctx, f, nfsclient.SetAttr{UID: nfsclient.U32(1001)}); !isStatus(err, nfs.NFSStatusPerm) {
+	if _, err := alice.SetAttr(ctx, f, nfsclient.SetAttr{UID: nfsclient.U32(1001)}); !isStatus(err, wire.ErrPerm) {
 		t.Fatalf("alice chown to bob: %v, want PERM", err)
 	}
 	// the owner may still write a file she made read-only (owner override)
@@ -287,10 +286,10 @@ func TestIdentityAndPermissions(t *testing.T) {
 		t.Fatalf("alice links her file into her dir: %v", err)
 	}
 	// (EPERM when protected_hardlinks forbids linking another's file)
-	if err := bob.Link(ctx, f, home, "bob-alias"); !isStatus(err, nfs.NFSStatusAccess) && !isStatus(err, nfs.NFSStatusPerm) {
+	if err := bob.Link(ctx, f, home, "bob-alias"); !isStatus(err, wire.ErrAccess) && !isStatus(err, wire.ErrPerm) {
 		t.Fatalf("bob links into alice's 0755 dir: %v, want ACCES or PERM", err)
 	}
-	if err := bob.Rename(ctx, home, "alias", vol, "stolen"); !isStatus(err, nfs.NFSStatusAccess) {
+	if err := bob.Rename(ctx, home, "alias", vol, "stolen"); !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("bob renames out of alice's dir: %v, want ACCES", err)
 	}
 	// sticky /tmp-like directory: bob cannot remove alice's file
@@ -301,7 +300,7 @@ func TestIdentityAndPermissions(t *testing.T) {
 	if _, _, err := alice.Create(ctx, tmp, "a", nfsclient.Guarded, nfsclient.SetAttr{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.Remove(ctx, tmp, "a"); !isStatus(err, nfs.NFSStatusPerm) && !isStatus(err, nfs.NFSStatusAccess) {
+	if err := bob.Remove(ctx, tmp, "a"); !isStatus(err, wire.ErrPerm) && !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("bob removed alice's file from a sticky dir: %v", err)
 	}
 }
@@ -333,10 +332,10 @@ func TestSquashAndReadOnly(t *testing.T) {
 			vol := mount(t, c, tc.vol)
 			_, _, err := c.Create(ctx, vol, "f", nfsclient.Guarded, nfsclient.SetAttr{Mode: nfsclient.U32(0o644)})
 			if tc.readOnly {
-				if !isStatus(err, nfs.NFSStatusROFS) {
+				if !isStatus(err, wire.ErrROFS) {
 					t.Fatalf("create on read-only volume: %v, want ROFS", err)
 				}
-				if _, err := c.SetAttr(ctx, vol, nfsclient.SetAttr{Mode: nfsclient.U32(0o700)}); !isStatus(err, nfs.NFSStatusROFS) {
+				if _, err := c.SetAttr(ctx, vol, nfsclient.SetAttr{Mode: nfsclient.U32(0o700)}); !isStatus(err, wire.ErrROFS) {
 					t.Fatalf("setattr on read-only volume: %v", err)
 				}
 				return

@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	nfs "github.com/willscott/go-nfs"
-
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
@@ -97,14 +96,14 @@ func TestQuotaThroughNFS(t *testing.T) {
 
 	// Past the limit: DQUOT and nothing written.
 	big := bytes.Repeat([]byte{'b'}, 600*kib)
-	if _, err := c.Write(ctx, f, 512*kib, big, nfsclient.Unstable); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.Write(ctx, f, 512*kib, big, nfsclient.Unstable); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("write past the limit: %v, want DQUOT", err)
 	}
 	if a, _ := c.GetAttr(ctx, f); a.Size != 512*kib {
 		t.Fatalf("size after refused write %d", a.Size)
 	}
 	// A sparse write far away counts its apparent size: refused too.
-	if _, err := c.Write(ctx, f, 10*mib, []byte("x"), nfsclient.Unstable); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.Write(ctx, f, 10*mib, []byte("x"), nfsclient.Unstable); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("sparse write past the limit: %v, want DQUOT", err)
 	}
 	// Overwrites within the size always succeed, even at the limit.
@@ -115,11 +114,11 @@ func TestQuotaThroughNFS(t *testing.T) {
 	if _, err := c.Write(ctx, f, 0, big, nfsclient.FileSync); err != nil {
 		t.Fatalf("overwrite at the limit: %v", err)
 	}
-	if _, err := c.Write(ctx, f, 1*mib, []byte("x"), nfsclient.Unstable); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.Write(ctx, f, 1*mib, []byte("x"), nfsclient.Unstable); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("one byte past the limit: %v, want DQUOT", err)
 	}
 	// SETATTR size growing past the limit: refused; shrinking frees.
-	if _, err := c.SetAttr(ctx, f, nfsclient.SetAttr{Size: nfsclient.U64(2 * mib)}); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.SetAttr(ctx, f, nfsclient.SetAttr{Size: nfsclient.U64(2 * mib)}); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("truncate up past the limit: %v, want DQUOT", err)
 	}
 	if _, err := c.SetAttr(ctx, f, nfsclient.SetAttr{Size: nfsclient.U64(100 * kib)}); err != nil {
@@ -164,16 +163,16 @@ func TestQuotaThroughNFS(t *testing.T) {
 		}
 	}
 	wantUsage(t, v, 100*kib+10, 8)
-	if _, _, err := c.Create(ctx, root, "one-too-many", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, _, err := c.Create(ctx, root, "one-too-many", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("create past the inode limit: %v, want DQUOT", err)
 	}
-	if _, _, err := c.Mkdir(ctx, root, "d2", nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, _, err := c.Mkdir(ctx, root, "d2", nfsclient.SetAttr{}); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("mkdir past the inode limit: %v, want DQUOT", err)
 	}
-	if _, _, err := c.MknodFifo(ctx, root, "p", nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, _, err := c.MknodFifo(ctx, root, "p", nfsclient.SetAttr{}); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("mknod past the inode limit: %v, want DQUOT", err)
 	}
-	if _, _, err := c.Symlink(ctx, root, "s", "x"); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, _, err := c.Symlink(ctx, root, "s", "x"); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("symlink past the inode limit: %v, want DQUOT", err)
 	}
 	if err := c.Remove(ctx, dir, "g"); err != nil { // g2 still links it
@@ -208,7 +207,7 @@ func TestQuotaThroughNFS(t *testing.T) {
 	if _, err := c.Write(ctx, h, 0, one, nfsclient.Unstable); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write(ctx, h, 1*mib, one, nfsclient.Unstable); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.Write(ctx, h, 1*mib, one, nfsclient.Unstable); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("write before expand: %v", err)
 	}
 	if _, err := d.Table.ExpandVolume("q", 4*mib); err != nil {
@@ -267,7 +266,7 @@ func TestQuotaConcurrentWriters(t *testing.T) {
 			for k := 0; ; k++ {
 				off := uint64(k*8+i) * uint64(len(chunk)) // interleaved, so the two sharers both extend
 				_, err := c.Write(ctx, fh, off, chunk, nfsclient.Unstable)
-				if isStatus(err, nfs.NFSStatusDQuot) {
+				if isStatus(err, wire.ErrDQuot) {
 					return
 				}
 				if err != nil {
@@ -386,11 +385,11 @@ func TestDeletedVolumeIsStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, fh := range [][]byte{root, f} {
-		if _, err := c.GetAttr(ctx, fh); !isStatus(err, nfs.NFSStatusStale) {
+		if _, err := c.GetAttr(ctx, fh); !isStatus(err, wire.ErrStale) {
 			t.Fatalf("GETATTR after delete: %v, want STALE", err)
 		}
 	}
-	if _, err := c.Write(ctx, f, 0, []byte("x"), nfsclient.Unstable); !isStatus(err, nfs.NFSStatusStale) {
+	if _, err := c.Write(ctx, f, 0, []byte("x"), nfsclient.Unstable); !isStatus(err, wire.ErrStale) {
 		t.Fatalf("WRITE after delete: %v, want STALE", err)
 	}
 }
