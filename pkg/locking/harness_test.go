@@ -3,8 +3,6 @@ package locking
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,13 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // testFiles accepts handles "vol/<volume>/..." and refuses "stale..."
 // (ErrStale) and "forbidden..." (another error).
@@ -119,7 +116,7 @@ func startClientHost(t *testing.T) *clientHost {
 	mux.Handle(rpc.Program{Prog: NLMProg, Low: NLMVers, High: NLMVers, Name: "lockd", Handler: h})
 	mux.Handle(rpc.Program{Prog: NSMProg, Low: NSMVers, High: NSMVers, Name: "statd", Handler: h})
 	mux.Handle(rpc.Program{Prog: testCallbackProg, Low: 1, High: 1, Name: "cb", Handler: h})
-	srv := &rpcserver.Server{Handler: mux, Log: quiet}
+	srv := &rpcserver.Server{Handler: mux, Log: rpctest.Logger(t)}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -129,15 +126,15 @@ func startClientHost(t *testing.T) *clientHost {
 	return h
 }
 
-// nfsd is the server under test: the lock service on a real server.
-type nfsd struct {
+// lockServer is the server under test: the lock service on a real server.
+type lockServer struct {
 	svc  *Service
 	srv  *rpcserver.Server
 	addr string
 	once sync.Once
 }
 
-func (d *nfsd) stop() {
+func (d *lockServer) stop() {
 	d.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -146,10 +143,10 @@ func (d *nfsd) stop() {
 	})
 }
 
-// startNFSD starts the lock service; cfg's zero fields get test defaults
+// startLockServer starts the lock service on a real server; cfg's zero fields get test defaults
 // (fast callbacks, the files above, a temporary state directory, the
 // client host's portmapper).
-func startNFSD(t *testing.T, h *clientHost, cfg Config) *nfsd {
+func startLockServer(t *testing.T, h *clientHost, cfg Config) *lockServer {
 	t.Helper()
 	if cfg.Files == nil {
 		cfg.Files = testFiles
@@ -170,7 +167,7 @@ func startNFSD(t *testing.T, h *clientHost, cfg Config) *nfsd {
 		cfg.CallbackTimeout = 2 * time.Second
 	}
 	if cfg.Log == nil {
-		cfg.Log = quiet
+		cfg.Log = rpctest.Logger(t)
 	}
 	svc, err := New(cfg)
 	if err != nil {
@@ -179,14 +176,14 @@ func startNFSD(t *testing.T, h *clientHost, cfg Config) *nfsd {
 	mux := &rpc.Mux{}
 	mux.Handle(svc.NLMProgram())
 	mux.Handle(svc.NSMProgram())
-	srv := &rpcserver.Server{Handler: mux, Log: quiet}
+	srv := &rpcserver.Server{Handler: mux, Log: rpctest.Logger(t)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
 	svc.Start()
-	d := &nfsd{svc: svc, srv: srv, addr: ln.Addr().String()}
+	d := &lockServer{svc: svc, srv: srv, addr: ln.Addr().String()}
 	t.Cleanup(d.stop)
 	return d
 }
@@ -197,7 +194,7 @@ type nlmClient struct {
 	c *rpc.Client
 }
 
-func dialNLM(t *testing.T, d *nfsd) *nlmClient {
+func dialNLM(t *testing.T, d *lockServer) *nlmClient {
 	t.Helper()
 	c, err := rpc.Dial(context.Background(), d.addr)
 	if err != nil {
@@ -254,16 +251,4 @@ func (c *nlmClient) test(excl bool, l Lock4) TestRes {
 
 func lk(caller string, svid int32, fh string, off, n uint64) Lock4 {
 	return Lock4{CallerName: caller, FH: []byte(fh), OH: []byte(caller + "-oh"), Svid: svid, Offset: off, Len: n}
-}
-
-// eventually polls cond: a liveness bound, not a timing assertion.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
@@ -47,10 +46,8 @@ type fuzzEnv struct {
 	mount *Mount
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func newFuzzEnv(tb testing.TB, dir string) *fuzzEnv {
-	t, err := exports.Open(exports.Config{Root: dir, Log: quiet()})
+	t, err := exports.Open(exports.Config{Root: dir, Log: rpctest.Logger(tb)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -59,7 +56,7 @@ func newFuzzEnv(tb testing.TB, dir string) *fuzzEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fuzzEnv{t: t, v: v, nfs: NewHandler(t, quiet(), nil), mount: &Mount{Table: t, Log: quiet()}}
+	return &fuzzEnv{t: t, v: v, nfs: NewHandler(t, rpctest.Logger(tb), nil), mount: &Mount{Table: t, Log: rpctest.Logger(tb)}}
 }
 
 // handles restores the volume's fixtures (earlier calls may have removed,

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
@@ -82,7 +83,7 @@ func TestHandlesSurviveRestartAndRename(t *testing.T) {
 
 func TestHandlesAreNotEvicted(t *testing.T) {
 	root := t.TempDir()
-	d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", DefaultVolume: "default", Log: testLogger(t)})
+	d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", DefaultVolume: "default", Log: rpctest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestHandlesAreNotEvicted(t *testing.T) {
 	// Replace the table's cache bound by using far more files than it
 	// holds is slow; instead check that every handle resolves after the
 	// cache has been cycled many times over by a small table.
-	small, err := exports.Open(exports.Config{Root: root, Log: testLogger(t), MaxOpenNodes: 8})
+	small, err := exports.Open(exports.Config{Root: root, Log: rpctest.Logger(t), MaxOpenNodes: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

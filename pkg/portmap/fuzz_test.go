@@ -2,7 +2,6 @@ package portmap
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
@@ -22,7 +22,7 @@ var (
 	fuzzLocal  = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2049}
 )
 
-func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+var u32 = rpctest.U32
 
 func getportArgs(prog, vers, prot uint32) []byte {
 	return append(append(u32(prog), u32(vers)...), append(u32(prot), u32(0)...)...)

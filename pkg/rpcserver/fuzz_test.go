@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
@@ -16,7 +17,7 @@ import (
 // fuzzServer serves the test program (less the call that blocks);
 // dispatch is driven directly with each message. (The portmapper's own
 // replies are fuzzed in pkg/portmap.)
-func fuzzServer(lim Limits) *Server {
+func fuzzServer(tb testing.TB, lim Limits) *Server {
 	h := newTestHandler()
 	mux := &rpc.Mux{}
 	mux.Handle(rpc.Program{Prog: testProg, Low: testLow, High: testHigh, Name: "test", Handler: rpc.HandlerFunc(
@@ -26,7 +27,7 @@ func fuzzServer(lim Limits) *Server {
 			}
 			return h.ServeRPC(ctx, req, w)
 		})})
-	s := &Server{Handler: mux, Log: quietLog(), Limits: lim}
+	s := &Server{Handler: mux, Log: rpctest.Logger(tb), Limits: lim}
 	s.init()
 	return s
 }
@@ -39,14 +40,14 @@ var (
 func dispatchSeeds() [][]byte {
 	sys := rpc.AuthSysCred{Machine: "m", UID: 1, GID: 1, GIDs: []uint32{2}}.Opaque()
 	return [][]byte{
-		callMsg(1, testProg, 1, procEcho, none(), opaque([]byte("hi"))),
-		callMsg(2, testProg, 2, procNull, sys, nil),
-		callMsg(3, testProg, 3, procNull, none(), nil),
-		callMsg(4, 1, 1, 0, none(), nil),
-		callMsg(5, testProg, 1, 42, rpc.OpaqueAuth{Flavor: 6}, nil),
-		callMsg(6, 100000, 2, 3, none(), append(append(u32(testProg), u32(1)...), append(u32(6), u32(0)...)...)),
-		callMsg(7, 100000, 4, 9, none(), opaque([]byte("rpcb"))),
-		callMsg(8, testProg, 1, procPanic, none(), nil),
+		rpctest.CallMsg(1, testProg, 1, procEcho, rpctest.None(), opaque([]byte("hi"))),
+		rpctest.CallMsg(2, testProg, 2, procNull, sys, nil),
+		rpctest.CallMsg(3, testProg, 3, procNull, rpctest.None(), nil),
+		rpctest.CallMsg(4, 1, 1, 0, rpctest.None(), nil),
+		rpctest.CallMsg(5, testProg, 1, 42, rpc.OpaqueAuth{Flavor: 6}, nil),
+		rpctest.CallMsg(6, 100000, 2, 3, rpctest.None(), append(append(rpctest.U32(testProg), rpctest.U32(1)...), append(rpctest.U32(6), rpctest.U32(0)...)...)),
+		rpctest.CallMsg(7, 100000, 4, 9, rpctest.None(), opaque([]byte("rpcb"))),
+		rpctest.CallMsg(8, testProg, 1, procPanic, rpctest.None(), nil),
 	}
 }
 
@@ -60,7 +61,7 @@ func FuzzDispatch(f *testing.F) {
 	for _, s := range dispatchSeeds() {
 		f.Add(s)
 	}
-	s := fuzzServer(Limits{})
+	s := fuzzServer(f, Limits{})
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		w := xdr.NewWriter(512)
 		replied := s.dispatch(context.Background(), msg, w, fuzzRemote, fuzzLocal, "tcp")
@@ -158,14 +159,14 @@ func TestWriteFuzzSeeds(t *testing.T) {
 func connSeeds() [][]byte {
 	var s [][]byte
 	for _, m := range dispatchSeeds() {
-		s = append(s, frag(m, true))
+		s = append(s, rpctest.Frag(m, true))
 	}
-	two := append(frag(dispatchSeeds()[0][:10], false), frag(dispatchSeeds()[0][10:], true)...)
+	two := append(rpctest.Frag(dispatchSeeds()[0][:10], false), rpctest.Frag(dispatchSeeds()[0][10:], true)...)
 	return append(s,
 		append(two, two...),
-		u32(1<<31|0x7fffffff),
-		append(frag(dispatchSeeds()[1], true), u32(1<<31|100)...), // then cut short
-		append(frag(nil, false), frag(nil, true)...),
+		rpctest.U32(1<<31|0x7fffffff),
+		append(rpctest.Frag(dispatchSeeds()[1], true), rpctest.U32(1<<31|100)...), // then cut short
+		append(rpctest.Frag(nil, false), rpctest.Frag(nil, true)...),
 		[]byte("GET / HTTP/1.0\r\n\r\n"),
 	)
 }
@@ -179,7 +180,7 @@ func FuzzConn(f *testing.F) {
 	for _, s := range connSeeds() {
 		f.Add(s)
 	}
-	s := fuzzServer(Limits{MaxRecord: 4 << 10, PerConnInflight: 4, Inflight: 8, InflightBytes: 16 << 10})
+	s := fuzzServer(f, Limits{MaxRecord: 4 << 10, PerConnInflight: 4, Inflight: 8, InflightBytes: 16 << 10})
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		client, srv := net.Pipe()
 		cn, err := s.newConn(srv)
