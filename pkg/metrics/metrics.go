@@ -13,9 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	nfs "github.com/willscott/go-nfs"
 
-	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 )
@@ -93,21 +92,16 @@ func (m *Metrics) BytesRead(n int) { m.read.Add(float64(n)) }
 func (m *Metrics) BytesWritten(n int) { m.written.Add(float64(n)) }
 
 // Status implements nfs3.Metrics.
-func (m *Metrics) Status(proc uint32, s nfs3.Status) {
-	m.nfsErrors.WithLabelValues(nfs.NFSProcedure(proc).String(), nfs3.StatusName(s)).Inc()
+func (m *Metrics) Status(proc uint32, s wire.Status) {
+	m.nfsErrors.WithLabelValues(wire.ProcName(proc), s.String()).Inc()
 }
-
-var mountProcs = []string{"Null", "Mnt", "Dump", "Umnt", "UmntAll", "Export"}
 
 func names(prog, proc uint32) (string, string) {
 	switch prog {
-	case nfs3.Program:
-		return "nfs", nfs.NFSProcedure(proc).String()
-	case nfs3.MountProgram:
-		if int(proc) < len(mountProcs) {
-			return "mount", mountProcs[proc]
-		}
-		return "mount", "Unknown"
+	case wire.Program:
+		return "nfs", wire.ProcName(proc)
+	case wire.MountProgram:
+		return "mount", wire.MountProcName(proc)
 	case portmap.Prog:
 		return "portmap", strconv.Itoa(int(proc))
 	case 100021:

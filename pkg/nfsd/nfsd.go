@@ -26,6 +26,8 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
+	"github.com/rwxnfs/rwxnfs/pkg/vfs"
+	"github.com/rwxnfs/rwxnfs/pkg/volfs"
 )
 
 // Config configures a daemon.
@@ -55,6 +57,7 @@ type Config struct {
 // Daemon is a running nfsd.
 type Daemon struct {
 	Table   *exports.Table
+	FS      *volfs.FS
 	Metrics *metrics.Metrics
 	Portmap *portmap.Table
 
@@ -119,8 +122,10 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, fmt.Errorf("NFS listener: %w", err)
 	}
 	port := d.listener.Addr().(*net.TCPAddr).Port
-	nfsH := nfs3.NewHandler(t, log, d.Metrics)
-	mountH := &nfs3.Mount{Table: t, Log: log}
+	// One file-operation layer under every protocol.
+	d.FS = volfs.New(t, log)
+	nfsH := nfs3.NewHandler(d.FS, log, d.Metrics)
+	mountH := &nfs3.Mount{FS: d.FS}
 	d.mux.Handle(nfsH.Program())
 	d.mux.Handle(mountH.Program())
 	d.mux.Handle(d.Portmap.Program())
@@ -202,19 +207,17 @@ func (d *Daemon) startLocking(cfg Config, port int) error {
 		return nil
 	}
 	t := d.Table
+	// A lock request passes the same checks as any other call on the
+	// handle: it must name a file, on a volume this client may use.
 	files := locking.FilesFunc(func(fh []byte, client netip.Addr) (string, error) {
-		n, err := t.Resolve(fh)
-		if err != nil {
-			if errors.Is(err, exports.ErrStale) || errors.Is(err, exports.ErrBadHandle) {
-				return "", fmt.Errorf("%w: %v", locking.ErrStale, err)
-			}
-			return "", err
+		vol, err := d.FS.Volume(context.Background(), vfs.Caller{Addr: client}, fh)
+		switch vfs.Code(err) {
+		case 0:
+			return vol, nil
+		case vfs.ErrStale, vfs.ErrBadHandle:
+			return "", fmt.Errorf("%w: %v", locking.ErrStale, err)
 		}
-		defer t.Release(n)
-		if !n.Vol.Options.AllowsClient(client) {
-			return "", fmt.Errorf("client %s is not on volume %s's allow-list", client, n.Vol.ID)
-		}
-		return n.Vol.ID, nil
+		return "", err
 	})
 	svc, err := locking.New(locking.Config{
 		Files:    files,

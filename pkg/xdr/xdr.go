@@ -216,7 +216,7 @@ func (w *Writer) Pad(n int) { w.buf = append(w.buf, zeros[:pad(n)]...) }
 // (a READ reply's count and end-of-file flag, after the data was read
 // straight into the buffer). Writing through it changes w's bytes in
 // place; it must write exactly n bytes (see Filled).
-func (w *Writer) Window(off, n int) Writer { return Writer{buf: w.buf[off:off:off+n]} }
+func (w *Writer) Window(off, n int) Writer { return Writer{buf: w.buf[off : off : off+n]} }
 
 // Filled reports whether a Window was written to exactly its end (and so
 // in place).

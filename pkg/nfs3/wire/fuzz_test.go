@@ -166,7 +166,7 @@ func TestDecodersRefuse(t *testing.T) {
 
 // A READ reply whose header is written after its data is the same bytes
 // as one encoded in order.
-func TestReadHeaderAt(t *testing.T) {
+func TestHeadersWrittenAfterData(t *testing.T) {
 	res := ReadRes{Attr: seedPost, Count: 5, EOF: true, Data: []byte("hello")}
 	w := xdr.NewWriter(0)
 	w.Uint32(0xfeedface) // whatever came before
@@ -177,6 +177,16 @@ func TestReadHeaderAt(t *testing.T) {
 	want := append([]byte{0xfe, 0xed, 0xfa, 0xce}, rpctest.Encode(&res)...)
 	if !bytes.Equal(w.Bytes(), want) {
 		t.Fatalf("got  %x\nwant %x", w.Bytes(), want)
+	}
+	// So is a READDIR reply whose head is written after its entries.
+	dres := ReaddirRes{DirAttr: seedPost, Verf: [8]byte{1}, Entries: []Entry{{FileID: 1, Name: "x", Cookie: 2}}, EOF: true}
+	w = xdr.NewWriter(0)
+	w.Grow(ReaddirOKHeadSize)
+	dres.Entries[0].Encode(w, false)
+	dres.EncodeTail(w)
+	dres.EncodeOKHeadAt(w, 0)
+	if want := rpctest.Encode(&dres); !bytes.Equal(w.Bytes(), want) {
+		t.Fatalf("READDIR got  %x\nwant %x", w.Bytes(), want)
 	}
 	// Entry.Size is the encoded size.
 	for _, plus := range []bool{false, true} {

@@ -123,6 +123,23 @@ func (res *ReaddirRes) EncodeHead(w *xdr.Writer) {
 	}
 }
 
+// ReaddirOKHeadSize is the size of what EncodeHead writes for a
+// successful reply with directory attributes.
+const ReaddirOKHeadSize = 4 + 4 + FattrSize + 8
+
+// EncodeOKHeadAt writes the head of a successful reply with directory
+// attributes into the ReaddirOKHeadSize bytes at off, for a server that
+// encoded the entries behind them before it knew those attributes.
+func (res *ReaddirRes) EncodeOKHeadAt(w *xdr.Writer, off int) {
+	win := w.Window(off, ReaddirOKHeadSize)
+	encodeStatus(&win, OK)
+	res.DirAttr.encode(&win)
+	win.FixedOpaque(res.Verf[:])
+	if !win.Filled() {
+		panic("wire: READDIR head written without attributes")
+	}
+}
+
 // EncodeTail ends the list of entries and says whether it reached the
 // end of the directory.
 func (res *ReaddirRes) EncodeTail(w *xdr.Writer) {

@@ -1,4 +1,4 @@
-package nfs3
+package volfs
 
 import (
 	"golang.org/x/sys/unix"
@@ -6,14 +6,15 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/fscred"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
+	"github.com/rwxnfs/rwxnfs/pkg/vfs"
 )
 
 // Quota enforcement (see pkg/quota for the unit and the exactness
 // argument). Each procedure that changes usage wraps its system call in
 // one of the functions below, which, under the lock of the inode whose
 // size changes, measure the state before, reserve the growth (refusing
-// with EDQUOT, which status maps to NFS3ERR_DQUOT, before anything
-// changed), run the change, and charge what really changed.
+// with EDQUOT before anything changed), run the change, and charge what
+// really changed.
 
 // quotaWrite wraps a WRITE's pwrite of n bytes at off on fd.
 func quotaWrite(node *exports.Node, fd int, off uint64, n int, put func() error) func() error {
@@ -201,11 +202,11 @@ func nameHandle(dir *exports.Node, name string) ([]byte, error) {
 // linkAllowed: a hard link adds a name, not bytes or an inode (usage
 // counts inodes once), so it is refused only on a volume already over a
 // limit, where no call may add anything.
-func linkAllowed(v *exports.Volume) Status {
+func linkAllowed(v *exports.Volume) error {
 	if v.Quota != nil && v.Quota.Over() {
-		return errDQuot
+		return vfs.ErrDQuot
 	}
-	return OK
+	return nil
 }
 
 // quotaFSStat replaces the backing file system's figures by the volume's
