@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -391,5 +392,109 @@ func TestDeletedVolumeIsStale(t *testing.T) {
 	}
 	if _, err := c.Write(ctx, f, 0, []byte("x"), nfsclient.Unstable); !isStatus(err, wire.ErrStale) {
 		t.Fatalf("WRITE after delete: %v, want STALE", err)
+	}
+}
+
+// Creates of names that may exist race with removes of the same names
+// from many connections: CREATE (unchecked, guarded, exclusive), SYMLINK
+// and MKDIR against REMOVE and RMDIR. Whatever the interleaving, every
+// object that comes into being is charged once and freed once: usage
+// never goes negative or past a limit, it ends equal to what the tree
+// holds, and the limits still hold afterwards.
+func TestQuotaCreateRemoveRace(t *testing.T) {
+	d := start(t, t.TempDir())
+	const byteLimit, inodeLimit = 16 * kib, 12
+	v := newQuotaVolume(t, d, "race", byteLimit, inodeLimit)
+	ctx := ctx(t)
+	names := []string{"n0", "n1", "n2", "n3", "n4", "n5"}
+	target := string(bytes.Repeat([]byte{'t'}, 3000))
+
+	stop := make(chan struct{})
+	var sampled sync.WaitGroup
+	var worst quota.Usage
+	sampled.Add(1)
+	go func() {
+		defer sampled.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			u := v.Quota.Usage()
+			worst.Bytes, worst.Inodes = min(worst.Bytes, u.Bytes), min(worst.Inodes, u.Inodes)
+			if u.Bytes > byteLimit || u.Inodes > inodeLimit {
+				t.Errorf("usage %+v past the limits", u)
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		c := dial(t, d, 0, 0)
+		if w%2 == 1 {
+			c = dial(t, d, 1000, 1000)
+		}
+		root := mount(t, c, "race")
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 300; i++ {
+				name := names[(i*7+w*3)%len(names)]
+				var err error
+				switch (i + w) % 8 {
+				case 0:
+					_, _, err = c.Create(ctx, root, name, nfsclient.Unchecked, nfsclient.SetAttr{})
+				case 1:
+					_, _, err = c.Create(ctx, root, name, nfsclient.Guarded, nfsclient.SetAttr{})
+				case 2:
+					_, _, err = c.CreateExclusive(ctx, root, name, [8]byte{byte(w), byte(i)})
+				case 3:
+					_, _, err = c.Symlink(ctx, root, name, target)
+				case 4:
+					_, _, err = c.Mkdir(ctx, root, name, nfsclient.SetAttr{Mode: nfsclient.U32(0o777)})
+				case 5, 6:
+					err = c.Remove(ctx, root, name)
+				case 7:
+					err = c.Rmdir(ctx, root, name)
+				}
+				var ne *nfsclient.Error
+				if err != nil && !errors.As(err, &ne) {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(stop)
+	sampled.Wait()
+	u, tree := v.Quota.Usage(), treeUsage(t, v.Dir())
+	t.Logf("usage %+v, tree %+v, lowest usage seen %+v", u, tree, worst)
+	if worst.Bytes < 0 || worst.Inodes < 0 {
+		t.Fatalf("usage went negative: %+v", worst)
+	}
+	if u != tree {
+		t.Fatalf("usage %+v, but the tree holds %+v", u, tree)
+	}
+	// The inode limit still holds: fill the volume and count.
+	c := dial(t, d, 0, 0)
+	root := mount(t, c, "race")
+	for i := 0; ; i++ {
+		_, _, err := c.Create(ctx, root, fmt.Sprintf("fill%d", i), nfsclient.Guarded, nfsclient.SetAttr{})
+		if isStatus(err, wire.ErrDQuot) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > inodeLimit {
+			t.Fatalf("created %d files on a volume limited to %d inodes", i+1, inodeLimit)
+		}
+	}
+	if tree := treeUsage(t, v.Dir()); tree.Inodes != inodeLimit || v.Quota.Usage() != tree {
+		t.Fatalf("after filling: tree %+v, usage %+v, limit %d inodes", tree, v.Quota.Usage(), inodeLimit)
 	}
 }

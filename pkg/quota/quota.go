@@ -34,6 +34,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +78,8 @@ type Volume struct {
 	// since this process started.
 	reconciled atomic.Bool
 
-	locks [stripes]sync.Mutex
+	locks     [stripes]sync.Mutex // inodes, by handle
+	nameLocks [stripes]sync.Mutex // directory entries, by directory handle and name
 
 	path string // where usage persists ("" = not persisted); guarded by mu
 }
@@ -138,6 +140,44 @@ func (v *Volume) Lock(key []byte) func() {
 	m := &v.locks[maphash.Bytes(seed, key)%stripes]
 	m.Lock()
 	return m.Unlock
+}
+
+// Name is a directory entry: the directory's handle and a name in it.
+type Name struct {
+	Dir  []byte
+	Name string
+}
+
+// LockNames takes the locks of directory entries, for an operation that
+// makes, removes or replaces them, and returns their unlock. While they
+// are held no other such operation on those names runs, so a creator can
+// tell the entry it made from one made or removed beside it. An operation
+// takes all its name locks in one call (they are taken in a fixed order,
+// each stripe once), and before any inode lock, never while holding one:
+// so no two operations can wait for each other.
+func (v *Volume) LockNames(names ...Name) func() {
+	var idx [2]int
+	held := idx[:0]
+	for _, n := range names {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		h.Write(n.Dir)
+		h.WriteByte(0)
+		h.WriteString(n.Name)
+		i := int(h.Sum64() % stripes)
+		if !slices.Contains(held, i) {
+			held = append(held, i)
+		}
+	}
+	slices.Sort(held)
+	for _, i := range held {
+		v.nameLocks[i].Lock()
+	}
+	return func() {
+		for _, i := range held {
+			v.nameLocks[i].Unlock()
+		}
+	}
 }
 
 // Reserve admits a growth of bytes and inodes if it keeps the volume

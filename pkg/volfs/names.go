@@ -152,33 +152,33 @@ func (fs *FS) Create(_ context.Context, c vfs.Caller, dirFH []byte, name string,
 		mode = sa.Mode
 	}
 	exclusive := how.Mode == vfs.Exclusive
-	err = createCharged(d.dir, name, 0, d.id, func() error {
+	err = createCharged(d.dir, name, 0, d.id, func() (bool, error) {
 		fd, err := unix.Openat(d.dir.FD(), name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 		if err == nil {
 			defer unix.Close(fd)
 			if exclusive {
-				return setVerifier(fd, how.Verf)
+				return true, setVerifier(fd, how.Verf)
 			}
-			return nil
+			return true, nil
 		}
 		if !errors.Is(err, unix.EEXIST) || how.Mode == vfs.Guarded {
-			return err
+			return false, err
 		}
 		var st unix.Stat_t
 		if err := unix.Fstatat(d.dir.FD(), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
+			return false, err
 		}
 		if !isReg(&st) {
-			return unix.EEXIST
+			return false, unix.EEXIST
 		}
 		if exclusive {
 			// A retransmitted exclusive create finds its own verifier.
 			if !hasVerifier(&st, how.Verf) {
-				return unix.EEXIST
+				return false, unix.EEXIST
 			}
-			return nil
+			return false, nil
 		}
-		return errUnchecked
+		return false, errUnchecked
 	})
 	switch {
 	case errors.Is(err, errUnchecked):
@@ -197,6 +197,10 @@ func (fs *FS) Create(_ context.Context, c vfs.Caller, dirFH []byte, name string,
 }
 
 var errUnchecked = errors.New("exists (unchecked create)")
+
+// made is the result of a system call that makes an inode when it
+// succeeds (mkdirat, symlinkat, mknodat).
+func made(err error) (bool, error) { return err == nil, err }
 
 // setVerifier stores an exclusive create's verifier in the new file's
 // atime and mtime, where a retransmission can find it; the client sets
@@ -253,7 +257,7 @@ func (fs *FS) Mkdir(_ context.Context, c vfs.Caller, dirFH []byte, name string, 
 	if sa.SetMode {
 		mode = sa.Mode
 	}
-	err = createCharged(d.dir, name, 0, d.id, func() error { return unix.Mkdirat(d.dir.FD(), name, mode) })
+	err = createCharged(d.dir, name, 0, d.id, func() (bool, error) { return made(unix.Mkdirat(d.dir.FD(), name, mode)) })
 	if err == nil {
 		err = fs.applyCreateAttrs(&d, name, sa)
 	}
@@ -275,7 +279,7 @@ func (fs *FS) Symlink(_ context.Context, c vfs.Caller, dirFH []byte, name, targe
 	if err != nil {
 		return vfs.Created{Dir: d.wcc}, err
 	}
-	err = createCharged(d.dir, name, int64(len(target)), d.id, func() error { return unix.Symlinkat(target, d.dir.FD(), name) })
+	err = createCharged(d.dir, name, int64(len(target)), d.id, func() (bool, error) { return made(unix.Symlinkat(target, d.dir.FD(), name)) })
 	if err == nil && (sa.SetUID || sa.SetGID) {
 		err = fs.setAttrsByName(&d, name, vfs.SetAttr{SetUID: sa.SetUID, UID: sa.UID, SetGID: sa.SetGID, GID: sa.GID})
 	}
@@ -319,8 +323,8 @@ func (fs *FS) Mknod(_ context.Context, c vfs.Caller, dirFH []byte, name string, 
 	if sa.SetMode {
 		mode = sa.Mode
 	}
-	err = createCharged(d.dir, name, 0, d.id, func() error {
-		return unix.Mknodat(d.dir.FD(), name, kind|mode, int(unix.Mkdev(major, minor)))
+	err = createCharged(d.dir, name, 0, d.id, func() (bool, error) {
+		return made(unix.Mknodat(d.dir.FD(), name, kind|mode, int(unix.Mkdev(major, minor))))
 	})
 	if err == nil {
 		err = fs.applyCreateAttrs(&d, name, sa)
@@ -358,8 +362,12 @@ func (fs *FS) unlink(c *vfs.Caller, dirFH []byte, name string, flags int, op str
 	}
 	var victim []byte
 	err = fscred.Do(d.id, func() error {
-		victim, _ = fs.t.HandleAt(d.dir.Vol, d.dir.FD(), name)
-		return unlinkCharged(d.dir, name, victim, func() error { return unix.Unlinkat(d.dir.FD(), name, flags) })
+		var err error
+		victim, err = unlinkCharged(d.dir, name, func() []byte {
+			h, _ := fs.t.HandleAt(d.dir.Vol, d.dir.FD(), name)
+			return h
+		}, func() error { return unix.Unlinkat(d.dir.FD(), name, flags) })
+		return err
 	})
 	if err == nil && victim != nil {
 		// Close our descriptors of it so its space is freed now.
@@ -393,10 +401,12 @@ func (fs *FS) Rename(_ context.Context, c vfs.Caller, fromFH []byte, fromName st
 	}
 	var victim []byte
 	err = fscred.Do(from.id, func() error {
-		victim, _ = fs.t.HandleAt(to.dir.Vol, to.dir.FD(), toName)
-		return renameCharged(from.dir, fromName, to.dir, toName, victim, func() error {
-			return unix.Renameat(from.dir.FD(), fromName, to.dir.FD(), toName)
-		})
+		var err error
+		victim, err = renameCharged(from.dir, fromName, to.dir, toName, func() []byte {
+			h, _ := fs.t.HandleAt(to.dir.Vol, to.dir.FD(), toName)
+			return h
+		}, func() error { return unix.Renameat(from.dir.FD(), fromName, to.dir.FD(), toName) })
+		return err
 	})
 	if err == nil && victim != nil {
 		fs.t.Forget(victim)

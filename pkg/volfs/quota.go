@@ -10,11 +10,14 @@ import (
 )
 
 // Quota enforcement (see pkg/quota for the unit and the exactness
-// argument). Each procedure that changes usage wraps its system call in
+// argument). Each operation that changes usage wraps its system call in
 // one of the functions below, which, under the lock of the inode whose
 // size changes, measure the state before, reserve the growth (refusing
 // with EDQUOT before anything changed), run the change, and charge what
-// really changed.
+// really changed. Operations that make, remove or replace a name also
+// hold that name's lock (quota.Volume.LockNames), taken before any inode
+// lock: whether an inode was made is the system call's own answer, and
+// the entry a creator finds after its call is the one it made.
 
 // quotaWrite wraps a WRITE's pwrite of n bytes at off on fd.
 func quotaWrite(node *exports.Node, fd int, off uint64, n int, put func() error) func() error {
@@ -81,63 +84,92 @@ func truncateCharged(node *exports.Node, fd int, size int64) error {
 	return err
 }
 
-// createCharged wraps the making of name in dir (CREATE, MKDIR, SYMLINK,
-// MKNOD), which runs as cred: one inode plus bytes (a symlink's text)
-// are reserved, and kept only if the call made a new entry. Calls for
-// one name are serialised, so concurrent creates of the same name charge
-// once.
-func createCharged(dir *exports.Node, name string, bytes int64, cred fscred.Cred, do func() error) error {
-	mk := func() error { return fscred.Do(cred, do) }
+// createCharged makes name in dir as id (CREATE, MKDIR, SYMLINK, MKNOD).
+// do runs the system call and reports whether it made a new inode; that
+// comes from the call's own result (O_EXCL or mkdirat succeeding), never
+// from a look beforehand, which another client could make stale. One
+// inode and bytes (a symlink's text) are reserved first and kept only if
+// do made one. The name's lock is held throughout, and every operation
+// that removes or replaces a name takes it too, so the entry found after
+// the call is the one it made.
+func createCharged(dir *exports.Node, name string, bytes int64, id fscred.Cred, do func() (made bool, err error)) error {
+	mk := func() (made bool, err error) {
+		err = fscred.Do(id, func() error {
+			var err error
+			made, err = do()
+			return err
+		})
+		return made, err
+	}
 	q := dir.Vol.Quota
 	if q == nil {
-		return mk()
-	}
-	unlock := q.Lock(append(append([]byte(nil), dir.Handle...), name...))
-	defer unlock()
-	var st unix.Stat_t
-	if unix.Fstatat(dir.FD(), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-		return mk() // exists: whatever mk does, it makes no inode
-	}
-	if err := q.Reserve(bytes, 1); err != nil {
-		return unix.EDQUOT
-	}
-	err := mk()
-	if unix.Fstatat(dir.FD(), name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
-		q.Add(-bytes, -1)
+		_, err := mk()
 		return err
 	}
-	q.Created(st.Ino)
-	if c := quota.Charge(&st); c != bytes {
-		q.Add(c-bytes, 0)
+	unlock := q.LockNames(quota.Name{Dir: dir.Handle, Name: name})
+	defer unlock()
+	reserved := q.Reserve(bytes, 1) == nil
+	if !reserved && !exists(dir, name) {
+		return unix.EDQUOT
+	}
+	// Over a limit but the name exists: the call can only find it (an
+	// UNCHECKED or retransmitted EXCLUSIVE create) or fail with EEXIST.
+	made, err := mk()
+	switch {
+	case made && !reserved:
+		q.Add(bytes, 1) // made after all: the name went away outside NFS
+	case !made && reserved:
+		q.Add(-bytes, -1)
+	}
+	if made {
+		var st unix.Stat_t
+		if unix.Fstatat(dir.FD(), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			q.Created(st.Ino)
+			if c := quota.Charge(&st); c != bytes {
+				q.Add(c-bytes, 0)
+			}
+		}
 	}
 	return err
 }
 
-// unlinkCharged wraps REMOVE and RMDIR of name (whose handle is victim,
-// nil if unknown): once the last link of an inode is gone, its bytes and
-// inode are freed. A file with other links frees nothing.
-func unlinkCharged(dir *exports.Node, name string, victim []byte, rm func() error) error {
+func exists(dir *exports.Node, name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(dir.FD(), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+}
+
+// unlinkCharged wraps REMOVE and RMDIR of name, under the name's lock:
+// victim gives the handle of what the name holds (nil if unknown), which
+// the function returns; once the last link of an inode is gone, its bytes
+// and inode are freed. A file with other links frees nothing.
+func unlinkCharged(dir *exports.Node, name string, victim func() []byte, rm func() error) ([]byte, error) {
 	q := dir.Vol.Quota
-	if q == nil || victim == nil {
-		return rm()
+	if q == nil {
+		return victim(), rm()
 	}
-	unlock := q.Lock(victim)
+	unlock := q.LockNames(quota.Name{Dir: dir.Handle, Name: name})
 	defer unlock()
+	v := victim()
+	if v == nil {
+		return nil, rm()
+	}
+	unlockInode := q.Lock(v)
+	defer unlockInode()
 	fd, err := unix.Openat(dir.FD(), name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return rm()
+		return v, rm()
 	}
 	defer unix.Close(fd)
 	var pre unix.Stat_t
 	if err := unix.Fstat(fd, &pre); err != nil {
-		return rm()
+		return v, rm()
 	}
 	q.Touch(pre.Ino, quota.Charge(&pre), nil)
 	if err := rm(); err != nil {
-		return err
+		return v, err
 	}
 	freeIfGone(q, fd)
-	return nil
+	return v, nil
 }
 
 // freeIfGone frees the charge of the inode held by fd if no link to it
@@ -149,14 +181,17 @@ func freeIfGone(q *quota.Volume, fd int) {
 	}
 }
 
-// renameCharged wraps RENAME: an entry it replaces is freed like a
-// REMOVE; while a reconcile walk runs, the moved entry is reported so the
-// walk counts it wherever it lands.
-func renameCharged(from *exports.Node, fromName string, to *exports.Node, toName string, victim []byte, mv func() error) error {
+// renameCharged wraps RENAME, under the locks of both names: an entry it
+// replaces (victim gives its handle, which the function returns) is freed
+// like a REMOVE; while a reconcile walk runs, the moved entry is reported
+// so the walk counts it wherever it lands.
+func renameCharged(from *exports.Node, fromName string, to *exports.Node, toName string, victim func() []byte, mv func() error) ([]byte, error) {
 	q := from.Vol.Quota
 	if q == nil {
-		return mv()
+		return victim(), mv()
 	}
+	unlock := q.LockNames(quota.Name{Dir: from.Handle, Name: fromName}, quota.Name{Dir: to.Handle, Name: toName})
+	defer unlock()
 	var src unix.Stat_t
 	if unix.Fstatat(from.FD(), fromName, &src, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		var key []byte
@@ -167,26 +202,27 @@ func renameCharged(from *exports.Node, fromName string, to *exports.Node, toName
 		}
 		q.Touch(src.Ino, quota.Charge(&src), key)
 	}
-	if victim == nil {
-		return mv()
+	v := victim()
+	if v == nil {
+		return nil, mv()
 	}
-	unlock := q.Lock(victim)
-	defer unlock()
+	unlockInode := q.Lock(v)
+	defer unlockInode()
 	fd, err := unix.Openat(to.FD(), toName, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return mv()
+		return v, mv()
 	}
 	defer unix.Close(fd)
 	var pre unix.Stat_t
 	if err := unix.Fstat(fd, &pre); err != nil || pre.Ino == src.Ino {
-		return mv() // renaming a link onto another link of itself: a no-op
+		return v, mv() // renaming a link onto another link of itself: a no-op
 	}
 	q.Touch(pre.Ino, quota.Charge(&pre), nil)
 	if err := mv(); err != nil {
-		return err
+		return v, err
 	}
 	freeIfGone(q, fd)
-	return nil
+	return v, nil
 }
 
 // nameHandle is the raw kernel handle of a directory entry; the walk
