@@ -350,3 +350,69 @@ func TestSquashAndReadOnly(t *testing.T) {
 		})
 	}
 }
+
+// Root squash squashes gid 0 wherever the credential carries it: a
+// uid-1000 caller listing group 0 among its supplementary groups gets no
+// group-0 rights, neither in the server's own checks (READ, WRITE,
+// ACCESS) nor in the kernel's (creating in a root:root 0770 directory).
+func TestRootSquashSquashesSupplementaryGroupZero(t *testing.T) {
+	root := t.TempDir()
+	d := start(t, root)
+	ctx := ctx(t)
+	o := defaultOptions()
+	o.Squash = "root"
+	if _, err := d.Table.Create("rs", o); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(root, "volumes", "rs")
+	if err := os.WriteFile(filepath.Join(disk, "secret"), []byte("root only"), 0o660); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(disk, "secret"), 0o660) // whatever the umask
+	if err := os.Mkdir(filepath.Join(disk, "private"), 0o770); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(disk, "private"), 0o770)
+
+	c, err := nfsclient.Dial(ctx, d.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetCred(1000, 1000, 0)
+	vol := mount(t, c, "rs")
+	f, _, err := c.Lookup(ctx, vol, "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx, f, 0, 100); !isStatus(err, wire.ErrAccess) {
+		t.Fatalf("READ of a root:root 0660 file with groups [0] on a root-squashed volume: %v, want ACCES", err)
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("x"), nfsclient.FileSync); !isStatus(err, wire.ErrAccess) {
+		t.Fatalf("WRITE: %v, want ACCES", err)
+	}
+	if got, err := c.Access(ctx, f, 0x3f); err != nil || got&(0x01|0x04) != 0 {
+		t.Fatalf("ACCESS = %#x, %v: want neither read nor modify", got, err)
+	}
+	dir, _, err := c.Lookup(ctx, vol, "private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Create(ctx, dir, "x", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrAccess) {
+		t.Fatalf("CREATE in a root:root 0770 directory: %v, want ACCES", err)
+	}
+	// Without squashing, group 0 is the caller's to use.
+	if _, err := d.Table.Create("open", defaultOptions()); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "volumes", "open", "shared"), []byte("group 0"), 0o660)
+	os.Chmod(filepath.Join(root, "volumes", "open", "shared"), 0o660)
+	ovol := mount(t, c, "open")
+	g, _, err := c.Lookup(ctx, ovol, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx, g, 0, 100); err != nil {
+		t.Fatalf("READ with groups [0] on an unsquashed volume: %v", err)
+	}
+}
