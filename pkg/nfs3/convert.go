@@ -10,12 +10,18 @@ import (
 func nfsTime(t vfs.Time) wire.Time { return wire.Time{Sec: uint32(t.Sec), Nsec: uint32(t.Nsec)} }
 
 func fattr(a *vfs.Attr) wire.Fattr {
-	return wire.Fattr{
-		Type: wire.FileType(a.Type), Mode: a.Mode, Nlink: a.Nlink, UID: a.UID, GID: a.GID,
-		Size: a.Size, Used: a.Used, Rdev: wire.SpecData{Major: a.Major, Minor: a.Minor},
-		FSID: a.FSID, FileID: a.FileID,
-		Atime: nfsTime(a.Atime), Mtime: nfsTime(a.Mtime), Ctime: nfsTime(a.Ctime),
-	}
+	var f wire.Fattr
+	setFattr(&f, a)
+	return f
+}
+
+// setFattr fills f in place (see volfs's setAttr).
+func setFattr(f *wire.Fattr, a *vfs.Attr) {
+	f.Type, f.Mode, f.Nlink, f.UID, f.GID = wire.FileType(a.Type), a.Mode, a.Nlink, a.UID, a.GID
+	f.Size, f.Used = a.Size, a.Used
+	f.Rdev.Major, f.Rdev.Minor = a.Major, a.Minor
+	f.FSID, f.FileID = a.FSID, a.FileID
+	f.Atime, f.Mtime, f.Ctime = nfsTime(a.Atime), nfsTime(a.Mtime), nfsTime(a.Ctime)
 }
 
 func postOp(a *vfs.AttrResult) wire.PostOpAttr {

@@ -37,12 +37,12 @@ func (h *Handler) listDir(ctx context.Context, r *xdr.Reader, c vfs.Caller, w *x
 	var e wire.Entry
 	args := vfs.ReadDirArgs{Cookie: a.Cookie, Plus: plus, SizeHint: limit}
 	lr, err := h.FS.ReadDir(ctx, c, a.Dir, args, func(de *vfs.DirEntry) bool {
-		e = wire.Entry{FileID: de.FileID, Name: de.Name, Cookie: de.Cookie}
+		e.FileID, e.Name, e.Cookie = de.FileID, de.Name, de.Cookie
 		if plus {
-			if de.HasAttr {
-				e.Attr = wire.PostOpAttr{Set: true, Attr: fattr(&de.Attr)}
+			if e.Attr.Set = de.HasAttr; de.HasAttr {
+				setFattr(&e.Attr.Attr, &de.Attr)
 			}
-			e.FH = wire.PostOpFH{Set: de.FH != nil, FH: de.FH}
+			e.FH.Set, e.FH.FH = de.FH != nil, de.FH
 		}
 		size := e.Size(plus)
 		if used+size > limit {

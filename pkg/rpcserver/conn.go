@@ -14,7 +14,7 @@ import (
 )
 
 // A connection's life: serve reads one call after another (readCall,
-// which holds the call's budget), starts each on its own goroutine (run),
+// which holds the call's budget), starts each on a worker goroutine (run),
 // which dispatches it and writes its reply (reply); when reading ends,
 // close waits for the calls in flight and gives back what the
 // connection held.
@@ -100,7 +100,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.wg.Add(1)
-		go c.run(cl, slots)
+		c.s.spawn(func() { c.run(cl, slots) })
 	}
 }
 

@@ -116,6 +116,8 @@ type Server struct {
 	perIP     map[netip.Addr]int // open connections by client address
 	closing   atomic.Bool
 	connWG    sync.WaitGroup
+	work      chan func() // to idle workers (workers.go)
+	stopWork  sync.Once
 	baseCtx   context.Context
 	cancel    context.CancelFunc
 }
@@ -132,6 +134,7 @@ func (s *Server) init() {
 		s.conns = make(map[*conn]struct{})
 		s.perIP = make(map[netip.Addr]int)
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
+		s.work = make(chan func())
 	})
 }
 
@@ -258,7 +261,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
-	go func() { s.connWG.Wait(); close(done) }()
+	go func() {
+		s.connWG.Wait() // every connection's calls have ended
+		s.stopWorkers()
+		close(done)
+	}()
 	select {
 	case <-done:
 		s.cancel()

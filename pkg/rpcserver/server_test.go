@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -539,4 +540,48 @@ func TestUDP(t *testing.T) {
 	if st := ts.Stats(); st.DroppedCalls != 3 {
 		t.Fatalf("dropped %d datagrams, want 3", st.DroppedCalls)
 	}
+}
+
+// Workers outlive calls (a burst of concurrent calls leaves idle workers
+// behind, which serve later calls) and end at Shutdown: no goroutine is
+// left behind.
+func TestWorkersEndAtShutdown(t *testing.T) {
+	before := runtime.NumGoroutine()
+	h := newTestHandler()
+	s := &Server{Handler: h, Log: rpctest.Logger(t), Limits: small}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	c := rpctest.Dial(t, l.Addr().String())
+	const n = 4 // small.PerConnInflight
+	for i := uint32(1); i <= n; i++ {
+		c.Call(i, testProg, 1, procBlock, rpctest.U32(i))
+	}
+	for range n {
+		<-h.started
+	}
+	during := runtime.NumGoroutine()
+	for i := uint32(1); i <= n; i++ {
+		h.release(i)
+	}
+	for range n {
+		c.Reply()
+	}
+	// The burst's workers stay, idle, and take later calls: as many
+	// goroutines as during the burst, no more.
+	for i := uint32(100); i < 120; i++ {
+		c.Call(i, testProg, 1, procNull, nil)
+		c.ExpectReply(i)
+	}
+	if now := runtime.NumGoroutine(); now != during {
+		t.Errorf("%d goroutines after the burst's calls ended, %d during it: the workers did not stay, or were not reused", now, during)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-served
+	rpctest.Eventually(t, "workers to end", func() bool { return runtime.NumGoroutine() <= before })
 }

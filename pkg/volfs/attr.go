@@ -35,22 +35,23 @@ func timeOf(t unix.Timespec) vfs.Time { return vfs.Time{Sec: t.Sec, Nsec: t.Nsec
 // attrOf is st as attributes of a file in the volume with fsid, which
 // clients see as its own file system.
 func attrOf(st *unix.Stat_t, fsid uint64) vfs.Attr {
-	return vfs.Attr{
-		Type:   fileType(st.Mode),
-		Mode:   st.Mode & 0o7777,
-		Nlink:  uint32(st.Nlink),
-		UID:    st.Uid,
-		GID:    st.Gid,
-		Size:   uint64(st.Size),
-		Used:   uint64(st.Blocks) * 512,
-		Major:  unix.Major(st.Rdev),
-		Minor:  unix.Minor(st.Rdev),
-		FSID:   fsid,
-		FileID: st.Ino,
-		Atime:  timeOf(st.Atim),
-		Mtime:  timeOf(st.Mtim),
-		Ctime:  timeOf(st.Ctim),
-	}
+	var a vfs.Attr
+	setAttr(&a, st, fsid)
+	return a
+}
+
+// setAttr fills a in place (READDIRPLUS does it for every entry; a
+// struct literal assigned to a would be built aside and copied).
+func setAttr(a *vfs.Attr, st *unix.Stat_t, fsid uint64) {
+	a.Type = fileType(st.Mode)
+	a.Mode = st.Mode & 0o7777
+	a.Nlink = uint32(st.Nlink)
+	a.UID, a.GID = st.Uid, st.Gid
+	a.Size = uint64(st.Size)
+	a.Used = uint64(st.Blocks) * 512
+	a.Major, a.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
+	a.FSID, a.FileID = fsid, st.Ino
+	a.Atime, a.Mtime, a.Ctime = timeOf(st.Atim), timeOf(st.Mtim), timeOf(st.Ctim)
 }
 
 // timespec is how utimensat sets a time.

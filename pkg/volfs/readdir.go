@@ -67,7 +67,8 @@ func (fs *FS) ReadDir(_ context.Context, c vfs.Caller, dirFH []byte, args vfs.Re
 				}
 			}
 			off += reclen
-			e = vfs.DirEntry{Name: string(nameb), FileID: ino, Cookie: next}
+			e.Name, e.FileID, e.Cookie = string(nameb), ino, next
+			e.HasAttr, e.FH = false, nil
 			if e.Name == ".." && dir.IsRoot() {
 				e.FileID = dst.Ino // the volume's root is its own parent
 			}
@@ -100,13 +101,15 @@ func direntBuf(reply int, plus bool) int {
 // entry that went away meanwhile is listed without them.
 func (fs *FS) entryPlus(dir *exports.Node, fd int, e *vfs.DirEntry, dst, st *unix.Stat_t) {
 	if e.Name == "." || e.Name == ".." && dir.IsRoot() {
-		e.FH, e.Attr, e.HasAttr = dir.Handle, attrOf(dst, dir.Vol.FSID), true
+		setAttr(&e.Attr, dst, dir.Vol.FSID)
+		e.FH, e.HasAttr = dir.Handle, true
 		return
 	}
 	if unix.Fstatat(fd, e.Name, st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 		return
 	}
-	e.Attr, e.HasAttr = attrOf(st, dir.Vol.FSID), true
+	setAttr(&e.Attr, st, dir.Vol.FSID)
+	e.HasAttr = true
 	if h, err := fs.t.HandleAt(dir.Vol, fd, e.Name); err == nil {
 		e.FH = h
 	}
