@@ -441,9 +441,9 @@ func TestPartialLimitsAreCompleted(t *testing.T) {
 	}
 }
 
-// Shutdown lets a call in flight finish and its reply go out, refuses new
-// connections meanwhile, then closes the connection.
-func TestShutdownDrainsCallsInFlight(t *testing.T) {
+// serveTest serves the test handler, with no cleanup: the test shuts the
+// server down itself. served gets Serve's result.
+func serveTest(t *testing.T) (*Server, *testHandler, net.Listener, chan error) {
 	h := newTestHandler()
 	s := &Server{Handler: h, Log: rpctest.Logger(t), Limits: small}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -452,6 +452,13 @@ func TestShutdownDrainsCallsInFlight(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
+	return s, h, l, served
+}
+
+// Shutdown lets a call in flight finish and its reply go out, refuses new
+// connections meanwhile, then closes the connection.
+func TestShutdownDrainsCallsInFlight(t *testing.T) {
+	s, h, l, served := serveTest(t)
 	c := rpctest.Dial(t, l.Addr().String())
 	c.Call(1, testProg, 1, procBlock, rpctest.U32(5))
 	<-h.started
@@ -481,13 +488,7 @@ func TestShutdownDrainsCallsInFlight(t *testing.T) {
 
 // Shutdown with a deadline does not wait forever for a stuck call.
 func TestShutdownDeadline(t *testing.T) {
-	h := newTestHandler()
-	s := &Server{Handler: h, Log: rpctest.Logger(t), Limits: small}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(l)
+	s, h, l, _ := serveTest(t)
 	c := rpctest.Dial(t, l.Addr().String())
 	c.Call(1, testProg, 1, procBlock, rpctest.U32(5)) // never released: ctx ends it
 	<-h.started
@@ -547,14 +548,7 @@ func TestUDP(t *testing.T) {
 // left behind.
 func TestWorkersEndAtShutdown(t *testing.T) {
 	before := runtime.NumGoroutine()
-	h := newTestHandler()
-	s := &Server{Handler: h, Log: rpctest.Logger(t), Limits: small}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(l) }()
+	s, h, l, served := serveTest(t)
 	c := rpctest.Dial(t, l.Addr().String())
 	const n = 4 // small.PerConnInflight
 	for i := uint32(1); i <= n; i++ {

@@ -25,8 +25,11 @@ func (fs *FS) fail(op string, err error) error {
 	case errors.Is(err, exports.ErrBadHandle):
 		return vfs.ErrBadHandle
 	}
-	var errno unix.Errno
-	if !errors.As(err, &errno) {
+	errno, ok := err.(unix.Errno) // most are, unwrapped: no allocation
+	if !ok {
+		errno, ok = asErrno(err)
+	}
+	if !ok {
 		fs.log.Error("unexpected error", "op", op, "err", err)
 		return vfs.ErrFault
 	}
@@ -35,6 +38,16 @@ func (fs *FS) fail(op string, err error) error {
 	}
 	fs.log.Warn("unmapped errno", "op", op, "err", err)
 	return vfs.ErrIO
+}
+
+// asErrno finds an errno wrapped in err. Not inlined: its variable
+// escapes (errors.As), and fail's must not.
+//
+//go:noinline
+func asErrno(err error) (unix.Errno, bool) {
+	var errno unix.Errno
+	ok := errors.As(err, &errno)
+	return errno, ok
 }
 
 func errnoError(errno unix.Errno) vfs.Error {
