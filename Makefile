@@ -58,6 +58,7 @@ fuzz:
 clean:
 	rm -rf $(BIN) build
 
+-include csi.mk
 -include e2e/e2e.mk
 -include quota.mk
 -include bench.mk

@@ -53,6 +53,9 @@ type bed struct {
 	nfsdN   int // starts, for log names
 	waitCh  chan struct{}
 	start   time.Time
+	// adminTCP, if set, puts nfsd's admin API on TCP (host:port on the
+	// bridge) instead of the unix socket, for clients in the nodes.
+	adminTCP string
 }
 
 // newBed provisions (once per run), cleans up leftovers of a crashed run,
@@ -174,6 +177,15 @@ func inNetns(args ...string) *exec.Cmd {
 func (b *bed) adminSock() string  { return filepath.Join(b.sockDir, "admin.sock") }
 func (b *bed) adminToken() string { return filepath.Join(b.dir, "admin-token") }
 
+// adminAddr is where nfsd serves its admin API: the unix socket, or TCP
+// on the bridge when a test sets adminTCP (for clients in the nodes).
+func (b *bed) adminAddr() string {
+	if b.adminTCP != "" {
+		return b.adminTCP
+	}
+	return "unix:" + b.adminSock()
+}
+
 // startNFSD starts our server in the netns, with the portmapper on port
 // 111 of the bridge address (the Linux client finds NLM only there), and
 // waits for its "nfsd serving" log line.
@@ -188,7 +200,7 @@ func (b *bed) startNFSD() {
 	}
 	cmd := inNetns(b.art.nfsd, "--root", b.root, "--listen", serverIP+":2049", "--portmap-listen", serverIP+":111",
 		"--metrics-listen", "off", "--log-format", "json", "--log-level", "debug",
-		"--admin-listen", "unix:"+b.adminSock(), "--admin-token-file", b.adminToken())
+		"--admin-listen", b.adminAddr(), "--admin-token-file", b.adminToken())
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = lf, pw
 	if err := cmd.Start(); err != nil {
@@ -252,7 +264,10 @@ func (b *bed) restartNFSD() time.Duration {
 
 // admin runs "nfsd admin ..." against this bed's server.
 func (b *bed) admin(args ...string) (string, error) {
-	a := append([]string{"admin", "--addr", "unix:" + b.adminSock(), "--token-file", b.adminToken()}, args...)
+	a := append([]string{"admin", "--addr", b.adminAddr(), "--token-file", b.adminToken()}, args...)
+	if b.adminTCP != "" {
+		return run("ip", append([]string{"netns", "exec", netns, b.art.nfsd}, a...)...)
+	}
 	return run(b.art.nfsd, a...)
 }
 
@@ -309,7 +324,7 @@ func (b *bed) boot(i int) (*node, error) {
 	}
 	n.logF = lf
 	mac := fmt.Sprintf("52:54:00:78:00:%02x", 11+i)
-	n.cmd = inNetns("qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-smp", "1", "-display", "none",
+	n.cmd = inNetns("qemu-system-x86_64", "-accel", "tcg", "-m", nodeMemory(), "-smp", "1", "-display", "none",
 		"-no-reboot", "-nodefaults", "-serial", "stdio",
 		"-kernel", b.art.kernel, "-initrd", b.art.initrd,
 		"-netdev", fmt.Sprintf("tap,id=n0,ifname=tap%d,script=no,downscript=no", i),

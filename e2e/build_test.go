@@ -30,9 +30,11 @@ var hostPackages = []string{
 var nodeModules = []string{"virtio_pci", "virtio_net", "nfsv3"}
 
 // Binaries taken from the unpacked nfs-common (relative to its root)
-// and from the host, each with its shared libraries.
+// and from the host, each with its shared libraries. util-linux mount and
+// umount (in /sbin, ahead of busybox's) make "mount -t nfs" run
+// mount.nfs, as on a real node.
 var nfsCommonBins = []string{"sbin/mount.nfs", "sbin/rpc.statd", "sbin/sm-notify", "sbin/showmount"}
-var hostBins = []string{"/sbin/rpcbind", "/usr/sbin/rpcinfo"}
+var hostBins = []string{"/sbin/rpcbind", "/usr/sbin/rpcinfo", "/bin/mount", "/bin/umount"}
 
 // ExtraNodeBinaries is the hook for the future csi-nfs driver (node mode)
 // and its CSI client: RWXNFS_E2E_NODE_BINS="/path/csi-nfs:/path/csc"
@@ -45,6 +47,11 @@ func extraNodeBinaries() []string {
 	}
 	return strings.Split(v, ":")
 }
+
+// nodeMemory is a node's memory in MiB: 256, or RWXNFS_E2E_NODE_MEM for
+// images that carry big extra binaries (the initramfs is unpacked into
+// memory: the CSI binaries need 512).
+func nodeMemory() string { return envOr("RWXNFS_E2E_NODE_MEM", "256") }
 
 // artifacts are what a test bed boots and runs.
 type artifacts struct {

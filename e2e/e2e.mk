@@ -14,10 +14,11 @@ E2E_GOTEST   = cd e2e && RWXNFS_E2E=1 RWXNFS_E2E_RECORDS=$(E2E_RECORDS) $(GO) te
 e2e:
 	$(E2E_GOTEST) -timeout $(E2E_TIMEOUT) -run '$(E2E_RUN)' .
 
-# CI: one node mount + write/read, and one smaller locked two-node run.
+# CI: one node mount + write/read, one smaller locked two-node run, and
+# csi-sanity's node specs in a node (RWXNFS_E2E_CSI_FOCUS, set by csi.mk).
 e2e-smoke: E2E_RECORDS = 200
 e2e-smoke:
-	$(E2E_GOTEST) -timeout 15m -run '^(TestMountPlainVers3|TestLockedAppendsFcntl)$$' .
+	$(E2E_GOTEST) -timeout 15m -run '^(TestMountPlainVers3|TestLockedAppendsFcntl|TestCSISanityNode)$$' .
 
 e2e-clean:
 	rm -rf e2e/.build

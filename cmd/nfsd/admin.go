@@ -27,13 +27,19 @@ commands:
   show <volume>                         one volume
   create <volume> <size> [key=value...] size like 10Gi, 500M, 0 (no limit);
                                         keys: uid gid mode squash anonUID anonGID
-                                        readOnly clients inodeLimit
+                                        readOnly clients inodeLimit onDelete
                                         from-snapshot=<id> from-volume=<id>
   expand <volume> <size>
+  update <volume> key=value...          keys: squash anonUID anonGID readOnly
+                                        clients inodeLimit onDelete
   delete <volume> [delete|retain|archive]
-  snapshot create <snapshot> <volume>
+                                        default: the volume's onDelete mode
+  snapshot create <snapshot> <volume>   copies in the background (-wait: until ready)
+  snapshot show <snapshot>
   snapshot delete <snapshot>
   snapshot list [volume]
+  capacity                              backing store size, free, promised to limits
+  info                                  the server's version, address, state
   locks list [volume=<id>] [client=<host>]
                                         NLM locks, queued requests and shares
   locks clients                         client hosts the lock manager knows
@@ -53,6 +59,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) int {
 	cert := fs.String("tls-cert", "", "client certificate (PEM) for mTLS")
 	key := fs.String("tls-key", "", "client key (PEM) for mTLS")
 	timeout := fs.Duration("timeout", 10*time.Minute, "call timeout (copies of large volumes take long)")
+	wait := fs.Bool("wait", true, "snapshot create: wait until the snapshot is ready")
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -74,7 +81,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) int {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	out := &printer{w: stdout, json: *output == "json"}
+	out := &printer{w: stdout, json: *output == "json", wait: *wait}
 	if err := adminCommand(ctx, cl, out, fs.Args()); err != nil {
 		fmt.Fprintf(stderr, "nfsd admin: %v\n", err)
 		if errors.Is(err, errUsage) {
@@ -123,24 +130,26 @@ func adminCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a [
 		if err := need(3); err != nil {
 			return err
 		}
-		size, err := parseSize(a[2])
+		size, err := admin.ParseSize(a[2])
 		if err != nil {
 			return err
 		}
-		req := &adminv1.CreateVolumeRequest{Name: a[1], CapacityBytes: size, Parameters: map[string]string{}}
-		for _, kv := range a[3:] {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok {
-				return fmt.Errorf("%q: want key=value", kv)
-			}
-			switch k {
-			case "from-snapshot":
-				req.ContentSource = &adminv1.ContentSource{Type: &adminv1.ContentSource_SnapshotId{SnapshotId: v}}
-			case "from-volume":
-				req.ContentSource = &adminv1.ContentSource{Type: &adminv1.ContentSource_VolumeId{VolumeId: v}}
-			default:
-				req.Parameters[k] = v
-			}
+		// The size is exact: a repeat with another size is AlreadyExists.
+		req := &adminv1.CreateVolumeRequest{Name: a[1], RequiredBytes: size, LimitBytes: size}
+		params, err := keyValues(a[3:])
+		if err != nil {
+			return err
+		}
+		if v, ok := params["from-snapshot"]; ok {
+			req.ContentSource = &adminv1.ContentSource{Type: &adminv1.ContentSource_SnapshotId{SnapshotId: v}}
+			delete(params, "from-snapshot")
+		}
+		if v, ok := params["from-volume"]; ok {
+			req.ContentSource = &adminv1.ContentSource{Type: &adminv1.ContentSource_VolumeId{VolumeId: v}}
+			delete(params, "from-volume")
+		}
+		if req.Options, req.ReclaimMode, err = admin.ParseCreate(params); err != nil {
+			return err
 		}
 		r, err := cl.CreateVolume(ctx, req)
 		if err != nil {
@@ -151,7 +160,7 @@ func adminCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a [
 		if err := need(3); err != nil {
 			return err
 		}
-		size, err := parseSize(a[2])
+		size, err := admin.ParseSize(a[2])
 		if err != nil {
 			return err
 		}
@@ -160,17 +169,46 @@ func adminCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a [
 			return err
 		}
 		return out.volume(r.Volume)
+	case "update":
+		if err := need(3); err != nil {
+			return err
+		}
+		params, err := keyValues(a[2:])
+		if err != nil {
+			return err
+		}
+		req, err := admin.ParseUpdate(a[1], params)
+		if err != nil {
+			return err
+		}
+		r, err := cl.UpdateVolume(ctx, req)
+		if err != nil {
+			return err
+		}
+		return out.volume(r.Volume)
+	case "capacity":
+		r, err := cl.GetCapacity(ctx, &adminv1.GetCapacityRequest{})
+		if err != nil {
+			return err
+		}
+		return out.capacity(r)
+	case "info":
+		r, err := cl.GetServerInfo(ctx, &adminv1.GetServerInfoRequest{})
+		if err != nil {
+			return err
+		}
+		return out.info(r)
 	case "delete":
 		if err := need(2); err != nil {
 			return err
 		}
-		mode := adminv1.ReclaimMode_RECLAIM_MODE_DELETE
+		mode := adminv1.ReclaimMode_RECLAIM_MODE_UNSPECIFIED
 		if len(a) > 2 {
-			m, ok := adminv1.ReclaimMode_value["RECLAIM_MODE_"+strings.ToUpper(a[2])]
-			if !ok {
-				return fmt.Errorf("reclaim mode %q: want delete, retain or archive", a[2])
+			m, err := admin.ParseReclaim(a[2])
+			if err != nil {
+				return err
 			}
-			mode = adminv1.ReclaimMode(m)
+			mode = m
 		}
 		r, err := cl.DeleteVolume(ctx, &adminv1.DeleteVolumeRequest{VolumeId: a[1], ReclaimMode: mode})
 		if err != nil {
@@ -187,6 +225,31 @@ func adminCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a [
 				return err
 			}
 			r, err := cl.CreateSnapshot(ctx, &adminv1.CreateSnapshotRequest{Name: a[2], SourceVolumeId: a[3]})
+			if err != nil {
+				return err
+			}
+			snap := r.Snapshot
+			for out.wait && !snap.ReadyToUse && snap.Error == "" {
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("snapshot %s is not ready yet: %w", a[2], ctx.Err())
+				case <-time.After(200 * time.Millisecond):
+				}
+				g, err := cl.GetSnapshot(ctx, &adminv1.GetSnapshotRequest{SnapshotId: a[2]})
+				if err != nil {
+					return err
+				}
+				snap = g.Snapshot
+			}
+			if snap.Error != "" {
+				return fmt.Errorf("snapshot %s failed: %s (repeat the command to retry)", a[2], snap.Error)
+			}
+			return out.snapshots([]*adminv1.Snapshot{snap})
+		case "show":
+			if err := need(3); err != nil {
+				return err
+			}
+			r, err := cl.GetSnapshot(ctx, &adminv1.GetSnapshotRequest{SnapshotId: a[2]})
 			if err != nil {
 				return err
 			}
@@ -266,31 +329,24 @@ func locksCommand(ctx context.Context, cl adminv1.AdminClient, out *printer, a [
 	return errUsage
 }
 
+// keyValues reads key=value arguments.
+func keyValues(args []string) (map[string]string, error) {
+	m := make(map[string]string, len(args))
+	for _, kv := range args {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: want key=value", kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
 func pathNote(p string) string {
 	if p == "" {
 		return ""
 	}
 	return "; data kept in " + p
-}
-
-// parseSize reads 1024, 10Ki, 10Mi, 10Gi, 10Ti, 10K, 10M, 10G, 10T.
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}}
-	mult := int64(1)
-	for _, u := range units {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = n, u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (Ki Mi Gi Ti K M G T)", s)
-	}
-	return n * mult, nil
 }
 
 func human(n int64) string {
@@ -312,6 +368,7 @@ func human(n int64) string {
 type printer struct {
 	w    io.Writer
 	json bool
+	wait bool // snapshot create waits for the copy
 }
 
 func (p *printer) proto(m proto.Message) error {
@@ -361,7 +418,7 @@ func (p *printer) volumes(vs []*adminv1.Volume) error {
 		if !v.UsageReconciled {
 			used += "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%v\t%s\n", v.VolumeId, human(v.CapacityBytes), used, pct, v.UsedInodes, human(v.InodeLimit), v.Options.GetSquash(), v.Options.GetReadOnly(), v.ExportPath)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%v\t%s\n", v.VolumeId, human(v.CapacityBytes), used, pct, v.UsedInodes, human(v.InodeLimit), admin.SquashName(v.Options.GetSquash()), v.Options.GetReadOnly(), v.ExportPath)
 	}
 	return tw.Flush()
 }
@@ -373,13 +430,19 @@ func (p *printer) volume(v *adminv1.Volume) error {
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 	row("Volume", v.VolumeId)
+	if v.RequestName != v.VolumeId {
+		row("Name", v.RequestName)
+	}
 	row("Export", v.ExportPath)
+	if !v.Present {
+		row("Directory", "MISSING on the server: the volume's tree was removed or moved")
+	}
 	row("Capacity", fmt.Sprintf("%s (%d bytes)", human(v.CapacityBytes), v.CapacityBytes))
 	row("Used", fmt.Sprintf("%s (%d bytes), %d inodes; reconciled with the tree: %v", human(v.UsedBytes), v.UsedBytes, v.UsedInodes, v.UsageReconciled))
 	row("Inode limit", human(v.InodeLimit))
 	row("Root", fmt.Sprintf("uid %d gid %d mode %04o", v.RootUid, v.RootGid, v.RootMode))
 	o := v.Options
-	row("Squash", fmt.Sprintf("%s (anonymous %d:%d)", o.GetSquash(), o.GetAnonUid(), o.GetAnonGid()))
+	row("Squash", fmt.Sprintf("%s (anonymous %d:%d)", admin.SquashName(o.GetSquash()), o.GetAnonUid(), o.GetAnonGid()))
 	row("Read-only", o.GetReadOnly())
 	clients := "any"
 	if len(o.GetClients()) > 0 {
@@ -393,6 +456,7 @@ func (p *printer) volume(v *adminv1.Volume) error {
 			row("Source", "volume "+cs.GetVolumeId())
 		}
 	}
+	row("On delete", admin.ReclaimName(v.ReclaimMode))
 	row("Created", v.Created)
 	return tw.Flush()
 }
@@ -402,10 +466,47 @@ func (p *printer) snapshots(ss []*adminv1.Snapshot) error {
 		return printList(p, ss)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SNAPSHOT\tVOLUME\tSIZE\tCREATED")
+	fmt.Fprintln(tw, "SNAPSHOT\tVOLUME\tSIZE\tREADY\tCREATED")
 	for _, s := range ss {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.SnapshotId, s.SourceVolumeId, human(s.SizeBytes), s.Created)
+		ready := strconv.FormatBool(s.ReadyToUse)
+		if s.Error != "" {
+			ready = "failed: " + s.Error
+		} else if !s.ReadyToUse {
+			ready = "copying"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.SnapshotId, s.SourceVolumeId, human(s.SizeBytes), ready, s.Created)
 	}
+	return tw.Flush()
+}
+
+func (p *printer) capacity(c *adminv1.GetCapacityResponse) error {
+	if p.json {
+		return p.proto(c)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	row := func(k string, n int64) { fmt.Fprintf(tw, "%s:\t%s\t(%d bytes)\n", k, human(n), n) }
+	row("Backing store", c.TotalBytes)
+	row("Free", c.FreeBytes)
+	row("Promised to limits", c.PromisedBytes)
+	row("Copies to write", c.CopyingBytes)
+	row("Available", c.AvailableBytes)
+	fmt.Fprintf(tw, "Volumes:\t%d with a byte limit, %d without\n", c.LimitedVolumes, c.UnlimitedVolumes)
+	fmt.Fprintf(tw, "Inodes:\t%d free of %d\n", c.FreeInodes, c.TotalInodes)
+	return tw.Flush()
+}
+
+func (p *printer) info(i *adminv1.GetServerInfoResponse) error {
+	if p.json {
+		return p.proto(i)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row("Version", i.Version)
+	row("NFS address", i.NfsAddress)
+	row("Locking", i.Locking)
+	row("Started", i.Started)
+	row("Volumes", i.Volumes)
+	row("Usage reconciled", i.UsageReconciled)
 	return tw.Flush()
 }
 

@@ -42,14 +42,36 @@ func TestAdminCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil || v.VolumeID != "web" || v.CapacityBytes != "2147483648" || v.RootMode != 0o750 {
 		t.Fatalf("show -o json: %v %+v\n%s", err, v, out)
 	}
-	run(0, "snapshot", "create", "web-snap", "web")
-	if out := run(0, "snapshot", "list"); !strings.Contains(out, "web-snap") {
+	run(0, "snapshot", "create", "web-snap", "web") // waits until ready
+	if out := run(0, "snapshot", "list"); !strings.Contains(out, "web-snap") || !strings.Contains(out, "true") {
 		t.Fatalf("snapshot list:\n%s", out)
+	}
+	if out := run(0, "snapshot", "show", "web-snap"); !strings.Contains(out, "READY") || !strings.Contains(out, "true") {
+		t.Fatalf("snapshot show:\n%s", out)
+	}
+	out = run(0, "update", "web", "readOnly=true", "clients=10.0.0.0/8", "onDelete=retain")
+	if !strings.Contains(out, "Read-only:    true") || !strings.Contains(out, "10.0.0.0/8") || !strings.Contains(out, "On delete:    retain") {
+		t.Fatalf("update:\n%s", out)
+	}
+	if out := run(1, "update", "web", "uid=0"); !strings.Contains(out, "cannot change") {
+		t.Fatalf("update uid: %s", out)
+	}
+	if out := run(1, "create", "bad", "1Gi", "colour=blue"); !strings.Contains(out, `unknown parameter "colour"`) {
+		t.Fatalf("create with an unknown key: %s", out)
+	}
+	if out := run(0, "capacity"); !strings.Contains(out, "Backing store:") || !strings.Contains(out, "Promised to limits:") {
+		t.Fatalf("capacity:\n%s", out)
+	}
+	if out := run(0, "info"); !strings.Contains(out, "NFS address:") || !strings.Contains(out, "Version:") {
+		t.Fatalf("info:\n%s", out)
 	}
 	run(0, "create", "web2", "1Gi", "from-snapshot=web-snap")
 	run(0, "snapshot", "delete", "web-snap")
 	if out := run(0, "delete", "web2", "archive"); !strings.Contains(out, "archive/web2-") {
 		t.Fatalf("archive: %s", out)
+	}
+	if out := run(0, "delete", "web"); !strings.Contains(out, "retained/web") {
+		t.Fatalf("delete with the volume's own mode (retain): %s", out)
 	}
 	if out := run(0, "-o", "json", "list"); !strings.HasPrefix(strings.TrimSpace(out), "[") {
 		t.Fatalf("list -o json:\n%s", out)

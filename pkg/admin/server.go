@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +39,16 @@ type Config struct {
 	// present a certificate it signed (mTLS). All empty: no TLS (use a
 	// unix socket or loopback).
 	TLSCert, TLSKey, ClientCA string
+	// Info describes the serving nfsd, for GetServerInfo.
+	Info Info
+}
+
+// Info is what GetServerInfo reports about the daemon besides its volumes.
+type Info struct {
+	Version string
+	NFSAddr string // the NFS/MOUNT listener's address
+	Locking bool
+	Started time.Time
 }
 
 // Server is a running admin API.
@@ -49,6 +58,7 @@ type Server struct {
 	locks LockManager // nil: nfsd serves no locking
 	log   *slog.Logger
 	token []byte
+	info  Info
 	grpc  *grpc.Server
 	lis   net.Listener
 	done  chan struct{}
@@ -68,7 +78,7 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 	if len(token) < 16 {
 		return nil, fmt.Errorf("admin token in %s is shorter than 16 characters", cfg.TokenFile)
 	}
-	s := &Server{t: t, locks: locks, log: log, token: []byte(token), done: make(chan struct{})}
+	s := &Server{t: t, locks: locks, log: log, token: []byte(token), info: cfg.Info, done: make(chan struct{})}
 	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.authenticate)}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.ClientCA != "" {
 		tc, err := tlsConfig(cfg)
@@ -188,6 +198,8 @@ func grpcErr(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case exports.KindOutOfRange:
 		return status.Error(codes.OutOfRange, err.Error())
+	case exports.KindAborted:
+		return status.Error(codes.Aborted, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())
 }
@@ -196,78 +208,90 @@ func invalid(format string, a ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, a...)
 }
 
-// parseParams turns StorageClass-style parameters into a request.
-func parseParams(req *exports.CreateRequest, p map[string]string) error {
-	req.Options = exports.DefaultOptions()
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
+func squashOf(s adminv1.Squash) (exports.Squash, error) {
+	switch s {
+	case adminv1.Squash_SQUASH_UNSPECIFIED, adminv1.Squash_SQUASH_NONE:
+		return exports.SquashNone, nil
+	case adminv1.Squash_SQUASH_ROOT:
+		return exports.SquashRoot, nil
+	case adminv1.Squash_SQUASH_ALL:
+		return exports.SquashAll, nil
 	}
-	sort.Strings(keys)
-	u32 := func(k, v string, base int) (uint32, error) {
-		n, err := strconv.ParseUint(v, base, 32)
-		if err != nil {
-			return 0, invalid("parameter %s=%q: not a number", k, v)
-		}
-		return uint32(n), nil
-	}
-	var err error
-	for _, k := range keys {
-		v := p[k]
-		switch k {
-		case "uid":
-			req.Root.UID, err = u32(k, v, 10)
-		case "gid":
-			req.Root.GID, err = u32(k, v, 10)
-		case "mode":
-			req.Root.Mode, err = u32(k, v, 8)
-			if err == nil && req.Root.Mode&^0o7777 != 0 {
-				err = invalid("parameter mode=%q: beyond 07777", v)
-			}
-		case "anonUID":
-			req.Options.AnonUID, err = u32(k, v, 10)
-		case "anonGID":
-			req.Options.AnonGID, err = u32(k, v, 10)
-		case "squash":
-			req.Options.Squash = exports.Squash(v)
-		case "readOnly":
-			req.Options.ReadOnly, err = strconv.ParseBool(v)
-			if err != nil {
-				err = invalid("parameter readOnly=%q: want true or false", v)
-			}
-		case "clients":
-			var pfx []netip.Prefix
-			pfx, err = exports.ParseClients(v)
-			if err != nil {
-				err = invalid("parameter clients: %v", err)
-			}
-			req.Options.Clients = pfx
-		case "inodeLimit":
-			req.InodeLimit, err = strconv.ParseInt(v, 10, 64)
-			if err != nil || req.InodeLimit < 0 {
-				err = invalid("parameter inodeLimit=%q: want a non-negative number", v)
-			}
-		default:
-			err = invalid("unknown parameter %q (known: uid, gid, mode, squash, anonUID, anonGID, readOnly, clients, inodeLimit)", k)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return "", invalid("unknown squash %d", s)
 }
 
-// CreateVolume implements the API.
-func (s *Server) CreateVolume(ctx context.Context, r *adminv1.CreateVolumeRequest) (*adminv1.CreateVolumeResponse, error) {
-	if r.GetName() == "" {
-		return nil, invalid("name is required")
+func squashMsg(s exports.Squash) adminv1.Squash {
+	switch s {
+	case exports.SquashRoot:
+		return adminv1.Squash_SQUASH_ROOT
+	case exports.SquashAll:
+		return adminv1.Squash_SQUASH_ALL
 	}
-	if r.GetCapacityBytes() < 0 {
-		return nil, invalid("capacity_bytes must not be negative")
+	return adminv1.Squash_SQUASH_NONE
+}
+
+func reclaimOf(m adminv1.ReclaimMode) (exports.ReclaimMode, error) {
+	switch m {
+	case adminv1.ReclaimMode_RECLAIM_MODE_UNSPECIFIED:
+		return "", nil
+	case adminv1.ReclaimMode_RECLAIM_MODE_DELETE:
+		return exports.ReclaimDelete, nil
+	case adminv1.ReclaimMode_RECLAIM_MODE_RETAIN:
+		return exports.ReclaimRetain, nil
+	case adminv1.ReclaimMode_RECLAIM_MODE_ARCHIVE:
+		return exports.ReclaimArchive, nil
 	}
-	req := exports.CreateRequest{ID: r.GetName(), Capacity: r.GetCapacityBytes()}
-	if err := parseParams(&req, r.GetParameters()); err != nil {
-		return nil, err
+	return "", invalid("unknown reclaim_mode %d", m)
+}
+
+func reclaimMsg(m exports.ReclaimMode) adminv1.ReclaimMode {
+	switch m {
+	case exports.ReclaimRetain:
+		return adminv1.ReclaimMode_RECLAIM_MODE_RETAIN
+	case exports.ReclaimArchive:
+		return adminv1.ReclaimMode_RECLAIM_MODE_ARCHIVE
+	}
+	return adminv1.ReclaimMode_RECLAIM_MODE_DELETE
+}
+
+func clientsOf(cs []string) ([]netip.Prefix, error) {
+	pfx, err := exports.ParseClients(strings.Join(cs, ","))
+	if err != nil {
+		return nil, invalid("clients: %v", err)
+	}
+	return pfx, nil
+}
+
+// createRequest turns the typed options of a request into the table's.
+func createRequest(r *adminv1.CreateVolumeRequest) (exports.CreateRequest, error) {
+	req := exports.CreateRequest{
+		ID:         r.GetName(),
+		Name:       r.GetRequestName(),
+		Capacity:   exports.CapacityRange{Required: r.GetRequiredBytes(), Limit: r.GetLimitBytes()},
+		Options:    exports.DefaultOptions(),
+		InodeLimit: r.GetOptions().GetInodeLimit(),
+	}
+	o := r.GetOptions()
+	if o == nil {
+		o = &adminv1.VolumeOptions{}
+	}
+	req.Root = exports.RootAttrs{UID: o.GetRootUid(), GID: o.GetRootGid(), Mode: o.GetRootMode()}
+	var err error
+	if req.Options.Squash, err = squashOf(o.GetSquash()); err != nil {
+		return req, err
+	}
+	if o.AnonUid != nil {
+		req.Options.AnonUID = o.GetAnonUid()
+	}
+	if o.AnonGid != nil {
+		req.Options.AnonGID = o.GetAnonGid()
+	}
+	req.Options.ReadOnly = o.GetReadOnly()
+	if req.Options.Clients, err = clientsOf(o.GetClients()); err != nil {
+		return req, err
+	}
+	if req.Reclaim, err = reclaimOf(r.GetReclaimMode()); err != nil {
+		return req, err
 	}
 	if cs := r.GetContentSource(); cs != nil {
 		switch {
@@ -276,14 +300,26 @@ func (s *Server) CreateVolume(ctx context.Context, r *adminv1.CreateVolumeReques
 		case cs.GetVolumeId() != "":
 			req.Source = &exports.Source{Volume: cs.GetVolumeId()}
 		default:
-			return nil, invalid("content_source names neither a snapshot nor a volume")
+			return req, invalid("content_source names neither a snapshot nor a volume")
 		}
 	}
-	v, existed, err := s.t.CreateVolume(req)
+	return req, nil
+}
+
+// CreateVolume implements the API.
+func (s *Server) CreateVolume(ctx context.Context, r *adminv1.CreateVolumeRequest) (*adminv1.CreateVolumeResponse, error) {
+	if r.GetName() == "" {
+		return nil, invalid("name is required")
+	}
+	req, err := createRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	v, existed, err := s.t.CreateVolume(ctx, req)
 	if err != nil {
 		return nil, grpcErr(err)
 	}
-	return &adminv1.CreateVolumeResponse{Volume: volumeMsg(v), Existed: existed}, nil
+	return &adminv1.CreateVolumeResponse{Volume: s.volumeMsg(v), Existed: existed}, nil
 }
 
 // DeleteVolume implements the API.
@@ -291,16 +327,9 @@ func (s *Server) DeleteVolume(ctx context.Context, r *adminv1.DeleteVolumeReques
 	if r.GetVolumeId() == "" {
 		return nil, invalid("volume_id is required")
 	}
-	var mode exports.ReclaimMode
-	switch r.GetReclaimMode() {
-	case adminv1.ReclaimMode_RECLAIM_MODE_UNSPECIFIED, adminv1.ReclaimMode_RECLAIM_MODE_DELETE:
-		mode = exports.ReclaimDelete
-	case adminv1.ReclaimMode_RECLAIM_MODE_RETAIN:
-		mode = exports.ReclaimRetain
-	case adminv1.ReclaimMode_RECLAIM_MODE_ARCHIVE:
-		mode = exports.ReclaimArchive
-	default:
-		return nil, invalid("unknown reclaim_mode %d", r.GetReclaimMode())
+	mode, err := reclaimOf(r.GetReclaimMode())
+	if err != nil {
+		return nil, err
 	}
 	res, err := s.t.DeleteVolume(r.GetVolumeId(), mode)
 	if exports.KindOf(err) == exports.KindNotFound {
@@ -321,7 +350,44 @@ func (s *Server) ExpandVolume(ctx context.Context, r *adminv1.ExpandVolumeReques
 	if err != nil {
 		return nil, grpcErr(err)
 	}
-	return &adminv1.ExpandVolumeResponse{Volume: volumeMsg(v)}, nil
+	return &adminv1.ExpandVolumeResponse{Volume: s.volumeMsg(v)}, nil
+}
+
+// UpdateVolume implements the API.
+func (s *Server) UpdateVolume(ctx context.Context, r *adminv1.UpdateVolumeRequest) (*adminv1.UpdateVolumeResponse, error) {
+	if r.GetVolumeId() == "" {
+		return nil, invalid("volume_id is required")
+	}
+	var u exports.VolumeUpdate
+	if r.GetSquash() != adminv1.Squash_SQUASH_UNSPECIFIED {
+		sq, err := squashOf(r.GetSquash())
+		if err != nil {
+			return nil, err
+		}
+		u.Squash = &sq
+	}
+	u.AnonUID, u.AnonGID, u.ReadOnly, u.InodeLimit = r.AnonUid, r.AnonGid, r.ReadOnly, r.InodeLimit
+	if r.GetSetClients() {
+		pfx, err := clientsOf(r.GetClients())
+		if err != nil {
+			return nil, err
+		}
+		u.Clients = &pfx
+	} else if len(r.GetClients()) > 0 {
+		return nil, invalid("clients given without set_clients")
+	}
+	if r.GetReclaimMode() != adminv1.ReclaimMode_RECLAIM_MODE_UNSPECIFIED {
+		m, err := reclaimOf(r.GetReclaimMode())
+		if err != nil {
+			return nil, err
+		}
+		u.Reclaim = &m
+	}
+	v, err := s.t.UpdateVolume(r.GetVolumeId(), u)
+	if err != nil {
+		return nil, grpcErr(err)
+	}
+	return &adminv1.UpdateVolumeResponse{Volume: s.volumeMsg(v)}, nil
 }
 
 // GetVolume implements the API.
@@ -333,7 +399,7 @@ func (s *Server) GetVolume(ctx context.Context, r *adminv1.GetVolumeRequest) (*a
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "volume %s not found", r.GetVolumeId())
 	}
-	return &adminv1.GetVolumeResponse{Volume: volumeMsg(v)}, nil
+	return &adminv1.GetVolumeResponse{Volume: s.volumeMsg(v)}, nil
 }
 
 const defaultPage = 1000
@@ -376,7 +442,7 @@ func (s *Server) ListVolumes(ctx context.Context, r *adminv1.ListVolumesRequest)
 	}
 	resp := &adminv1.ListVolumesResponse{NextToken: next}
 	for _, v := range vols[lo:hi] {
-		resp.Volumes = append(resp.Volumes, volumeMsg(v))
+		resp.Volumes = append(resp.Volumes, s.volumeMsg(v))
 	}
 	return resp, nil
 }
@@ -405,11 +471,35 @@ func (s *Server) DeleteSnapshot(ctx context.Context, r *adminv1.DeleteSnapshotRe
 	return &adminv1.DeleteSnapshotResponse{}, nil
 }
 
-// ListSnapshots implements the API.
-func (s *Server) ListSnapshots(ctx context.Context, r *adminv1.ListSnapshotsRequest) (*adminv1.ListSnapshotsResponse, error) {
-	snaps, err := s.t.Snapshots(r.GetSourceVolumeId())
+// GetSnapshot implements the API.
+func (s *Server) GetSnapshot(ctx context.Context, r *adminv1.GetSnapshotRequest) (*adminv1.GetSnapshotResponse, error) {
+	if r.GetSnapshotId() == "" {
+		return nil, invalid("snapshot_id is required")
+	}
+	snap, err := s.t.Snapshot(r.GetSnapshotId())
 	if err != nil {
 		return nil, grpcErr(err)
+	}
+	return &adminv1.GetSnapshotResponse{Snapshot: snapshotMsg(snap)}, nil
+}
+
+// ListSnapshots implements the API.
+func (s *Server) ListSnapshots(ctx context.Context, r *adminv1.ListSnapshotsRequest) (*adminv1.ListSnapshotsResponse, error) {
+	var snaps []*exports.Snapshot
+	if id := r.GetSnapshotId(); id != "" {
+		snap, err := s.t.Snapshot(id)
+		switch {
+		case exports.KindOf(err) == exports.KindNotFound:
+		case err != nil:
+			return nil, grpcErr(err)
+		case r.GetSourceVolumeId() == "" || snap.Source == r.GetSourceVolumeId():
+			snaps = append(snaps, snap)
+		}
+	} else {
+		var err error
+		if snaps, err = s.t.Snapshots(r.GetSourceVolumeId()); err != nil {
+			return nil, grpcErr(err)
+		}
 	}
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].ID < snaps[j].ID })
 	ids := make([]string, len(snaps))
@@ -427,20 +517,53 @@ func (s *Server) ListSnapshots(ctx context.Context, r *adminv1.ListSnapshotsRequ
 	return resp, nil
 }
 
-func volumeMsg(v *exports.Volume) *adminv1.Volume {
+// GetCapacity implements the API.
+func (s *Server) GetCapacity(ctx context.Context, r *adminv1.GetCapacityRequest) (*adminv1.GetCapacityResponse, error) {
+	c, err := s.t.Capacity()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "measuring the backing file system: %v", err)
+	}
+	return &adminv1.GetCapacityResponse{
+		TotalBytes: c.Total, FreeBytes: c.Free, PromisedBytes: c.Promised, CopyingBytes: c.Copying,
+		AvailableBytes: c.Available, LimitedVolumes: int64(c.Limited), UnlimitedVolumes: int64(c.Unlimited),
+		TotalInodes: c.TotalInodes, FreeInodes: c.FreeInodes,
+	}, nil
+}
+
+// GetServerInfo implements the API.
+func (s *Server) GetServerInfo(ctx context.Context, r *adminv1.GetServerInfoRequest) (*adminv1.GetServerInfoResponse, error) {
+	vols := s.t.Volumes()
+	reconciled := true
+	for _, v := range vols {
+		reconciled = reconciled && v.Quota.Reconciled()
+	}
+	return &adminv1.GetServerInfoResponse{
+		Version: s.info.Version, NfsAddress: s.info.NFSAddr, Locking: s.info.Locking,
+		Started: s.info.Started.UTC().Format(time.RFC3339Nano), Volumes: int64(len(vols)),
+		UsageReconciled: reconciled, ExportPrefix: "/volumes/",
+	}, nil
+}
+
+func (s *Server) volumeMsg(v *exports.Volume) *adminv1.Volume {
 	m := &adminv1.Volume{
-		VolumeId:   v.ID,
-		ExportPath: v.Path(),
-		Created:    v.Created.Format(time.RFC3339Nano),
-		RootUid:    v.RootAttrs.UID,
-		RootGid:    v.RootAttrs.GID,
-		RootMode:   v.RootAttrs.Mode,
+		VolumeId:    v.ID,
+		ExportPath:  v.Path(),
+		Created:     v.Created.Format(time.RFC3339Nano),
+		RootUid:     v.RootAttrs.UID,
+		RootGid:     v.RootAttrs.GID,
+		RootMode:    v.RootAttrs.Mode,
+		ReclaimMode: reclaimMsg(v.Reclaim),
+		RequestName: v.Name,
+		Present:     s.t.Present(v),
 		Options: &adminv1.ExportOptions{
-			Squash:   string(v.Options.Squash),
+			Squash:   squashMsg(v.Options.Squash),
 			AnonUid:  v.Options.AnonUID,
 			AnonGid:  v.Options.AnonGID,
 			ReadOnly: v.Options.ReadOnly,
 		},
+	}
+	if m.RequestName == "" {
+		m.RequestName = v.ID
 	}
 	for _, p := range v.Options.Clients {
 		m.Options.Clients = append(m.Options.Clients, p.String())
@@ -466,7 +589,9 @@ func snapshotMsg(s *exports.Snapshot) *adminv1.Snapshot {
 		SnapshotId:     s.ID,
 		SourceVolumeId: s.Source,
 		SizeBytes:      s.Usage.Bytes,
+		SizeInodes:     s.Usage.Inodes,
 		Created:        s.Created.Format(time.RFC3339Nano),
-		ReadyToUse:     true,
+		ReadyToUse:     !s.Pending,
+		Error:          s.Error,
 	}
 }

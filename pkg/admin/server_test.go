@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	adminv1 "github.com/rwxnfs/rwxnfs/api/admin/v1"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
@@ -46,7 +48,7 @@ func startAdmin(t *testing.T) (*Server, *exports.Table, *syncBuf, string) {
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)
 	sock := "unix:" + filepath.Join(dir, "admin.sock")
-	s, err := Start(Config{Listen: sock, TokenFile: tokenFile}, tb, nil, log)
+	s, err := Start(Config{Listen: sock, TokenFile: tokenFile, Info: Info{Version: "test-version", NFSAddr: "127.0.0.1:2049"}}, tb, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,27 +102,29 @@ func TestAdminLifecycle(t *testing.T) {
 	cl := client(t, sock, testToken)
 	ctx := context.Background()
 
-	req := &adminv1.CreateVolumeRequest{Name: "pvc-a", CapacityBytes: 10 << 20, Parameters: map[string]string{"uid": "1000", "gid": "1000", "mode": "0770", "squash": "root", "inodeLimit": "100", "clients": "10.0.0.0/8"}}
+	req := &adminv1.CreateVolumeRequest{Name: "pvc-a", RequiredBytes: 10 << 20, Options: &adminv1.VolumeOptions{
+		RootUid: 1000, RootGid: 1000, RootMode: 0o770, Squash: adminv1.Squash_SQUASH_ROOT, InodeLimit: 100, Clients: []string{"10.0.0.0/8"}}}
 	r, err := cl.CreateVolume(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := r.Volume
-	if r.Existed || v.CapacityBytes != 10<<20 || v.InodeLimit != 100 || v.RootUid != 1000 || v.RootMode != 0o770 || v.Options.Squash != "root" || v.Options.Clients[0] != "10.0.0.0/8" || v.ExportPath != "/volumes/pvc-a" {
+	if r.Existed || v.CapacityBytes != 10<<20 || v.InodeLimit != 100 || v.RootUid != 1000 || v.RootMode != 0o770 || v.Options.Squash != adminv1.Squash_SQUASH_ROOT ||
+		v.Options.Clients[0] != "10.0.0.0/8" || v.ExportPath != "/volumes/pvc-a" || !v.Present || v.ReclaimMode != adminv1.ReclaimMode_RECLAIM_MODE_DELETE {
 		t.Fatalf("created %v", r)
 	}
 	if r, err := cl.CreateVolume(ctx, req); err != nil || !r.Existed {
 		t.Fatalf("repeat: %v %v", r, err)
 	}
-	req.CapacityBytes = 20 << 20
+	req.RequiredBytes = 20 << 20
 	_, err = cl.CreateVolume(ctx, req)
 	wantCode(t, err, codes.AlreadyExists)
 	for _, bad := range []*adminv1.CreateVolumeRequest{
-		{}, {Name: "a/b"}, {Name: "x", CapacityBytes: -1},
-		{Name: "x", Parameters: map[string]string{"colour": "blue"}},
-		{Name: "x", Parameters: map[string]string{"uid": "root"}},
-		{Name: "x", Parameters: map[string]string{"squash": "some"}},
-		{Name: "x", Parameters: map[string]string{"clients": "not-an-ip"}},
+		{}, {Name: "a/b"}, {Name: "x", RequiredBytes: -1}, {Name: "x", RequiredBytes: 2, LimitBytes: 1},
+		{Name: "x", Options: &adminv1.VolumeOptions{Squash: 17}},
+		{Name: "x", Options: &adminv1.VolumeOptions{RootMode: 0o17777}},
+		{Name: "x", Options: &adminv1.VolumeOptions{Clients: []string{"not-an-ip"}}},
+		{Name: "x", ReclaimMode: 9},
 		{Name: "x", ContentSource: &adminv1.ContentSource{}},
 	} {
 		_, err := cl.CreateVolume(ctx, bad)
@@ -148,15 +152,26 @@ func TestAdminLifecycle(t *testing.T) {
 	wantCode(t, err, codes.NotFound)
 
 	// Snapshots and volumes made from them.
-	s, err := cl.CreateSnapshot(ctx, &adminv1.CreateSnapshotRequest{Name: "snap-a", SourceVolumeId: "pvc-a"})
-	if err != nil || s.Snapshot.SizeBytes != 3<<20 || !s.Snapshot.ReadyToUse {
-		t.Fatal(s, err)
+	if _, err := cl.CreateSnapshot(ctx, &adminv1.CreateSnapshotRequest{Name: "snap-a", SourceVolumeId: "pvc-a"}); err != nil {
+		t.Fatal(err)
 	}
+	s := waitReady(t, cl, "snap-a")
+	if s.SizeBytes != 3<<20 || s.SizeInodes != 1 {
+		t.Fatal(s)
+	}
+	if g, err := cl.ListSnapshots(ctx, &adminv1.ListSnapshotsRequest{SnapshotId: "snap-a"}); err != nil || len(g.Snapshots) != 1 || g.Snapshots[0].SnapshotId != "snap-a" {
+		t.Fatalf("list by id: %v %v", g, err)
+	}
+	if g, err := cl.ListSnapshots(ctx, &adminv1.ListSnapshotsRequest{SnapshotId: "nope"}); err != nil || len(g.Snapshots) != 0 {
+		t.Fatalf("list by an unknown id: %v %v", g, err)
+	}
+	_, err = cl.GetSnapshot(ctx, &adminv1.GetSnapshotRequest{SnapshotId: "nope"})
+	wantCode(t, err, codes.NotFound)
 	_, err = cl.CreateSnapshot(ctx, &adminv1.CreateSnapshotRequest{Name: "snap-b", SourceVolumeId: "nope"})
 	wantCode(t, err, codes.NotFound)
-	_, err = cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: "small", CapacityBytes: 1 << 20, ContentSource: &adminv1.ContentSource{Type: &adminv1.ContentSource_SnapshotId{SnapshotId: "snap-a"}}})
+	_, err = cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: "small", RequiredBytes: 1 << 20, ContentSource: &adminv1.ContentSource{Type: &adminv1.ContentSource_SnapshotId{SnapshotId: "snap-a"}}})
 	wantCode(t, err, codes.OutOfRange)
-	rs, err := cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: "restored", CapacityBytes: 10 << 20, ContentSource: &adminv1.ContentSource{Type: &adminv1.ContentSource_SnapshotId{SnapshotId: "snap-a"}}})
+	rs, err := cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: "restored", RequiredBytes: 10 << 20, ContentSource: &adminv1.ContentSource{Type: &adminv1.ContentSource_SnapshotId{SnapshotId: "snap-a"}}})
 	if err != nil || rs.Volume.UsedBytes != 3<<20 || rs.Volume.ContentSource.GetSnapshotId() != "snap-a" {
 		t.Fatal(rs, err)
 	}
@@ -220,4 +235,99 @@ func TestAdminLifecycle(t *testing.T) {
 	}
 	_, err = cl.GetVolume(ctx, &adminv1.GetVolumeRequest{VolumeId: "v3"})
 	wantCode(t, err, codes.NotFound)
+}
+
+// waitReady polls a snapshot until its copy is done.
+func waitReady(t *testing.T, cl adminv1.AdminClient, id string) *adminv1.Snapshot {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		g, err := cl.GetSnapshot(context.Background(), &adminv1.GetSnapshotRequest{SnapshotId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Snapshot.Error != "" {
+			t.Fatalf("snapshot %s failed: %s", id, g.Snapshot.Error)
+		}
+		if g.Snapshot.ReadyToUse {
+			return g.Snapshot
+		}
+	}
+	t.Fatalf("snapshot %s not ready in 30s", id)
+	return nil
+}
+
+// The calls the CSI controller needs beyond create and delete: update of
+// export options, the stored reclaim mode, capacity and server info.
+func TestAdminUpdateCapacityInfo(t *testing.T) {
+	_, tb, _, sock := startAdmin(t)
+	cl := client(t, sock, testToken)
+	ctx := context.Background()
+	if _, err := cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: "v", RequiredBytes: 1 << 20, LimitBytes: 4 << 20,
+		ReclaimMode: adminv1.ReclaimMode_RECLAIM_MODE_RETAIN, RequestName: "pvc-123"}); err != nil {
+		t.Fatal(err)
+	}
+	// Repeats: any capacity in range, same name; another name is refused.
+	r, err := cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: "v", LimitBytes: 2 << 20, ReclaimMode: adminv1.ReclaimMode_RECLAIM_MODE_RETAIN, RequestName: "pvc-123"})
+	if err != nil || !r.Existed || r.Volume.CapacityBytes != 1<<20 || r.Volume.RequestName != "pvc-123" {
+		t.Fatalf("compatible repeat: %v %v", r, err)
+	}
+	_, err = cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: "v", RequiredBytes: 1 << 20, ReclaimMode: adminv1.ReclaimMode_RECLAIM_MODE_RETAIN, RequestName: "pvc-999"})
+	wantCode(t, err, codes.AlreadyExists)
+
+	u, err := cl.UpdateVolume(ctx, &adminv1.UpdateVolumeRequest{VolumeId: "v", Squash: adminv1.Squash_SQUASH_ALL, ReadOnly: proto.Bool(true),
+		SetClients: true, Clients: []string{"10.9.0.0/16"}, InodeLimit: proto.Int64(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := u.Volume.Options
+	if o.Squash != adminv1.Squash_SQUASH_ALL || !o.ReadOnly || len(o.Clients) != 1 || o.Clients[0] != "10.9.0.0/16" || u.Volume.InodeLimit != 100 ||
+		u.Volume.ReclaimMode != adminv1.ReclaimMode_RECLAIM_MODE_RETAIN {
+		t.Fatalf("updated: %v", u.Volume)
+	}
+	if !tb.MustVolume("v").Options.ReadOnly {
+		t.Fatal("the table does not serve the update")
+	}
+	u, err = cl.UpdateVolume(ctx, &adminv1.UpdateVolumeRequest{VolumeId: "v", SetClients: true})
+	if err != nil || len(u.Volume.Options.Clients) != 0 || !u.Volume.Options.ReadOnly {
+		t.Fatalf("clearing the allow-list: %v %v", u, err)
+	}
+	for _, bad := range []*adminv1.UpdateVolumeRequest{
+		{}, {VolumeId: "v", Clients: []string{"10.0.0.1"}}, {VolumeId: "v", SetClients: true, Clients: []string{"x"}},
+		{VolumeId: "v", InodeLimit: proto.Int64(-1)}, {VolumeId: "v", Squash: 42},
+	} {
+		_, err := cl.UpdateVolume(ctx, bad)
+		wantCode(t, err, codes.InvalidArgument)
+	}
+	_, err = cl.UpdateVolume(ctx, &adminv1.UpdateVolumeRequest{VolumeId: "nope"})
+	wantCode(t, err, codes.NotFound)
+
+	c, err := cl.GetCapacity(ctx, &adminv1.GetCapacityRequest{})
+	if err != nil || c.TotalBytes <= 0 || c.FreeBytes <= 0 || c.PromisedBytes != 1<<20 || c.LimitedVolumes != 1 ||
+		c.AvailableBytes != max(0, c.FreeBytes-c.PromisedBytes) || c.TotalInodes <= 0 {
+		t.Fatalf("capacity: %v %v", c, err)
+	}
+	info, err := cl.GetServerInfo(ctx, &adminv1.GetServerInfoRequest{})
+	if err != nil || info.Volumes != 1 || info.ExportPrefix != "/volumes/" || info.Version != "test-version" || info.NfsAddress != "127.0.0.1:2049" {
+		t.Fatalf("info: %v %v", info, err)
+	}
+
+	// The stored mode applies to a delete that names none.
+	d, err := cl.DeleteVolume(ctx, &adminv1.DeleteVolumeRequest{VolumeId: "v"})
+	if err != nil || !strings.HasSuffix(d.Path, "/retained/v") {
+		t.Fatalf("delete with the stored mode: %v %v", d, err)
+	}
+}
+
+func TestGRPCErrorCodes(t *testing.T) {
+	for kind, code := range map[exports.ErrorKind]codes.Code{
+		exports.KindInvalid: codes.InvalidArgument, exports.KindExists: codes.AlreadyExists, exports.KindNotFound: codes.NotFound,
+		exports.KindPrecondition: codes.FailedPrecondition, exports.KindOutOfRange: codes.OutOfRange, exports.KindAborted: codes.Aborted,
+	} {
+		if got := status.Code(grpcErr(&exports.Error{Kind: kind, Msg: "x"})); got != code {
+			t.Errorf("kind %d: %v, want %v", kind, got, code)
+		}
+	}
+	if got := status.Code(grpcErr(errors.New("disk on fire"))); got != codes.Internal {
+		t.Errorf("plain error: %v", got)
+	}
 }

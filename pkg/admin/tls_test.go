@@ -98,3 +98,27 @@ func client2(t *testing.T, cfg ClientConfig) adminv1.AdminClient {
 	t.Cleanup(func() { conn.Close() })
 	return cl
 }
+
+// A token file is re-read when it changes: a rotated token works without
+// a new connection.
+func TestClientTokenFileRotates(t *testing.T) {
+	_, _, _, sock := startAdmin(t)
+	f := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(f, []byte("wrong-token-wrong-token\n"), 0o400)
+	cl, conn, err := Dial(ClientConfig{Addr: sock, TokenFile: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	_, err = cl.ListVolumes(ctx, &adminv1.ListVolumesRequest{})
+	wantCode(t, err, codes.Unauthenticated)
+	os.Remove(f)
+	os.WriteFile(f, []byte(testToken+"\n"), 0o400)
+	if _, err := cl.ListVolumes(ctx, &adminv1.ListVolumesRequest{}); err != nil {
+		t.Fatalf("after rotating the token file: %v", err)
+	}
+	if _, _, err := Dial(ClientConfig{Addr: sock, TokenFile: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Fatal("dialled with a missing token file")
+	}
+}

@@ -1,16 +1,27 @@
 package exports
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
+
+// copyJob says how a copy runs: ctx cancels it (checked between entries
+// and between data chunks), progress counts the bytes it has written
+// (for Capacity), hook is a test's look at each entry once it is pinned.
+type copyJob struct {
+	ctx      context.Context
+	progress *atomic.Int64
+	hook     func(rel string)
+}
 
 // copyTree copies the tree under the directory src into the existing,
 // empty directory dst, keeping owners, modes (set-id bits included),
@@ -20,11 +31,21 @@ import (
 // src's root. It returns the usage of what it made, in quota's unit.
 // Extended attributes and ACLs are not copied.
 //
-// The source may be changing (a clone of a served volume): each file is
-// copied as it is while it is read, so the result is consistent per file
-// at best, like a copy of a crashed file system.
-func copyTree(src, dst string) (quota.Usage, error) {
-	c := &copier{links: make(map[uint64]string), dstRoot: dst}
+// The source may be changing (a snapshot or clone of a served volume):
+// each file is copied as it is while it is read, so the result is
+// consistent per file at best, like a copy of a crashed file system. An
+// entry removed before the copier reaches it is not in the copy.
+//
+// Clients control what the source holds and can swap any entry for
+// another between two system calls, so the copier never decides from a
+// name: it pins each entry with an O_PATH descriptor (which opens
+// nothing: no FIFO blocks, no device driver is called), takes the type
+// from fstat of that descriptor, and reaches the data only through it.
+func copyTree(job copyJob, src, dst string) (quota.Usage, error) {
+	if job.ctx == nil {
+		job.ctx = context.Background()
+	}
+	c := &copier{job: job, links: make(map[uint64]string), dstRoot: dst}
 	sfd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return c.usage, fmt.Errorf("open %s: %w", src, err)
@@ -47,6 +68,7 @@ func copyTree(src, dst string) (quota.Usage, error) {
 }
 
 type copier struct {
+	job     copyJob
 	dstRoot string
 	links   map[uint64]string // source inode with several links -> its first copy, relative to dstRoot
 	usage   quota.Usage
@@ -72,19 +94,39 @@ func (c *copier) dir(sfd, dfd int, rel string) error {
 		if rerr == io.EOF || (rerr == nil && len(names) == 0) {
 			return nil
 		}
+		if errors.Is(rerr, unix.ENOENT) {
+			return nil // the directory was removed while we listed it
+		}
 		if rerr != nil {
 			return rerr
 		}
 	}
 }
 
+// reopen opens the inode an O_PATH descriptor pins, for real: through
+// /proc, so it is that inode whatever its name now leads to.
+func reopen(pfd int, flags int) (int, error) {
+	return unix.Open(procPath(pfd, ""), flags|unix.O_CLOEXEC, 0)
+}
+
 func (c *copier) entry(sfd, dfd int, name, rel string) error {
-	var st unix.Stat_t
-	if err := unix.Fstatat(sfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil // removed while we copied
-		}
+	if err := c.job.ctx.Err(); err != nil {
 		return err
+	}
+	pfd, err := unix.Openat(sfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil // removed since it was listed: not in the copy
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return err
+	}
+	if c.job.hook != nil {
+		c.job.hook(rel)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
 		if first, ok := c.links[st.Ino]; ok {
@@ -96,14 +138,14 @@ func (c *copier) entry(sfd, dfd int, name, rel string) error {
 	c.usage.Bytes += quota.Charge(&st)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
-			return err
-		}
-		s, err := unix.Openat(sfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		s, err := reopen(pfd, unix.O_RDONLY|unix.O_DIRECTORY)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(s)
+		if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
+			return err
+		}
 		d, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
@@ -115,10 +157,16 @@ func (c *copier) entry(sfd, dfd int, name, rel string) error {
 		// Times last: making the entries changed the directory's mtime.
 		return c.attrs(d, "", &st)
 	case unix.S_IFREG:
-		return c.file(sfd, dfd, name, &st)
+		// O_NONBLOCK as a second guard: nothing but a regular file gets here.
+		in, err := reopen(pfd, unix.O_RDONLY|unix.O_NONBLOCK)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(in)
+		return c.file(in, dfd, name, &st)
 	case unix.S_IFLNK:
 		target := make([]byte, st.Size+1)
-		n, err := unix.Readlinkat(sfd, name, target)
+		n, err := unix.Readlinkat(pfd, "", target)
 		if err != nil {
 			return err
 		}
@@ -126,21 +174,18 @@ func (c *copier) entry(sfd, dfd int, name, rel string) error {
 			return err
 		}
 		return c.attrs(dfd, name, &st)
-	default: // FIFO, socket, device
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK:
+		// Made, never opened.
 		if err := unix.Mknodat(dfd, name, st.Mode, int(st.Rdev)); err != nil {
 			return err
 		}
 		return c.attrs(dfd, name, &st)
 	}
+	return fmt.Errorf("%s: unknown file type %o", rel, st.Mode&unix.S_IFMT)
 }
 
-// file copies a regular file's data, hole by hole.
-func (c *copier) file(sfd, dfd int, name string, st *unix.Stat_t) error {
-	in, err := unix.Openat(sfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(in)
+// file copies a regular file's data from in, hole by hole.
+func (c *copier) file(in, dfd int, name string, st *unix.Stat_t) error {
 	out, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
@@ -159,7 +204,10 @@ func (c *copier) file(sfd, dfd int, name string, st *unix.Stat_t) error {
 		if err != nil {
 			return err
 		}
-		if err := c.copyRange(in, out, data, hole-data); err != nil {
+		if hole <= data {
+			break // the file shrank under us
+		}
+		if err := c.copyRange(in, out, data, min(hole, st.Size)-data); err != nil {
 			return err
 		}
 		off = hole
@@ -179,6 +227,9 @@ func (c *copier) copyRange(in, out int, off, n int64) error {
 		c.buf = make([]byte, 1<<20)
 	}
 	for n > 0 {
+		if err := c.job.ctx.Err(); err != nil {
+			return err
+		}
 		k := min(int64(len(c.buf)), n)
 		r, err := unix.Pread(in, c.buf[:k], off)
 		if err != nil {
@@ -193,6 +244,9 @@ func (c *copier) copyRange(in, out int, off, n int64) error {
 				return err
 			}
 			done += w
+		}
+		if c.job.progress != nil {
+			c.job.progress.Add(int64(r))
 		}
 		off += int64(r)
 		n -= int64(r)

@@ -1,15 +1,18 @@
 package exports
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +45,7 @@ const (
 	KindNotFound                          // NotFound
 	KindPrecondition                      // FailedPrecondition
 	KindOutOfRange                        // OutOfRange
+	KindAborted                           // Aborted: the same name is busy, retry
 )
 
 // Error is a lifecycle error with a kind.
@@ -87,12 +91,16 @@ type Source struct {
 
 // CreateRequest describes a volume to create.
 type CreateRequest struct {
-	ID         string
-	Capacity   int64 // byte limit; 0: none
-	InodeLimit int64 // 0: none
+	ID string
+	// Name is what the creator calls the volume (CSI: the PV name), if
+	// not its id; a repeat must give the same.
+	Name       string
+	Capacity   CapacityRange // the byte limit
+	InodeLimit int64         // 0: none
 	Options    Options
 	Root       RootAttrs
 	Source     *Source
+	Reclaim    ReclaimMode // what DeleteVolume does by default ("": delete)
 }
 
 // ReclaimMode says what deleting a volume does with its data.
@@ -105,12 +113,16 @@ const (
 	ReclaimArchive ReclaimMode = "archive" // unexport, move to ROOT/archive/<id>-<time>
 )
 
-// Snapshot is a point-in-time copy of a volume's tree.
+// Snapshot is a copy of a volume's tree, taken in the background.
 type Snapshot struct {
 	ID      string      `json:"id"`
 	Source  string      `json:"sourceVolume"`
-	Created time.Time   `json:"created"`
-	Usage   quota.Usage `json:"usage"`
+	Created time.Time   `json:"created"` // when it was asked for
+	Usage   quota.Usage `json:"usage"`   // of the copy, once ready
+	// Pending is true until the copy is complete; Error says why the
+	// last attempt failed (a repeated CreateSnapshot retries).
+	Pending bool   `json:"pending,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 func (t *Table) stagingDir(kind, id string) string {
@@ -164,100 +176,268 @@ func crashPoint(name string) {
 	}
 }
 
-// CreateVolume creates a volume, or returns the existing one if a volume
-// of that id was created with the same parameters (existed is then
-// true). A volume of that id with other parameters is KindExists.
-func (t *Table) CreateVolume(req CreateRequest) (v *Volume, existed bool, err error) {
+// jobs is the lifecycle's bookkeeping of copies, guarded by Table.opMu.
+// The lock is held only for metadata steps, never across a copy: a long
+// snapshot or clone must not stall other volumes' creates and deletes.
+type jobs struct {
+	ctx    context.Context // cancelled by Close: copies stop, the next start resumes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// creating: volumes being copied into (clones, restores), by id.
+	creating map[string]*job
+	// snapshots being copied, by id.
+	snapshots map[string]*job
+	// reading: how many copies read a source ("volume/<id>" or
+	// "snapshot/<id>"), which may not be deleted meanwhile.
+	reading map[string]int
+}
+
+// job is one copy in progress.
+type job struct {
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the job has finished
+	err     error         // set before done closes
+	req     CreateRequest // clones: what is being made
+	expect  int64         // bytes the copy is expected to write
+	written atomic.Int64
+}
+
+func (j *jobs) init() {
+	j.ctx, j.cancel = context.WithCancel(context.Background())
+	j.creating = make(map[string]*job)
+	j.snapshots = make(map[string]*job)
+	j.reading = make(map[string]int)
+}
+
+// stop cancels every copy and waits for them to return. Interrupted
+// snapshots keep their intent records and resume at the next start;
+// interrupted clones are rolled back.
+func (j *jobs) stop() {
+	if j.cancel != nil {
+		j.cancel()
+		j.wg.Wait()
+	}
+}
+
+// CapacityRange bounds a volume's byte limit as CSI's capacity range
+// does: Required is what the caller needs (0: nothing), Limit the most it
+// accepts (0: no bound). The limit given is Required, else Limit; both
+// zero means no byte limit.
+type CapacityRange struct {
+	Required int64
+	Limit    int64
+}
+
+// Exactly is the range that admits only n.
+func Exactly(n int64) CapacityRange { return CapacityRange{Required: n, Limit: n} }
+
+func (r CapacityRange) validate() error {
+	if r.Required < 0 || r.Limit < 0 {
+		return errorf(KindInvalid, "capacity must not be negative")
+	}
+	if r.Limit > 0 && r.Required > r.Limit {
+		return errorf(KindInvalid, "required capacity %d is more than the limit %d", r.Required, r.Limit)
+	}
+	return nil
+}
+
+func (r CapacityRange) pick() int64 {
+	if r.Required > 0 {
+		return r.Required
+	}
+	return r.Limit
+}
+
+// Admits reports whether a volume with byte limit c (0: none) satisfies r.
+func (r CapacityRange) Admits(c int64) bool {
+	if c == 0 {
+		return r.Required == 0 && r.Limit == 0
+	}
+	return (r.Required == 0 || c >= r.Required) && (r.Limit == 0 || c <= r.Limit)
+}
+
+// name is what the creator calls the volume ("" in old metadata: its id).
+func (v *Volume) name() string {
+	if v.Name != "" {
+		return v.Name
+	}
+	return v.ID
+}
+
+// differences names what a repeated create asks for that the existing
+// volume does not have ("" if it is the same request).
+func differences(v *Volume, req CreateRequest) string {
+	var d []string
+	if !req.Capacity.Admits(v.Limits.Bytes) {
+		d = append(d, fmt.Sprintf("capacity %d not in the range asked for [%d, %d]", v.Limits.Bytes, req.Capacity.Required, req.Capacity.Limit))
+	}
+	if v.Limits.Inodes != req.InodeLimit {
+		d = append(d, fmt.Sprintf("inode limit %d, not %d", v.Limits.Inodes, req.InodeLimit))
+	}
+	if !reflect.DeepEqual(v.Options, req.Options) {
+		d = append(d, fmt.Sprintf("export options %+v, not %+v", v.Options, req.Options))
+	}
+	if v.RootAttrs != req.Root {
+		d = append(d, fmt.Sprintf("root %d:%d mode %04o, not %d:%d mode %04o", v.RootAttrs.UID, v.RootAttrs.GID, v.RootAttrs.Mode, req.Root.UID, req.Root.GID, req.Root.Mode))
+	}
+	if !reflect.DeepEqual(v.Source, req.Source) {
+		d = append(d, fmt.Sprintf("content source %v, not %v", sourceString(v.Source), sourceString(req.Source)))
+	}
+	if v.reclaim() != req.Reclaim {
+		d = append(d, fmt.Sprintf("reclaim mode %s, not %s", v.reclaim(), req.Reclaim))
+	}
+	if v.name() != req.Name {
+		d = append(d, fmt.Sprintf("made for %q, not %q", v.name(), req.Name))
+	}
+	return strings.Join(d, "; ")
+}
+
+func sourceString(s *Source) string {
+	switch {
+	case s == nil:
+		return "none"
+	case s.Snapshot != "":
+		return "snapshot " + s.Snapshot
+	}
+	return "volume " + s.Volume
+}
+
+func (v *Volume) reclaim() ReclaimMode {
+	if v.Reclaim == "" {
+		return ReclaimDelete
+	}
+	return v.Reclaim
+}
+
+// normalize checks a create request and fills its defaults.
+func (req *CreateRequest) normalize() error {
 	if err := ValidateID(req.ID); err != nil {
-		return nil, false, errorf(KindInvalid, "%v", err)
+		return errorf(KindInvalid, "%v", err)
 	}
 	if err := req.Options.Validate(); err != nil {
-		return nil, false, errorf(KindInvalid, "%v", err)
+		return errorf(KindInvalid, "%v", err)
 	}
-	if req.Capacity < 0 || req.InodeLimit < 0 {
-		return nil, false, errorf(KindInvalid, "capacity and inode limit must not be negative")
+	if err := req.Capacity.validate(); err != nil {
+		return err
+	}
+	if req.InodeLimit < 0 {
+		return errorf(KindInvalid, "inode limit must not be negative")
 	}
 	if req.Root.Mode&^0o7777 != 0 {
-		return nil, false, errorf(KindInvalid, "root mode %o has bits beyond 07777", req.Root.Mode)
+		return errorf(KindInvalid, "root mode %o has bits beyond 07777", req.Root.Mode)
 	}
 	if req.Root.Mode == 0 {
 		req.Root.Mode = 0o777
 	}
-	if req.Source != nil && (req.Source.Snapshot == "") == (req.Source.Volume == "") {
-		return nil, false, errorf(KindInvalid, "a content source names exactly one of a snapshot or a volume")
-	}
 	if req.Source != nil && *req.Source == (Source{}) {
 		req.Source = nil
 	}
-	t.opMu.Lock()
-	defer t.opMu.Unlock()
-
-	lim := quota.Limits{Bytes: req.Capacity, Inodes: req.InodeLimit}
-	if old, ok := t.Volume(req.ID); ok {
-		if old.Limits == lim && reflect.DeepEqual(old.Options, req.Options) && old.RootAttrs == req.Root && reflect.DeepEqual(old.Source, req.Source) {
-			return old, true, nil
-		}
-		return nil, false, errorf(KindExists, "volume %s exists with different parameters (capacity %d, inode limit %d)", req.ID, old.Limits.Bytes, old.Limits.Inodes)
+	if req.Source != nil && (req.Source.Snapshot == "") == (req.Source.Volume == "") {
+		return errorf(KindInvalid, "a content source names exactly one of a snapshot or a volume")
 	}
-
-	var src string
-	if s := req.Source; s != nil {
-		var srcUsage quota.Usage
-		if s.Snapshot != "" {
-			snap, err := t.snapshot(s.Snapshot)
-			if err != nil {
-				return nil, false, err
-			}
-			src, srcUsage = filepath.Join(t.snapshotsDir(), snap.ID), snap.Usage
-		} else {
-			sv, ok := t.Volume(s.Volume)
-			if !ok {
-				return nil, false, errorf(KindNotFound, "source volume %s not found", s.Volume)
-			}
-			src, srcUsage = sv.Dir(), sv.Quota.Usage()
-		}
-		if req.Capacity > 0 && srcUsage.Bytes > req.Capacity {
-			return nil, false, errorf(KindOutOfRange, "the source holds %d bytes, more than the requested capacity %d", srcUsage.Bytes, req.Capacity)
-		}
-		if req.InodeLimit > 0 && srcUsage.Inodes > req.InodeLimit {
-			return nil, false, errorf(KindOutOfRange, "the source holds %d inodes, more than the requested inode limit %d", srcUsage.Inodes, req.InodeLimit)
-		}
+	switch req.Reclaim {
+	case "":
+		req.Reclaim = ReclaimDelete
+	case ReclaimDelete, ReclaimRetain, ReclaimArchive:
+	default:
+		return errorf(KindInvalid, "reclaim mode must be delete, retain or archive, not %q", req.Reclaim)
 	}
+	if req.Name == "" {
+		req.Name = req.ID
+	}
+	return nil
+}
 
-	in := intent{Op: "create", ID: req.ID}
-	staging := t.stagingDir("volume", req.ID)
-	if err := t.beginIntent(in); err != nil {
+// CreateVolume creates a volume, or returns the existing one if a volume
+// of that id was created with the same parameters (existed is then
+// true). A volume of that id with other parameters is KindExists.
+//
+// A volume with a content source is copied by a background job that
+// outlives the call: the call waits for it until ctx ends (then
+// KindAborted), and a repeat of the request while it runs waits for the
+// same job, so a caller with a short deadline converges by retrying
+// rather than starting the copy over.
+func (t *Table) CreateVolume(ctx context.Context, req CreateRequest) (v *Volume, existed bool, err error) {
+	if err := req.normalize(); err != nil {
 		return nil, false, err
+	}
+	t.opMu.Lock()
+	if old, ok := t.Volume(req.ID); ok {
+		t.opMu.Unlock()
+		return repeatOf(old, req)
+	}
+	if j := t.jobs.creating[req.ID]; j != nil {
+		t.opMu.Unlock()
+		return t.awaitClone(ctx, j, req, true)
+	}
+	capacity := req.Capacity.pick()
+	lim := quota.Limits{Bytes: capacity, Inodes: req.InodeLimit}
+	if req.Source == nil {
+		defer t.opMu.Unlock()
+		v, err := t.createEmpty(req, lim)
+		return v, false, err
+	}
+	j, err := t.startClone(req, lim)
+	t.opMu.Unlock()
+	if err != nil {
+		return nil, false, err
+	}
+	return t.awaitClone(ctx, j, req, false)
+}
+
+func repeatOf(v *Volume, req CreateRequest) (*Volume, bool, error) {
+	if d := differences(v, req); d != "" {
+		return nil, false, errorf(KindExists, "volume %s exists with other parameters: %s", req.ID, d)
+	}
+	return v, true, nil
+}
+
+// createEmpty makes a volume with no content source. t.opMu is held.
+func (t *Table) createEmpty(req CreateRequest, lim quota.Limits) (*Volume, error) {
+	in := intent{Op: "create", ID: req.ID}
+	if err := t.beginIntent(in); err != nil {
+		return nil, err
 	}
 	crashPoint("create:intent")
-	fail := func(err error) (*Volume, bool, error) {
-		t.rollbackCreate(in)
-		return nil, false, err
-	}
-	os.RemoveAll(staging)
-	if err := os.Mkdir(staging, 0o700); err != nil {
+	staging, fail, err := t.startStaging(in)
+	if err != nil {
 		return fail(err)
 	}
-	crashPoint("create:mkdir")
-	var usage quota.Usage
-	if src != "" {
-		usage, err = copyTree(src, staging)
-		if err != nil {
-			return fail(fmt.Errorf("copying %s: %w", src, err))
-		}
-		if err := syncFS(staging); err != nil {
-			return fail(err)
-		}
-	} else {
-		if err := os.Chown(staging, int(req.Root.UID), int(req.Root.GID)); err != nil {
-			return fail(err)
-		}
-		if err := os.Chmod(staging, fs.FileMode(req.Root.Mode&0o777)|modeBits(req.Root.Mode)); err != nil {
-			return fail(err)
-		}
+	if err := os.Chown(staging, int(req.Root.UID), int(req.Root.GID)); err != nil {
+		return fail(err)
+	}
+	if err := os.Chmod(staging, fs.FileMode(req.Root.Mode&0o777)|modeBits(req.Root.Mode)); err != nil {
+		return fail(err)
 	}
 	crashPoint("create:populated")
-	v = &Volume{ID: req.ID, Created: time.Now().UTC(), Options: req.Options, Limits: lim, RootAttrs: req.Root, Source: req.Source}
+	return t.commitCreate(in, req, lim, quota.Usage{})
+}
+
+// startStaging makes the empty staging tree of a recorded creation, and
+// the function that undoes the creation on failure.
+func (t *Table) startStaging(in intent) (string, func(error) (*Volume, error), error) {
+	fail := func(err error) (*Volume, error) {
+		t.rollbackCreate(in)
+		return nil, err
+	}
+	staging := t.stagingDir("volume", in.ID)
+	os.RemoveAll(staging)
+	if err := os.Mkdir(staging, 0o700); err != nil {
+		return "", fail, err
+	}
+	crashPoint("create:mkdir")
+	return staging, fail, nil
+}
+
+// commitCreate writes a built volume's usage and metadata, renames its
+// staging tree into place (the commit point) and serves it.
+func (t *Table) commitCreate(in intent, req CreateRequest, lim quota.Limits, usage quota.Usage) (*Volume, error) {
+	fail := func(err error) (*Volume, error) {
+		t.rollbackCreate(in)
+		return nil, err
+	}
+	v := &Volume{ID: req.ID, Name: req.Name, Created: time.Now().UTC(), Options: req.Options, Limits: lim,
+		RootAttrs: req.Root, Source: req.Source, Reclaim: req.Reclaim}
 	v.FSID = t.newFSID()
 	data, _ := json.Marshal(persistedUsage{Bytes: usage.Bytes, Inodes: usage.Inodes})
 	if err := writeFileAtomic(t.usagePath(req.ID), data, 0o600); err != nil {
@@ -267,8 +447,7 @@ func (t *Table) CreateVolume(req CreateRequest) (v *Volume, existed bool, err er
 		return fail(err)
 	}
 	crashPoint("create:meta")
-	// Commit point: the finished tree appears under its name.
-	if err := os.Rename(staging, filepath.Join(t.volumesDir(), req.ID)); err != nil {
+	if err := os.Rename(t.stagingDir("volume", req.ID), filepath.Join(t.volumesDir(), req.ID)); err != nil {
 		return fail(err)
 	}
 	if err := syncDir(t.volumesDir()); err != nil {
@@ -276,12 +455,108 @@ func (t *Table) CreateVolume(req CreateRequest) (v *Volume, existed bool, err er
 	}
 	crashPoint("create:renamed")
 	if err := t.attach(v); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if err := t.commitIntent(in); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	t.log.Info("volume created", "volume", v.ID, "capacity", lim.Bytes, "inodeLimit", lim.Inodes, "source", req.Source, "usedBytes", usage.Bytes, "squash", v.Options.Squash, "readOnly", v.Options.ReadOnly)
+	t.log.Info("volume created", "volume", v.ID, "name", v.Name, "capacity", lim.Bytes, "inodeLimit", lim.Inodes,
+		"source", sourceString(req.Source), "usedBytes", usage.Bytes, "squash", v.Options.Squash, "readOnly", v.Options.ReadOnly, "reclaim", v.Reclaim)
+	return v, nil
+}
+
+// startClone checks a content source and starts the job copying it into
+// a new volume. t.opMu is held.
+func (t *Table) startClone(req CreateRequest, lim quota.Limits) (*job, error) {
+	var src, key string
+	var srcUsage quota.Usage
+	if s := req.Source; s.Snapshot != "" {
+		snap, err := t.snapshot(s.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		if snap.Pending {
+			return nil, errorf(KindPrecondition, "snapshot %s is not ready yet (its copy is still running); retry when it is ready", snap.ID)
+		}
+		src, srcUsage, key = t.SnapshotDir(snap.ID), snap.Usage, "snapshot/"+snap.ID
+	} else {
+		sv, ok := t.Volume(s.Volume)
+		if !ok {
+			return nil, errorf(KindNotFound, "source volume %s not found", s.Volume)
+		}
+		src, srcUsage, key = sv.Dir(), sv.Quota.Usage(), "volume/"+sv.ID
+	}
+	if lim.Bytes > 0 && srcUsage.Bytes > lim.Bytes {
+		return nil, errorf(KindOutOfRange, "the source holds %d bytes, more than the requested capacity %d", srcUsage.Bytes, lim.Bytes)
+	}
+	if lim.Inodes > 0 && srcUsage.Inodes > lim.Inodes {
+		return nil, errorf(KindOutOfRange, "the source holds %d inodes, more than the requested inode limit %d", srcUsage.Inodes, lim.Inodes)
+	}
+	in := intent{Op: "create", ID: req.ID}
+	if err := t.beginIntent(in); err != nil {
+		return nil, err
+	}
+	crashPoint("create:intent")
+	ctx, cancel := context.WithCancel(t.jobs.ctx)
+	j := &job{cancel: cancel, done: make(chan struct{}), req: req, expect: max(srcUsage.Bytes, lim.Bytes)}
+	t.jobs.creating[req.ID] = j
+	t.jobs.reading[key]++
+	t.jobs.wg.Add(1)
+	go func() {
+		defer t.jobs.wg.Done()
+		_, err := t.runClone(ctx, j, in, src, lim)
+		if err != nil {
+			t.log.Error("volume copy failed", "volume", req.ID, "source", sourceString(req.Source), "err", err)
+		}
+		t.opMu.Lock()
+		delete(t.jobs.creating, req.ID)
+		t.jobs.reading[key]--
+		if t.jobs.reading[key] == 0 {
+			delete(t.jobs.reading, key)
+		}
+		t.opMu.Unlock()
+		j.err = err
+		cancel()
+		close(j.done)
+	}()
+	return j, nil
+}
+
+// runClone copies src into the new volume's staging tree and commits it.
+func (t *Table) runClone(ctx context.Context, j *job, in intent, src string, lim quota.Limits) (*Volume, error) {
+	staging, fail, err := t.startStaging(in)
+	if err != nil {
+		return fail(err)
+	}
+	usage, err := copyTree(copyJob{ctx: ctx, progress: &j.written, hook: t.copyHook}, src, staging)
+	if err != nil {
+		return fail(fmt.Errorf("copying %s: %w", sourceString(j.req.Source), err))
+	}
+	if err := syncFS(staging); err != nil {
+		return fail(err)
+	}
+	crashPoint("create:populated")
+	return t.commitCreate(in, j.req, lim, usage)
+}
+
+// awaitClone waits for a clone job, then answers req as a create (or a
+// repeat) of what the job made.
+func (t *Table) awaitClone(ctx context.Context, j *job, req CreateRequest, repeat bool) (*Volume, bool, error) {
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		return nil, false, errorf(KindAborted, "volume %s is still being copied from %s; repeat the request to wait for it", req.ID, sourceString(j.req.Source))
+	}
+	if j.err != nil {
+		return nil, false, j.err
+	}
+	v, ok := t.Volume(req.ID)
+	if !ok {
+		return nil, false, errorf(KindAborted, "volume %s went away right after it was made; repeat the request", req.ID)
+	}
+	if repeat {
+		return repeatOf(v, req)
+	}
 	return v, false, nil
 }
 
@@ -355,14 +630,13 @@ type DeleteResult struct {
 	Path string // retained or archived tree; "" when deleted
 }
 
-// DeleteVolume unexports a volume and reclaims it per mode. Clients still
-// holding its handles get NFS3ERR_STALE: its fsid is no longer known.
+// DeleteVolume unexports a volume and reclaims it per mode ("": the mode
+// stored with the volume). Clients still holding its handles get
+// NFS3ERR_STALE: its fsid is no longer known. A volume that a copy reads
+// is KindPrecondition until the copy ends; one being made is KindAborted.
 func (t *Table) DeleteVolume(id string, mode ReclaimMode) (DeleteResult, error) {
-	if mode == "" {
-		mode = ReclaimDelete
-	}
 	switch mode {
-	case ReclaimDelete, ReclaimRetain, ReclaimArchive:
+	case "", ReclaimDelete, ReclaimRetain, ReclaimArchive:
 	default:
 		return DeleteResult{}, errorf(KindInvalid, "reclaim mode must be delete, retain or archive, not %q", mode)
 	}
@@ -371,9 +645,18 @@ func (t *Table) DeleteVolume(id string, mode ReclaimMode) (DeleteResult, error) 
 	}
 	t.opMu.Lock()
 	defer t.opMu.Unlock()
+	if t.jobs.creating[id] != nil {
+		return DeleteResult{}, errorf(KindAborted, "volume %s is still being created (copied from its source); retry when that ends", id)
+	}
 	v, ok := t.Volume(id)
 	if !ok {
 		return DeleteResult{}, errorf(KindNotFound, "volume %s not found", id)
+	}
+	if n := t.jobs.reading["volume/"+id]; n > 0 {
+		return DeleteResult{}, errorf(KindPrecondition, "volume %s is the source of %d copies in progress (snapshots or clones); retry when they are done", id, n)
+	}
+	if mode == "" {
+		mode = v.reclaim()
 	}
 	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
 	in := intent{Op: "delete", ID: id, Mode: mode}
@@ -503,177 +786,123 @@ func (t *Table) ExpandVolume(id string, capacity int64) (*Volume, error) {
 	return v, nil
 }
 
-// CreateSnapshot copies a volume's tree to ROOT/snapshots/<id>. The copy
-// is taken while the volume is served: each file is copied as it is when
-// read, so the snapshot is crash-consistent per file at best (a file being
-// written may be caught half-written; files are not consistent with each
-// other). Idempotent: the same id and source return the existing one.
-func (t *Table) CreateSnapshot(id, source string) (*Snapshot, bool, error) {
-	if err := ValidateID(id); err != nil {
-		return nil, false, errorf(KindInvalid, "%v", err)
-	}
+// VolumeUpdate lists the settings UpdateVolume changes; nil fields are
+// left as they are.
+type VolumeUpdate struct {
+	Squash     *Squash
+	AnonUID    *uint32
+	AnonGID    *uint32
+	ReadOnly   *bool
+	Clients    *[]netip.Prefix // empty: any client
+	InodeLimit *int64          // 0: none
+	Reclaim    *ReclaimMode
+}
+
+// UpdateVolume changes a volume's export options, inode limit or reclaim
+// mode. Calls that start after it returns see the new options (calls in
+// flight finish under the old ones, as with exportfs -r); an inode limit
+// below what the volume holds is refused.
+func (t *Table) UpdateVolume(id string, u VolumeUpdate) (*Volume, error) {
 	t.opMu.Lock()
 	defer t.opMu.Unlock()
-	if s, err := t.snapshot(id); err == nil {
-		if s.Source == source {
-			return s, true, nil
-		}
-		return nil, false, errorf(KindExists, "snapshot %s exists for volume %s", id, s.Source)
-	}
-	v, ok := t.Volume(source)
+	v, ok := t.Volume(id)
 	if !ok {
-		return nil, false, errorf(KindNotFound, "source volume %s not found", source)
+		return nil, errorf(KindNotFound, "volume %s not found", id)
 	}
-	in := intent{Op: "snapshot", ID: id}
-	staging := t.stagingDir("snapshot", id)
-	if err := os.MkdirAll(t.snapshotsDir(), 0o700); err != nil {
-		return nil, false, err
+	nv := *v
+	o := &nv.Options
+	if u.Squash != nil {
+		o.Squash = *u.Squash
 	}
-	if err := t.beginIntent(in); err != nil {
-		return nil, false, err
+	if u.AnonUID != nil {
+		o.AnonUID = *u.AnonUID
 	}
-	fail := func(err error) (*Snapshot, bool, error) {
-		t.rollbackSnapshot(in)
-		return nil, false, err
+	if u.AnonGID != nil {
+		o.AnonGID = *u.AnonGID
 	}
-	os.RemoveAll(staging)
-	if err := os.Mkdir(staging, 0o700); err != nil {
-		return fail(err)
+	if u.ReadOnly != nil {
+		o.ReadOnly = *u.ReadOnly
 	}
-	usage, err := copyTree(v.Dir(), staging)
-	if err != nil {
-		return fail(fmt.Errorf("copying volume %s: %w", source, err))
+	if u.Clients != nil {
+		o.Clients = append([]netip.Prefix(nil), (*u.Clients)...)
 	}
-	if err := syncFS(staging); err != nil {
-		return fail(err)
+	if err := o.Validate(); err != nil {
+		return nil, errorf(KindInvalid, "%v", err)
 	}
-	crashPoint("snapshot:copied")
-	s := &Snapshot{ID: id, Source: source, Created: time.Now().UTC(), Usage: usage}
-	data, _ := json.MarshalIndent(s, "", "  ")
-	if err := writeFileAtomic(filepath.Join(t.snapMetaDir(), id+".json"), data, 0o600); err != nil {
-		return fail(err)
-	}
-	crashPoint("snapshot:meta")
-	if err := os.Rename(staging, filepath.Join(t.snapshotsDir(), id)); err != nil {
-		return fail(err)
-	}
-	syncDir(t.snapshotsDir())
-	if err := t.commitIntent(in); err != nil {
-		return nil, false, err
-	}
-	t.log.Info("snapshot created", "snapshot", id, "volume", source, "bytes", usage.Bytes, "inodes", usage.Inodes)
-	return s, false, nil
-}
-
-func (t *Table) rollbackSnapshot(in intent) error {
-	if _, err := os.Lstat(filepath.Join(t.snapshotsDir(), in.ID)); err == nil {
-		return t.commitIntent(in)
-	}
-	if err := os.RemoveAll(t.stagingDir("snapshot", in.ID)); err != nil {
-		return err
-	}
-	if err := os.Remove(filepath.Join(t.snapMetaDir(), in.ID+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return t.commitIntent(in)
-}
-
-// DeleteSnapshot removes a snapshot; volumes made from it are unaffected
-// (they are copies).
-func (t *Table) DeleteSnapshot(id string) error {
-	if err := ValidateID(id); err != nil {
-		return errorf(KindInvalid, "%v", err)
-	}
-	t.opMu.Lock()
-	defer t.opMu.Unlock()
-	if _, err := t.snapshot(id); err != nil {
-		return err
-	}
-	in := intent{Op: "snapdelete", ID: id, Target: filepath.Join(t.snapshotsDir(), ".trash-"+id+"-"+strconv.FormatInt(time.Now().UnixNano(), 10))}
-	if err := t.beginIntent(in); err != nil {
-		return err
-	}
-	if err := t.finishSnapDelete(in); err != nil {
-		return err
-	}
-	t.log.Info("snapshot deleted", "snapshot", id)
-	return nil
-}
-
-func (t *Table) finishSnapDelete(in intent) error {
-	dir := filepath.Join(t.snapshotsDir(), in.ID)
-	if _, err := os.Lstat(dir); err == nil {
-		if err := os.Rename(dir, in.Target); err != nil {
-			return err
+	if u.InodeLimit != nil {
+		if *u.InodeLimit < 0 {
+			return nil, errorf(KindInvalid, "inode limit must not be negative")
 		}
-		syncDir(t.snapshotsDir())
+		if used := v.Quota.Usage().Inodes; *u.InodeLimit > 0 && *u.InodeLimit < used {
+			return nil, errorf(KindPrecondition, "volume %s holds %d inodes, more than the new inode limit %d", id, used, *u.InodeLimit)
+		}
+		nv.Limits.Inodes = *u.InodeLimit
 	}
-	crashPoint("snapdelete:renamed")
-	if err := os.Remove(filepath.Join(t.snapMetaDir(), in.ID+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	if u.Reclaim != nil {
+		switch *u.Reclaim {
+		case ReclaimDelete, ReclaimRetain, ReclaimArchive:
+		default:
+			return nil, errorf(KindInvalid, "reclaim mode must be delete, retain or archive, not %q", *u.Reclaim)
+		}
+		nv.Reclaim = *u.Reclaim
 	}
-	if err := os.RemoveAll(in.Target); err != nil {
-		return err
+	if reflect.DeepEqual(nv.Options, v.Options) && nv.Limits == v.Limits && nv.reclaim() == v.reclaim() {
+		return v, nil
 	}
-	return t.commitIntent(in)
-}
-
-func (t *Table) snapshot(id string) (*Snapshot, error) {
-	data, err := os.ReadFile(filepath.Join(t.snapMetaDir(), id+".json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errorf(KindNotFound, "snapshot %s not found", id)
-	}
-	if err != nil {
+	if err := t.saveMeta(&nv); err != nil {
 		return nil, err
 	}
-	var s Snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("snapshot metadata %s: %w", id, err)
-	}
-	return &s, nil
+	v.Quota.SetLimits(nv.Limits)
+	t.replace(v, &nv)
+	t.log.Info("volume settings changed", "volume", id, "squash", nv.Options.Squash, "anonUID", nv.Options.AnonUID,
+		"anonGID", nv.Options.AnonGID, "readOnly", nv.Options.ReadOnly, "clients", len(nv.Options.Clients),
+		"inodeLimit", nv.Limits.Inodes, "reclaim", nv.reclaim())
+	return &nv, nil
 }
 
-// Snapshot returns a snapshot by id.
-func (t *Table) Snapshot(id string) (*Snapshot, error) { return t.snapshot(id) }
-
-// Snapshots lists snapshots, of one source volume if source is not "".
-func (t *Table) Snapshots(source string) ([]*Snapshot, error) {
-	ents, err := os.ReadDir(t.snapMetaDir())
-	if err != nil {
-		return nil, err
-	}
-	var out []*Snapshot
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(id, ".") {
-			continue
-		}
-		s, err := t.snapshot(id)
-		if err != nil {
-			continue
-		}
-		if source == "" || s.Source == source {
-			out = append(out, s)
-		}
-	}
-	return out, nil
+// replace serves nv in old's place. Volumes are never changed in place
+// where NFS calls read them without a lock: nv is a new record sharing
+// old's root descriptor and accountant, and nodes cached under old are
+// dropped so that the next call through any handle finds nv (Resolve also
+// refuses a cached node of a replaced record). Handles stay valid: the
+// fsid and the tree are the same.
+func (t *Table) replace(old, nv *Volume) {
+	r := old.root
+	nv.dir = old.dir
+	nv.root = &Node{Vol: nv, Handle: r.Handle, fd: r.fd, ktype: r.ktype, kh: r.kh, pinned: true, ioFD: -1}
+	t.mu.Lock()
+	t.byID[nv.ID] = nv
+	t.byFSID[nv.FSID] = nv
+	t.mu.Unlock()
+	t.nodes.dropVolume(old)
 }
 
-// SnapshotDir is where a snapshot's tree is.
-func (t *Table) SnapshotDir(id string) string { return filepath.Join(t.snapshotsDir(), id) }
+// Present reports whether a served volume's directory is still where it
+// belongs (an operator may have removed or moved it on the server).
+func (t *Table) Present(v *Volume) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(v.root.fd, &a) != nil || a.Nlink == 0 {
+		return false
+	}
+	if unix.Lstat(v.dir, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
+}
 
 // recoverIntents finishes or undoes the operations a crash interrupted.
 // It runs in Open before volumes are loaded, so nothing half-made is ever
-// exported.
-func (t *Table) recoverIntents() error {
+// exported. It returns the snapshots whose copies must start over once
+// the volumes are loaded.
+func (t *Table) recoverIntents() (resume []string, err error) {
 	for _, d := range []string{t.intentsDir(), t.snapMetaDir(), t.snapshotsDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	ents, err := os.ReadDir(t.intentsDir())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
@@ -681,28 +910,34 @@ func (t *Table) recoverIntents() error {
 		}
 		data, err := os.ReadFile(filepath.Join(t.intentsDir(), e.Name()))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var in intent
 		if err := json.Unmarshal(data, &in); err != nil || ValidateID(in.ID) != nil {
-			return fmt.Errorf("intent record %s is unreadable (%v): inspect and remove it", e.Name(), err)
+			return nil, fmt.Errorf("intent record %s is unreadable (%v): inspect and remove it", e.Name(), err)
 		}
+		again := false
 		switch in.Op {
 		case "create":
 			err = t.rollbackCreate(in)
 		case "delete":
 			err = t.finishDelete(in)
 		case "snapshot":
-			err = t.rollbackSnapshot(in)
+			again, err = t.recoverSnapshot(in)
 		case "snapdelete":
 			err = t.finishSnapDelete(in)
 		default:
 			err = fmt.Errorf("unknown operation %q", in.Op)
 		}
 		if err != nil {
-			return fmt.Errorf("recovering %s: %w", e.Name(), err)
+			return nil, fmt.Errorf("recovering %s: %w", e.Name(), err)
+		}
+		if again {
+			resume = append(resume, in.ID)
+			t.log.Warn("a snapshot copy was interrupted; it starts over", "snapshot", in.ID)
+			continue
 		}
 		t.log.Warn("recovered an operation interrupted by a crash", "op", in.Op, "id", in.ID, "target", in.Target)
 	}
-	return nil
+	return resume, nil
 }

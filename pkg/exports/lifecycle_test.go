@@ -2,6 +2,7 @@ package exports
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +19,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
 func openTable(t *testing.T, root string) *Table {
 	t.Helper()
-	tb, err := Open(Config{Root: root, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tb, err := Open(Config{Root: root, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +33,8 @@ func openTable(t *testing.T, root string) *Table {
 
 func TestCreateVolumeIdempotent(t *testing.T) {
 	tb := openTable(t, t.TempDir())
-	req := CreateRequest{ID: "pvc-1", Capacity: 1 << 30, InodeLimit: 1000, Options: DefaultOptions(), Root: RootAttrs{UID: 1000, GID: 2000, Mode: 0o2770}}
-	v, existed, err := tb.CreateVolume(req)
+	req := CreateRequest{ID: "pvc-1", Capacity: Exactly(1 << 30), InodeLimit: 1000, Options: DefaultOptions(), Root: RootAttrs{UID: 1000, GID: 2000, Mode: 0o2770}}
+	v, existed, err := tb.CreateVolume(context.Background(), req)
 	if err != nil || existed {
 		t.Fatalf("create: %v existed=%v", err, existed)
 	}
@@ -39,36 +42,36 @@ func TestCreateVolumeIdempotent(t *testing.T) {
 	if err := unix.Lstat(v.Dir(), &st); err != nil || st.Uid != 1000 || st.Gid != 2000 || st.Mode&0o7777 != 0o2770 {
 		t.Fatalf("root: %v uid %d gid %d mode %o", err, st.Uid, st.Gid, st.Mode&0o7777)
 	}
-	v2, existed, err := tb.CreateVolume(req)
+	v2, existed, err := tb.CreateVolume(context.Background(), req)
 	if err != nil || !existed || v2 != v {
 		t.Fatalf("repeat: %v existed=%v same=%v", err, existed, v2 == v)
 	}
 	bigger := req
-	bigger.Capacity *= 2
-	if _, _, err := tb.CreateVolume(bigger); KindOf(err) != KindExists {
+	bigger.Capacity = Exactly(2 << 30)
+	if _, _, err := tb.CreateVolume(context.Background(), bigger); KindOf(err) != KindExists {
 		t.Fatalf("incompatible size: %v, want KindExists", err)
 	}
 	other := req
 	other.Options.ReadOnly = true
-	if _, _, err := tb.CreateVolume(other); KindOf(err) != KindExists {
+	if _, _, err := tb.CreateVolume(context.Background(), other); KindOf(err) != KindExists {
 		t.Fatalf("incompatible options: %v, want KindExists", err)
 	}
 	for _, bad := range []CreateRequest{
-		{ID: "../x"}, {ID: "ok", Capacity: -1}, {ID: "ok", Options: Options{Squash: "maybe"}},
+		{ID: "../x"}, {ID: "ok", Capacity: CapacityRange{Required: -1}}, {ID: "ok", Options: Options{Squash: "maybe"}},
 		{ID: "ok", Options: DefaultOptions(), Root: RootAttrs{Mode: 0o17777}},
 		{ID: "ok", Options: DefaultOptions(), Source: &Source{Snapshot: "a", Volume: "b"}},
 	} {
-		if _, _, err := tb.CreateVolume(bad); KindOf(err) != KindInvalid {
+		if _, _, err := tb.CreateVolume(context.Background(), bad); KindOf(err) != KindInvalid {
 			t.Errorf("%+v: %v, want KindInvalid", bad, err)
 		}
 	}
-	if _, _, err := tb.CreateVolume(CreateRequest{ID: "x", Options: DefaultOptions(), Source: &Source{Snapshot: "nope"}}); KindOf(err) != KindNotFound {
+	if _, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "x", Options: DefaultOptions(), Source: &Source{Snapshot: "nope"}}); KindOf(err) != KindNotFound {
 		t.Fatalf("missing snapshot: %v", err)
 	}
 	// Survives a restart with its parameters.
 	tb.Close()
 	tb2 := openTable(t, filepath.Dir(filepath.Dir(v.Dir())))
-	if _, existed, err := tb2.CreateVolume(req); err != nil || !existed {
+	if _, existed, err := tb2.CreateVolume(context.Background(), req); err != nil || !existed {
 		t.Fatalf("after restart: %v existed=%v", err, existed)
 	}
 	if l := tb2.MustVolume("pvc-1").Quota.Limits(); l.Bytes != 1<<30 || l.Inodes != 1000 {
@@ -80,7 +83,7 @@ func TestDeleteModes(t *testing.T) {
 	root := t.TempDir()
 	tb := openTable(t, root)
 	for _, id := range []string{"a", "b", "c"} {
-		v, _, err := tb.CreateVolume(CreateRequest{ID: id, Options: DefaultOptions()})
+		v, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: id, Options: DefaultOptions()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +262,7 @@ func extents(t *testing.T, p string) [][2]int64 {
 func TestCloneAndSnapshotRestore(t *testing.T) {
 	root := t.TempDir()
 	tb := openTable(t, root)
-	src, _, err := tb.CreateVolume(CreateRequest{ID: "src", Capacity: 64 << 20, Options: DefaultOptions()})
+	src, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "src", Capacity: Exactly(64 << 20), Options: DefaultOptions()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +270,7 @@ func TestCloneAndSnapshotRestore(t *testing.T) {
 	if err := tb.Reconcile(src); err != nil {
 		t.Fatal(err)
 	}
-	clone, _, err := tb.CreateVolume(CreateRequest{ID: "clone", Capacity: 64 << 20, Options: DefaultOptions(), Source: &Source{Volume: "src"}})
+	clone, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "clone", Capacity: Exactly(64 << 20), Options: DefaultOptions(), Source: &Source{Volume: "src"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,8 +278,12 @@ func TestCloneAndSnapshotRestore(t *testing.T) {
 	if clone.Quota.Usage() != src.Quota.Usage() {
 		t.Fatalf("clone usage %+v, source %+v", clone.Quota.Usage(), src.Quota.Usage())
 	}
-	snap, existed, err := tb.CreateSnapshot("snap1", "src")
+	_, existed, err := tb.CreateSnapshot("snap1", "src")
 	if err != nil || existed {
+		t.Fatal(err)
+	}
+	snap, err := waitSnapshot(tb, "snap1")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, existed, err := tb.CreateSnapshot("snap1", "src"); err != nil || !existed {
@@ -288,7 +295,7 @@ func TestCloneAndSnapshotRestore(t *testing.T) {
 	sameTree(t, src.Dir(), tb.SnapshotDir("snap1"))
 	// The snapshot is point in time: later changes do not reach it.
 	os.WriteFile(filepath.Join(src.Dir(), "later"), []byte("x"), 0o644)
-	restored, _, err := tb.CreateVolume(CreateRequest{ID: "restored", Capacity: 64 << 20, Options: DefaultOptions(), Source: &Source{Snapshot: "snap1"}})
+	restored, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "restored", Capacity: Exactly(64 << 20), Options: DefaultOptions(), Source: &Source{Snapshot: "snap1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,10 +306,10 @@ func TestCloneAndSnapshotRestore(t *testing.T) {
 	if restored.Quota.Usage() != snap.Usage {
 		t.Fatalf("restored usage %+v, snapshot %+v", restored.Quota.Usage(), snap.Usage)
 	}
-	if _, _, err := tb.CreateVolume(CreateRequest{ID: "small", Capacity: 1 << 20, Options: DefaultOptions(), Source: &Source{Snapshot: "snap1"}}); KindOf(err) != KindOutOfRange {
+	if _, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "small", Capacity: Exactly(1 << 20), Options: DefaultOptions(), Source: &Source{Snapshot: "snap1"}}); KindOf(err) != KindOutOfRange {
 		t.Fatalf("restore into a too small volume: %v, want OutOfRange", err)
 	}
-	if _, _, err := tb.CreateVolume(CreateRequest{ID: "few", InodeLimit: 3, Options: DefaultOptions(), Source: &Source{Volume: "src"}}); KindOf(err) != KindOutOfRange {
+	if _, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "few", InodeLimit: 3, Options: DefaultOptions(), Source: &Source{Volume: "src"}}); KindOf(err) != KindOutOfRange {
 		t.Fatalf("clone into too few inodes: %v, want OutOfRange", err)
 	}
 	if list, _ := tb.Snapshots("src"); len(list) != 1 || list[0].ID != "snap1" {
@@ -332,20 +339,20 @@ func TestCrashRecovery(t *testing.T) {
 		{"create", "create:meta"}, {"create", "create:renamed"},
 		{"delete", "delete:intent"}, {"delete", "delete:renamed"}, {"delete", "delete:meta"},
 		{"retain", "delete:renamed"}, {"retain", "delete:meta"},
-		{"snapshot", "snapshot:copied"}, {"snapshot", "snapshot:meta"},
+		{"snapshot", "snapshot:intent"}, {"snapshot", "snapshot:copied"}, {"snapshot", "snapshot:meta"},
 		{"snapdelete", "snapdelete:renamed"},
 	}
 	for _, p := range points {
 		t.Run(p.op+"@"+p.point, func(t *testing.T) {
 			root := t.TempDir()
 			tb := openTable(t, root)
-			v, _, err := tb.CreateVolume(CreateRequest{ID: "base", Options: DefaultOptions()})
+			v, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "base", Options: DefaultOptions()})
 			if err != nil {
 				t.Fatal(err)
 			}
 			makeRichTree(t, v.Dir())
 			if p.op == "snapdelete" {
-				if _, _, err := tb.CreateSnapshot("s", "base"); err != nil {
+				if err := snapshotAndWait(tb, "s", "base"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -358,6 +365,14 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatalf("helper did not die at %s: %v\n%s", p.point, err, out)
 			}
 			tb2 := openTable(t, root)
+			if p.op == "snapshot" {
+				// A snapshot recorded before the crash is copied again.
+				s, err := waitSnapshot(tb2, "s")
+				if err != nil {
+					t.Fatalf("snapshot after the crash: %v", err)
+				}
+				sameTree(t, tb2.MustVolume("base").Dir(), tb2.SnapshotDir(s.ID))
+			}
 			leftovers := func(dir string) {
 				ents, _ := os.ReadDir(dir)
 				for _, e := range ents {
@@ -393,19 +408,13 @@ func TestCrashRecovery(t *testing.T) {
 				if p.op == "retain" {
 					sameTreeAt(t, root, filepath.Join(root, "retained", "base"))
 				}
-			case "snapshot":
-				if s, err := tb2.Snapshot("s"); err == nil {
-					sameTree(t, tb2.MustVolume("base").Dir(), tb2.SnapshotDir(s.ID))
-				} else if _, err := os.Stat(tb2.SnapshotDir("s")); err == nil {
-					t.Error("snapshot tree without metadata")
-				}
 			case "snapdelete":
 				if _, err := tb2.Snapshot("s"); err == nil {
 					t.Error("a recorded snapshot deletion was not finished")
 				}
 			}
 			// The table still works.
-			if _, _, err := tb2.CreateVolume(CreateRequest{ID: "after", Options: DefaultOptions()}); err != nil {
+			if _, _, err := tb2.CreateVolume(context.Background(), CreateRequest{ID: "after", Options: DefaultOptions()}); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -434,13 +443,13 @@ func TestCrashHelper(t *testing.T) {
 	var err error
 	switch op {
 	case "create":
-		_, _, err = tb.CreateVolume(CreateRequest{ID: "new", Options: DefaultOptions(), Source: &Source{Volume: "base"}})
+		_, _, err = tb.CreateVolume(context.Background(), CreateRequest{ID: "new", Options: DefaultOptions(), Source: &Source{Volume: "base"}})
 	case "delete":
 		_, err = tb.DeleteVolume("base", ReclaimDelete)
 	case "retain":
 		_, err = tb.DeleteVolume("base", ReclaimRetain)
 	case "snapshot":
-		_, _, err = tb.CreateSnapshot("s", "base")
+		err = snapshotAndWait(tb, "s", "base")
 	case "snapdelete":
 		err = tb.DeleteSnapshot("s")
 	}

@@ -112,7 +112,13 @@ func (t *Table) Resolve(h []byte) (*Node, error) {
 		return v.root, nil
 	}
 	if n := t.nodes.get(string(h)); n != nil {
-		return n, nil
+		if n.Vol == v {
+			return n, nil
+		}
+		// Cached under a volume record that UpdateVolume has replaced:
+		// open it again under the current one, with its options.
+		t.nodes.release(n)
+		t.nodes.remove(string(h))
 	}
 	// Only handles we minted reach the kernel.
 	if !t.sealer.verify(p) {

@@ -38,6 +38,10 @@ type Volume struct {
 	// so a repeated CreateVolume can be recognised as the same request.
 	RootAttrs RootAttrs `json:"root"`
 	Source    *Source   `json:"source,omitempty"`
+	// Name is what its creator calls it (CSI: the PV name) if not ID.
+	Name string `json:"name,omitempty"`
+	// Reclaim is what deleting it does unless the caller says ("": delete).
+	Reclaim ReclaimMode `json:"reclaim,omitempty"`
 
 	dir  string
 	root *Node // pinned: never evicted
@@ -66,7 +70,9 @@ type Table struct {
 	nodes    *nodeCache
 	onDetach []func(id string)
 
-	opMu      sync.Mutex // serialises volume and snapshot lifecycle operations
+	opMu      sync.Mutex // serialises the metadata steps of lifecycle operations
+	jobs      jobs       // copies in progress (guarded by opMu)
+	copyHook  func(rel string)
 	stopFlush chan struct{}
 	flushDone chan struct{}
 	closeOnce sync.Once
@@ -130,7 +136,9 @@ func Open(cfg Config) (*Table, error) {
 		return nil, err
 	}
 	t.sealer = newSealer(key)
-	if err := t.recoverIntents(); err != nil {
+	t.jobs.init()
+	resume, err := t.recoverIntents()
+	if err != nil {
 		t.Close()
 		return nil, err
 	}
@@ -138,6 +146,7 @@ func Open(cfg Config) (*Table, error) {
 		t.Close()
 		return nil, err
 	}
+	t.resumeSnapshots(resume)
 	if cfg.UsageFlushInterval <= 0 {
 		cfg.UsageFlushInterval = 2 * time.Second
 	}
@@ -407,6 +416,7 @@ func (t *Table) Volumes() []*Volume {
 // Close saves usage and releases every open descriptor.
 func (t *Table) Close() error {
 	t.closeOnce.Do(func() {
+		t.jobs.stop()
 		if t.stopFlush != nil {
 			close(t.stopFlush)
 			<-t.flushDone

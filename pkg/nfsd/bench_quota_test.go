@@ -75,7 +75,7 @@ func benchCreateVolume(t *testing.T) {
 	var lat []time.Duration
 	for i := 0; i < 300; i++ {
 		s := time.Now()
-		if _, err := cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: fmt.Sprintf("new-%04d", i), CapacityBytes: 1 << 30}); err != nil {
+		if _, err := cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: fmt.Sprintf("new-%04d", i), RequiredBytes: 1 << 30}); err != nil {
 			t.Fatal(err)
 		}
 		lat = append(lat, time.Since(s))
@@ -83,7 +83,7 @@ func benchCreateVolume(t *testing.T) {
 	var idem []time.Duration
 	for i := 0; i < 300; i++ {
 		s := time.Now()
-		if _, err := cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: fmt.Sprintf("new-%04d", i), CapacityBytes: 1 << 30}); err != nil {
+		if _, err := cl.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: fmt.Sprintf("new-%04d", i), RequiredBytes: 1 << 30}); err != nil {
 			t.Fatal(err)
 		}
 		idem = append(idem, time.Since(s))
@@ -128,7 +128,7 @@ func benchWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop(t, d)
-	v, _, err := d.Table.CreateVolume(exports.CreateRequest{ID: "w", Capacity: 1 << 40, Options: exports.DefaultOptions()})
+	v, _, err := d.Table.CreateVolume(context.Background(), exports.CreateRequest{ID: "w", Capacity: exports.Exactly(1 << 40), Options: exports.DefaultOptions()})
 	if err != nil {
 		t.Fatal(err)
 	}

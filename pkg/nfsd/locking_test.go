@@ -1,6 +1,7 @@
 package nfsd
 
 import (
+	"context"
 	"testing"
 
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
@@ -55,7 +56,7 @@ func TestLockingWiredIn(t *testing.T) {
 	}
 	c := dial(t, d, 0, 0)
 	ctx := ctx(t)
-	if _, _, err := d.Table.CreateVolume(exports.CreateRequest{ID: "logs", Options: exports.DefaultOptions()}); err != nil {
+	if _, _, err := d.Table.CreateVolume(context.Background(), exports.CreateRequest{ID: "logs", Options: exports.DefaultOptions()}); err != nil {
 		t.Fatal(err)
 	}
 	vol := mount(t, c, "logs")

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rwxnfs/rwxnfs/internal/version"
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/locking"
@@ -166,7 +167,9 @@ func Start(cfg Config) (d *Daemon, err error) {
 		if d.Locks != nil {
 			locks = d.Locks
 		}
-		d.Admin, err = admin.Start(cfg.Admin, t, locks, log)
+		acfg := cfg.Admin
+		acfg.Info = admin.Info{Version: version.String(), NFSAddr: d.listener.Addr().String(), Locking: d.Locks != nil, Started: time.Now()}
+		d.Admin, err = admin.Start(acfg, t, locks, log)
 		if err != nil {
 			return nil, err
 		}

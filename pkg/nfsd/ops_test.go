@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 )
@@ -414,5 +416,48 @@ func TestRootSquashSquashesSupplementaryGroupZero(t *testing.T) {
 	}
 	if _, _, err := c.Read(ctx, g, 0, 100); err != nil {
 		t.Fatalf("READ with groups [0] on an unsquashed volume: %v", err)
+	}
+}
+
+// UpdateVolume reaches a client that is already using the volume: its
+// next call through handles it holds runs under the new options.
+func TestUpdateVolumeLive(t *testing.T) {
+	d := start(t, t.TempDir())
+	ctx := ctx(t)
+	if _, _, err := d.Table.CreateVolume(ctx, exports.CreateRequest{ID: "live", Options: exports.DefaultOptions()}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, d, 1000, 1000)
+	vol := mount(t, c, "live")
+	f, _, err := c.Create(ctx, vol, "f", nfsclient.Guarded, nfsclient.SetAttr{Mode: nfsclient.U32(0o666)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("before"), nfsclient.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	ro := true
+	if _, err := d.Table.UpdateVolume("live", exports.VolumeUpdate{ReadOnly: &ro}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("after"), nfsclient.FileSync); !isStatus(err, wire.ErrROFS) {
+		t.Fatalf("write after the volume became read-only: %v, want ROFS", err)
+	}
+	if _, _, err := c.Create(ctx, vol, "g", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrROFS) {
+		t.Fatalf("create after the volume became read-only: %v, want ROFS", err)
+	}
+	others := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	if _, err := d.Table.UpdateVolume("live", exports.VolumeUpdate{Clients: &others}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx, f, 0, 16); !isStatus(err, wire.ErrAccess) {
+		t.Fatalf("read from a client no longer allowed: %v, want ACCES", err)
+	}
+	rw, anyone := false, []netip.Prefix{}
+	if _, err := d.Table.UpdateVolume("live", exports.VolumeUpdate{ReadOnly: &rw, Clients: &anyone}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("again"), nfsclient.FileSync); err != nil {
+		t.Fatalf("write once allowed again: %v", err)
 	}
 }

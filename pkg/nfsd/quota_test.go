@@ -61,7 +61,7 @@ func treeUsage(t *testing.T, dir string) quota.Usage {
 
 func newQuotaVolume(t *testing.T, d *Daemon, id string, capacity, inodes int64) *exports.Volume {
 	t.Helper()
-	v, _, err := d.Table.CreateVolume(exports.CreateRequest{ID: id, Capacity: capacity, InodeLimit: inodes, Options: exports.DefaultOptions()})
+	v, _, err := d.Table.CreateVolume(context.Background(), exports.CreateRequest{ID: id, Capacity: exports.Exactly(capacity), InodeLimit: inodes, Options: exports.DefaultOptions()})
 	if err != nil {
 		t.Fatal(err)
 	}
