@@ -44,15 +44,18 @@ func (h *Handler) listDir(ctx context.Context, r *xdr.Reader, c vfs.Caller, w *x
 			}
 			e.FH.Set, e.FH.FH = de.FH != nil, de.FH
 		}
-		size := e.Size(plus)
-		if used+size > limit {
-			tooSmall = entries == 0
-			return false
-		}
-		used += size
-		entries++
+		// Encoded, then measured: an entry that does not fit is taken
+		// back, and listed first by the next call.
+		before := w.Len()
 		e.Encode(w, plus)
-		return true
+		if size := w.Len() - before; used+size <= limit {
+			used += size
+			entries++
+			return true
+		}
+		w.Truncate(before)
+		tooSmall = entries == 0
+		return false
 	})
 	res := wire.ReaddirRes{Plus: plus, Status: status(err), DirAttr: postOp(&lr.Dir), EOF: lr.EOF}
 	if err == nil && tooSmall {

@@ -231,7 +231,7 @@ func (c *Client) ReadDirPage(ctx context.Context, dir []byte, cookie uint64, plu
 	var out []Entry
 	for i := range res.Entries {
 		e := &res.Entries[i]
-		ent := Entry{Name: e.Name, FileID: e.FileID, Cookie: e.Cookie}
+		ent := Entry{Name: string(e.Name), FileID: e.FileID, Cookie: e.Cookie}
 		if plus {
 			ent.Attr = postOp(&e.Attr)
 			if e.FH.Set {

@@ -213,9 +213,12 @@ type ReadDirArgs struct {
 }
 
 // DirEntry is one directory entry. Cookie resumes a listing after it.
-// With Plus, HasAttr and FH (nil if unknown) describe it.
+// With Plus, HasAttr and FH (nil if unknown) describe it. Name is the
+// listing's own buffer, valid only until the callback returns: a listing
+// hands over thousands of entries, and a string for each would be garbage
+// for the collector.
 type DirEntry struct {
-	Name    string
+	Name    []byte
 	FileID  uint64
 	Cookie  uint64
 	Attr    Attr

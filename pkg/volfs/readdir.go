@@ -67,13 +67,13 @@ func (fs *FS) ReadDir(_ context.Context, c vfs.Caller, dirFH []byte, args vfs.Re
 				}
 			}
 			off += reclen
-			e.Name, e.FileID, e.Cookie = string(nameb), ino, next
+			e.Name, e.FileID, e.Cookie = nameb, ino, next
 			e.HasAttr, e.FH = false, nil
-			if e.Name == ".." && dir.IsRoot() {
+			if string(nameb) == ".." && dir.IsRoot() {
 				e.FileID = dst.Ino // the volume's root is its own parent
 			}
 			if plusAttrs {
-				fs.entryPlus(dir, fd, &e, &dst, &est)
+				fs.entryPlus(dir, fd, string(nameb), &e, &dst, &est)
 			}
 			if !fn(&e) {
 				return res, nil
@@ -99,18 +99,18 @@ func direntBuf(reply int, plus bool) int {
 
 // entryPlus fetches an entry's attributes and handle, as the server; an
 // entry that went away meanwhile is listed without them.
-func (fs *FS) entryPlus(dir *exports.Node, fd int, e *vfs.DirEntry, dst, st *unix.Stat_t) {
-	if e.Name == "." || e.Name == ".." && dir.IsRoot() {
+func (fs *FS) entryPlus(dir *exports.Node, fd int, name string, e *vfs.DirEntry, dst, st *unix.Stat_t) {
+	if name == "." || name == ".." && dir.IsRoot() {
 		setAttr(&e.Attr, dst, dir.Vol.FSID)
 		e.FH, e.HasAttr = dir.Handle, true
 		return
 	}
-	if unix.Fstatat(fd, e.Name, st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+	if unix.Fstatat(fd, name, st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 		return
 	}
 	setAttr(&e.Attr, st, dir.Vol.FSID)
 	e.HasAttr = true
-	if h, err := fs.t.HandleAt(dir.Vol, fd, e.Name); err == nil {
+	if h, err := fs.t.HandleAt(dir.Vol, fd, name); err == nil {
 		e.FH = h
 	}
 }

@@ -37,39 +37,21 @@ func (a *ReaddirArgs) Decode(r *xdr.Reader) error {
 }
 
 // Entry is entry3, and entryplus3 when the list it is in is READDIRPLUS's
-// (then Attr and FH are sent).
+// (then Attr and FH are sent). Name is bytes, not a string, so a server
+// can encode a name straight from its directory buffer.
 type Entry struct {
 	FileID uint64
-	Name   string
+	Name   []byte
 	Cookie uint64
 	Attr   PostOpAttr // READDIRPLUS
 	FH     PostOpFH   // READDIRPLUS
 }
 
-// Size is the encoded size of the entry in a list (its "value follows"
-// flag included).
-func (e *Entry) Size(plus bool) int {
-	n := 4 + 8 + 4 + len(e.Name) + pad(len(e.Name)) + 8
-	if plus {
-		n += 4
-		if e.Attr.Set {
-			n += FattrSize
-		}
-		n += 4
-		if e.FH.Set {
-			n += 4 + len(e.FH.FH) + pad(len(e.FH.FH))
-		}
-	}
-	return n
-}
-
-func pad(n int) int { return (4 - n&3) & 3 }
-
 // Encode appends the entry to a list, its "value follows" flag first.
 func (e *Entry) Encode(w *xdr.Writer, plus bool) {
 	w.Bool(true)
 	w.Uint64(e.FileID)
-	w.String(e.Name)
+	w.Opaque(e.Name)
 	w.Uint64(e.Cookie)
 	if plus {
 		e.Attr.encode(w)
@@ -79,7 +61,7 @@ func (e *Entry) Encode(w *xdr.Writer, plus bool) {
 
 func (e *Entry) decode(r *xdr.Reader, plus bool) {
 	e.FileID = r.Uint64()
-	e.Name = r.String(MaxName)
+	e.Name = r.Opaque(MaxName)
 	e.Cookie = r.Uint64()
 	if plus {
 		e.Attr.decode(r)

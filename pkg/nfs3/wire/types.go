@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"errors"
 
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
@@ -54,22 +55,29 @@ type Fattr struct {
 	Atime, Mtime, Ctime Time
 }
 
-// Encode appends the attributes.
+// Encode appends the attributes. They are written into one grown slice
+// rather than field by field: READDIRPLUS encodes them for every entry.
 func (a *Fattr) Encode(w *xdr.Writer) {
-	w.Uint32(uint32(a.Type))
-	w.Uint32(a.Mode)
-	w.Uint32(a.Nlink)
-	w.Uint32(a.UID)
-	w.Uint32(a.GID)
-	w.Uint64(a.Size)
-	w.Uint64(a.Used)
-	w.Uint32(a.Rdev.Major)
-	w.Uint32(a.Rdev.Minor)
-	w.Uint64(a.FSID)
-	w.Uint64(a.FileID)
-	a.Atime.encode(w)
-	a.Mtime.encode(w)
-	a.Ctime.encode(w)
+	b := w.Grow(FattrSize)
+	_ = b[FattrSize-1]
+	be := binary.BigEndian
+	be.PutUint32(b[0:], uint32(a.Type))
+	be.PutUint32(b[4:], a.Mode)
+	be.PutUint32(b[8:], a.Nlink)
+	be.PutUint32(b[12:], a.UID)
+	be.PutUint32(b[16:], a.GID)
+	be.PutUint64(b[20:], a.Size)
+	be.PutUint64(b[28:], a.Used)
+	be.PutUint32(b[36:], a.Rdev.Major)
+	be.PutUint32(b[40:], a.Rdev.Minor)
+	be.PutUint64(b[44:], a.FSID)
+	be.PutUint64(b[52:], a.FileID)
+	be.PutUint32(b[60:], a.Atime.Sec)
+	be.PutUint32(b[64:], a.Atime.Nsec)
+	be.PutUint32(b[68:], a.Mtime.Sec)
+	be.PutUint32(b[72:], a.Mtime.Nsec)
+	be.PutUint32(b[76:], a.Ctime.Sec)
+	be.PutUint32(b[80:], a.Ctime.Nsec)
 }
 
 // Decode reads the attributes.
