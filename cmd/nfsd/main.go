@@ -15,7 +15,7 @@ import (
 
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsd"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 )
 
 func main() {
@@ -38,7 +38,7 @@ func main() {
 	adminKey := flag.String("admin-tls-key", "", "admin API TLS key (PEM)")
 	adminCA := flag.String("admin-tls-client-ca", "", "CA (PEM) that admin clients' certificates must chain to (mTLS)")
 	drain := flag.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
-	perClient := flag.Int("max-conns-per-client", server.DefaultLimits.PerClientConns, "open connections allowed from one client address (raise it for many clients behind one NAT address)")
+	perClient := flag.Int("max-conns-per-client", rpcserver.DefaultLimits.PerClientConns, "open connections allowed from one client address (raise it for many clients behind one NAT address)")
 	flag.Parse()
 
 	var level slog.Level
@@ -62,7 +62,7 @@ func main() {
 		Pprof:         *pprof,
 		NoLocking:     *noLocking,
 		LockGrace:     *lockGrace,
-		Limits:        server.Limits{PerClientConns: *perClient},
+		Limits:        rpcserver.Limits{PerClientConns: *perClient},
 		Log:           log,
 		Admin: admin.Config{
 			Listen: *adminListen, TokenFile: *adminToken,

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
@@ -257,7 +258,7 @@ func (t *Table) build(in intent, req CreateRequest, lim quota.Limits, fill fille
 		if err := os.Rename(staging, filepath.Join(t.volumesDir(), req.ID)); err != nil {
 			return fail(err)
 		}
-		if err := syncDir(t.volumesDir()); err != nil {
+		if err := atomicfile.SyncDir(t.volumesDir()); err != nil {
 			return fail(err)
 		}
 		t.step("create:renamed")

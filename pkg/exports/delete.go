@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 )
 
 // DeleteResult says where a deleted volume's data went.
@@ -81,7 +83,7 @@ func (t *Table) finishDelete(in intent) error {
 	if in.Mode != ReclaimDelete {
 		// Keep the metadata beside the data, to re-import it by hand.
 		if data, err := os.ReadFile(meta); err == nil {
-			if err := writeFileAtomic(in.Target+".json", data, 0o600); err != nil {
+			if err := atomicfile.Write(in.Target+".json", data, 0o600); err != nil {
 				return err
 			}
 		}

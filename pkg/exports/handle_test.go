@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 )
 
 var testSealer = newSealer([]byte("fuzz key: 32 bytes of secret...."))
@@ -99,7 +98,7 @@ func FuzzResolve(f *testing.F) {
 // fuzzTable is a table with one volume holding a file, a directory and a
 // symlink, and the handles of all four.
 func fuzzTable(f *testing.F) (*Table, [][]byte) {
-	tb, err := Open(Config{Root: f.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tb, err := Open(Config{Root: f.TempDir(), Log: rpctest.Logger(f)})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -124,7 +123,7 @@ func fuzzTable(f *testing.F) (*Table, [][]byte) {
 }
 
 func TestResolveRejectsForgeries(t *testing.T) {
-	tb, err := Open(Config{Root: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tb, err := Open(Config{Root: t.TempDir(), Log: rpctest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

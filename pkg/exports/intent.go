@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 )
 
 // The intent journal: crash safety of the lifecycle operations that take
@@ -41,14 +43,14 @@ func (t *Table) intentPath(in intent) string {
 
 func (t *Table) beginIntent(in intent) error {
 	data, _ := json.Marshal(in)
-	return writeFileAtomic(t.intentPath(in), data, 0o600)
+	return atomicfile.Write(t.intentPath(in), data, 0o600)
 }
 
 func (t *Table) commitIntent(in intent) error {
 	if err := os.Remove(t.intentPath(in)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return syncDir(t.intentsDir())
+	return atomicfile.SyncDir(t.intentsDir())
 }
 
 // moveAside renames a tree that is being deleted to where its intent
@@ -61,9 +63,9 @@ func moveAside(from, to string) error {
 	if err := os.Rename(from, to); err != nil {
 		return err
 	}
-	syncDir(filepath.Dir(from))
+	atomicfile.SyncDir(filepath.Dir(from))
 	if filepath.Dir(to) != filepath.Dir(from) {
-		syncDir(filepath.Dir(to))
+		atomicfile.SyncDir(filepath.Dir(to))
 	}
 	return nil
 }

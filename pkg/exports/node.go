@@ -148,7 +148,7 @@ func (t *Table) Release(n *Node) {
 func (t *Table) Forget(h []byte) { t.nodes.remove(string(h)) }
 
 // HandleAt mints the handle of name inside directory dirfd of volume v,
-// without following a final symlink. Run it as the caller (unixfs.Do)
+// without following a final symlink. Run it as the caller (fscred.Do)
 // so that search permission on the directory is checked.
 func (t *Table) HandleAt(v *Volume, dirfd int, name string) ([]byte, error) {
 	flags := 0

@@ -4,12 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-
-	"github.com/rwxnfs/rwxnfs/pkg/rpc"
-	"github.com/rwxnfs/rwxnfs/pkg/unixfs"
 )
 
-// Squash says which callers lose their identity.
+// Squash says which callers lose their identity (pkg/volfs applies it).
 type Squash string
 
 // Squash modes, as in exports(5).
@@ -90,21 +87,4 @@ func (o Options) AllowsClient(ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// Cred maps a call's credential to the identity it runs as on this volume.
-// AUTH_NONE callers are anonymous.
-func (o Options) Cred(sys *rpc.AuthSysCred) unixfs.Cred {
-	anon := unixfs.Cred{UID: o.AnonUID, GID: o.AnonGID}
-	if sys == nil || o.Squash == SquashAll {
-		return anon
-	}
-	if o.Squash == SquashRoot && sys.UID == 0 {
-		return anon
-	}
-	c := unixfs.Cred{UID: sys.UID, GID: sys.GID, Groups: sys.GIDs}
-	if o.Squash == SquashRoot && c.GID == 0 {
-		c.GID = o.AnonGID // root_squash also squashes gid 0, as knfsd does
-	}
-	return c
 }

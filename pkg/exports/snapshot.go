@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
@@ -144,7 +145,7 @@ func (t *Table) placeSnapshot(id string) error {
 	if err := os.Rename(t.stagingDir("snapshot", id), t.SnapshotDir(id)); err != nil {
 		return err
 	}
-	syncDir(t.snapshotsDir())
+	atomicfile.SyncDir(t.snapshotsDir())
 	return t.commitIntent(intent{Op: "snapshot", ID: id})
 }
 

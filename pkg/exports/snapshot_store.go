@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
@@ -31,7 +32,7 @@ type Snapshot struct {
 // saveSnapMeta writes a snapshot's metadata file.
 func (t *Table) saveSnapMeta(s *Snapshot) error {
 	data, _ := json.MarshalIndent(s, "", "  ")
-	return writeFileAtomic(filepath.Join(t.snapMetaDir(), s.ID+".json"), data, 0o600)
+	return atomicfile.Write(filepath.Join(t.snapMetaDir(), s.ID+".json"), data, 0o600)
 }
 
 // snapshot reads a snapshot's metadata (KindNotFound if there is none).

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
@@ -139,7 +140,7 @@ func (t *Table) saveMeta(v *Volume, lim quota.Limits) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(t.metaDir(), v.ID+".json"), data, 0o600)
+	return atomicfile.Write(filepath.Join(t.metaDir(), v.ID+".json"), data, 0o600)
 }
 
 // removeMeta removes a volume's metadata and saved usage, if there.
@@ -147,6 +148,6 @@ func (t *Table) removeMeta(id string) error {
 	if err := os.Remove(filepath.Join(t.metaDir(), id+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	syncDir(t.metaDir())
+	atomicfile.SyncDir(t.metaDir())
 	return t.usage.Remove(id)
 }

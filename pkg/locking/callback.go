@@ -2,13 +2,13 @@ package locking
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
@@ -32,35 +32,22 @@ type PortmapDialer struct {
 }
 
 // ErrNotRegistered means the host's portmapper does not know the program.
-var ErrNotRegistered = errors.New("locking: program not registered with the client's portmapper")
+var ErrNotRegistered = portmap.ErrNotRegistered
 
 // Dial implements Dialer.
 func (d PortmapDialer) Dial(ctx context.Context, local, host netip.Addr, prog, vers uint32) (*rpc.Client, error) {
 	pport := d.Port
 	if pport == 0 {
-		pport = defaultPmapPort
+		pport = portmap.Port
 	}
 	pm, err := dialFrom(ctx, local, netip.AddrPortFrom(host, uint16(pport)))
 	if err != nil {
 		return nil, err
 	}
-	res, err := pm.Call(ctx, pmapProg, pmapVers, pmapGetport, func(w *xdr.Writer) {
-		w.Uint32(prog)
-		w.Uint32(vers)
-		w.Uint32(ipprotoTCP)
-		w.Uint32(0)
-	})
+	port, err := portmap.Getport(ctx, pm, prog, vers)
 	pm.Close()
 	if err != nil {
 		return nil, fmt.Errorf("portmapper on %v: %w", host, err)
-	}
-	r := xdr.NewReader(res)
-	port := r.Uint32()
-	if r.Err() != nil {
-		return nil, fmt.Errorf("portmapper on %v: %w", host, r.Err())
-	}
-	if port == 0 || port > 65535 {
-		return nil, fmt.Errorf("%w: %v program %d version %d", ErrNotRegistered, host, prog, vers)
 	}
 	return dialFrom(ctx, local, netip.AddrPortFrom(host, uint16(port)))
 }
@@ -79,18 +66,8 @@ func dialFrom(ctx context.Context, local netip.Addr, to netip.AddrPort) (*rpc.Cl
 
 // addrIP returns the IP of a TCP or UDP address.
 func addrIP(a net.Addr) netip.Addr {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		return a.AddrPort().Addr().Unmap()
-	case *net.UDPAddr:
-		return a.AddrPort().Addr().Unmap()
-	case nil:
-		return netip.Addr{}
-	}
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
+	ap, _ := rpc.AddrPort(a)
+	return ap.Addr().Unmap()
 }
 
 // grantInfo is what a queued LOCK keeps for its GRANTED callback: the

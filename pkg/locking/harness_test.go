@@ -3,8 +3,6 @@ package locking
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // testFiles accepts handles "vol/<volume>/..." and refuses "stale..."
 // (ErrStale) and "forbidden..." (another error).
@@ -36,7 +34,7 @@ var testFiles = FilesFunc(func(fh []byte, _ netip.Addr) (string, error) {
 })
 
 // clientHost plays a client machine on 127.0.0.1: a portmapper, a lock
-// manager and a status monitor, all served by a real server.Server. The
+// manager and a status monitor, all served by a real rpcserver.Server. The
 // lock manager records GRANTED and *_RES calls; GRANTED is answered by
 // grantReply.
 type clientHost struct {
@@ -52,7 +50,7 @@ type event struct {
 	body       []byte
 }
 
-func (h *clientHost) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writer) error {
+func (h *clientHost) ServeRPC(_ context.Context, req *rpc.Request, w *xdr.Writer) error {
 	body := append([]byte(nil), req.Args.Rest()...)
 	select {
 	case h.events <- event{req.Prog, req.Proc, body}:
@@ -61,7 +59,7 @@ func (h *clientHost) ServeRPC(_ context.Context, req *server.Request, w *xdr.Wri
 	if req.Prog == NLMProg && req.Proc == ProcGranted {
 		var a TestArgs
 		if a.Decode(xdr.NewReader(body)) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		h.mu.Lock()
 		reply := h.grantReply
@@ -109,15 +107,16 @@ func startClientHost(t *testing.T) *clientHost {
 		t.Fatal(err)
 	}
 	h.port = ln.Addr().(*net.TCPAddr).Port
-	pm := &server.Portmap{}
-	pm.Add(server.Mapping{Prog: NLMProg, Vers: NLMVers, Network: "tcp", Port: h.port},
-		server.Mapping{Prog: NSMProg, Vers: NSMVers, Network: "tcp", Port: h.port},
-		server.Mapping{Prog: testCallbackProg, Vers: 1, Network: "tcp", Port: h.port})
-	srv := &server.Server{Log: quiet}
-	srv.Register(pm.Program())
-	srv.Register(server.Program{Prog: NLMProg, Low: NLMVers, High: NLMVers, Name: "lockd", Handler: h})
-	srv.Register(server.Program{Prog: NSMProg, Low: NSMVers, High: NSMVers, Name: "statd", Handler: h})
-	srv.Register(server.Program{Prog: testCallbackProg, Low: 1, High: 1, Name: "cb", Handler: h})
+	pm := &portmap.Table{}
+	pm.Add(portmap.Mapping{Prog: NLMProg, Vers: NLMVers, Network: "tcp", Port: h.port},
+		portmap.Mapping{Prog: NSMProg, Vers: NSMVers, Network: "tcp", Port: h.port},
+		portmap.Mapping{Prog: testCallbackProg, Vers: 1, Network: "tcp", Port: h.port})
+	mux := &rpc.Mux{}
+	mux.Handle(pm.Program())
+	mux.Handle(rpc.Program{Prog: NLMProg, Low: NLMVers, High: NLMVers, Name: "lockd", Handler: h})
+	mux.Handle(rpc.Program{Prog: NSMProg, Low: NSMVers, High: NSMVers, Name: "statd", Handler: h})
+	mux.Handle(rpc.Program{Prog: testCallbackProg, Low: 1, High: 1, Name: "cb", Handler: h})
+	srv := &rpcserver.Server{Handler: mux, Log: rpctest.Logger(t)}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -127,15 +126,15 @@ func startClientHost(t *testing.T) *clientHost {
 	return h
 }
 
-// nfsd is the server under test: the lock service on a real server.
-type nfsd struct {
+// lockServer is the server under test: the lock service on a real server.
+type lockServer struct {
 	svc  *Service
-	srv  *server.Server
+	srv  *rpcserver.Server
 	addr string
 	once sync.Once
 }
 
-func (d *nfsd) stop() {
+func (d *lockServer) stop() {
 	d.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -144,10 +143,10 @@ func (d *nfsd) stop() {
 	})
 }
 
-// startNFSD starts the lock service; cfg's zero fields get test defaults
+// startLockServer starts the lock service on a real server; cfg's zero fields get test defaults
 // (fast callbacks, the files above, a temporary state directory, the
 // client host's portmapper).
-func startNFSD(t *testing.T, h *clientHost, cfg Config) *nfsd {
+func startLockServer(t *testing.T, h *clientHost, cfg Config) *lockServer {
 	t.Helper()
 	if cfg.Files == nil {
 		cfg.Files = testFiles
@@ -168,22 +167,23 @@ func startNFSD(t *testing.T, h *clientHost, cfg Config) *nfsd {
 		cfg.CallbackTimeout = 2 * time.Second
 	}
 	if cfg.Log == nil {
-		cfg.Log = quiet
+		cfg.Log = rpctest.Logger(t)
 	}
 	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &server.Server{Log: quiet}
-	srv.Register(svc.NLMProgram())
-	srv.Register(svc.NSMProgram())
+	mux := &rpc.Mux{}
+	mux.Handle(svc.NLMProgram())
+	mux.Handle(svc.NSMProgram())
+	srv := &rpcserver.Server{Handler: mux, Log: rpctest.Logger(t)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
 	svc.Start()
-	d := &nfsd{svc: svc, srv: srv, addr: ln.Addr().String()}
+	d := &lockServer{svc: svc, srv: srv, addr: ln.Addr().String()}
 	t.Cleanup(d.stop)
 	return d
 }
@@ -194,7 +194,7 @@ type nlmClient struct {
 	c *rpc.Client
 }
 
-func dialNLM(t *testing.T, d *nfsd) *nlmClient {
+func dialNLM(t *testing.T, d *lockServer) *nlmClient {
 	t.Helper()
 	c, err := rpc.Dial(context.Background(), d.addr)
 	if err != nil {
@@ -251,16 +251,4 @@ func (c *nlmClient) test(excl bool, l Lock4) TestRes {
 
 func lk(caller string, svid int32, fh string, off, n uint64) Lock4 {
 	return Lock4{CallerName: caller, FH: []byte(fh), OH: []byte(caller + "-oh"), Svid: svid, Offset: off, Len: n}
-}
-
-// eventually polls cond: a liveness bound, not a timing assertion.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -168,14 +168,14 @@ func New(cfg Config) (*Service, error) {
 // Table returns the lock table (for admin listings and tests).
 func (s *Service) Table() *Table { return s.table }
 
-// NLMProgram is the registration of NLM v4 for server.Server.Register.
-func (s *Service) NLMProgram() server.Program {
-	return server.Program{Prog: NLMProg, Low: NLMVers, High: NLMVers, Name: "nlockmgr", Handler: nlmHandler{s}}
+// NLMProgram is the registration of NLM v4 for rpcserver.Server.Register.
+func (s *Service) NLMProgram() rpc.Program {
+	return rpc.Program{Prog: NLMProg, Low: NLMVers, High: NLMVers, Name: "nlockmgr", Handler: nlmHandler{s}}
 }
 
-// NSMProgram is the registration of NSM v1 for server.Server.Register.
-func (s *Service) NSMProgram() server.Program {
-	return server.Program{Prog: NSMProg, Low: NSMVers, High: NSMVers, Name: "status", Handler: nsmHandler{s}}
+// NSMProgram is the registration of NSM v1 for rpcserver.Server.Register.
+func (s *Service) NSMProgram() rpc.Program {
+	return rpc.Program{Prog: NSMProg, Low: NSMVers, High: NSMVers, Name: "status", Handler: nsmHandler{s}}
 }
 
 // Start starts the grace period's clock, sends SM_NOTIFY to every client
@@ -273,8 +273,8 @@ func ownerOf(l *Lock4, host netip.Addr) Owner {
 	return Owner{Caller: callerOf(l.CallerName, host), Svid: l.Svid, OH: string(l.OH)}
 }
 
-// ServeRPC implements server.Handler for NLM v4.
-func (h nlmHandler) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writer) error {
+// ServeRPC implements rpc.Handler for NLM v4.
+func (h nlmHandler) ServeRPC(_ context.Context, req *rpc.Request, w *xdr.Writer) error {
 	s := h.s
 	r := req.Args
 	c := call{host: req.RemoteIP, local: addrIP(req.Local)}
@@ -284,7 +284,7 @@ func (h nlmHandler) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writ
 	case ProcTest, ProcTestMsg:
 		var a TestArgs
 		if a.Decode(r) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		res := s.test(c, &a)
 		if req.Proc == ProcTestMsg {
@@ -295,7 +295,7 @@ func (h nlmHandler) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writ
 	case ProcLock, ProcLockMsg, ProcNMLock:
 		var a LockArgs
 		if a.Decode(r) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		res := Res{Cookie: a.Cookie, Stat: s.lock(c, &a, req.Proc == ProcNMLock)}
 		if req.Proc == ProcLockMsg {
@@ -306,7 +306,7 @@ func (h nlmHandler) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writ
 	case ProcCancel, ProcCancelMsg:
 		var a CancArgs
 		if a.Decode(r) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		res := Res{Cookie: a.Cookie, Stat: s.cancelLock(c, &a)}
 		if req.Proc == ProcCancelMsg {
@@ -317,7 +317,7 @@ func (h nlmHandler) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writ
 	case ProcUnlock, ProcUnlockMsg:
 		var a UnlockArgs
 		if a.Decode(r) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		res := Res{Cookie: a.Cookie, Stat: s.unlock(c, &a)}
 		if req.Proc == ProcUnlockMsg {
@@ -330,7 +330,7 @@ func (h nlmHandler) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writ
 		// is nothing a GRANTED could be for.
 		var a TestArgs
 		if a.Decode(r) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		res := Res{Cookie: a.Cookie, Stat: StatDenied}
 		if req.Proc == ProcGrantedMsg {
@@ -341,30 +341,30 @@ func (h nlmHandler) ServeRPC(_ context.Context, req *server.Request, w *xdr.Writ
 	case ProcTestRes:
 		var a TestRes
 		if a.Decode(r) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 	case ProcLockRes, ProcCancelRes, ProcUnlockRes, ProcGrantedRes:
 		// Results of calls we never make asynchronously (we use the
 		// synchronous GRANTED): accepted and ignored.
 		var a Res
 		if a.Decode(r) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 	case ProcShare, ProcUnshare:
 		var a ShareArgs
 		if a.Decode(r) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		res := ShareRes{Cookie: a.Cookie, Stat: s.share(c, &a, req.Proc == ProcUnshare)}
 		res.Encode(w)
 	case ProcFreeAll:
 		var a Notify
 		if a.Decode(r) != nil {
-			return server.ErrGarbageArgs
+			return rpc.ErrGarbageArgs
 		}
 		s.clientRebooted(a.Name, netip.Addr{}, a.State, false)
 	default:
-		return server.ErrProcUnavail
+		return rpc.ErrProcUnavail
 	}
 	return nil
 }

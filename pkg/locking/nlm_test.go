@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
@@ -19,7 +20,7 @@ const fh1 = "vol/v1/file1"
 
 func TestNLMOverWire(t *testing.T) {
 	h := startClientHost(t)
-	d := startNFSD(t, h, Config{})
+	d := startLockServer(t, h, Config{})
 	c := dialNLM(t, d)
 
 	if _, err := c.call(NLMProg, NLMVers, ProcNull, nil); err != nil {
@@ -133,7 +134,7 @@ func TestNLMOverWire(t *testing.T) {
 
 func TestBlockingLockGrantedCallback(t *testing.T) {
 	h := startClientHost(t)
-	d := startNFSD(t, h, Config{})
+	d := startLockServer(t, h, Config{})
 	c := dialNLM(t, d)
 	if st := c.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 0)}); st != StatGranted {
 		t.Fatal(st)
@@ -157,7 +158,7 @@ func TestBlockingLockGrantedCallback(t *testing.T) {
 		ga.Lock.Offset != 10 || ga.Lock.Len != 10 || string(ga.Lock.FH) != fh1 || string(ga.Lock.OH) != "hostB-oh" {
 		t.Fatalf("GRANTED args %+v", ga)
 	}
-	eventually(t, "grant confirmed", func() bool {
+	rpctest.Eventually(t, "grant confirmed", func() bool {
 		e := d.svc.Locks("", "hostB")
 		return len(e) == 1 && e[0].Kind == KindLock
 	})
@@ -169,7 +170,7 @@ func TestBlockingLockGrantedCallback(t *testing.T) {
 func TestRefusedOrUndeliverableGrantIsReleased(t *testing.T) {
 	h := startClientHost(t)
 	h.setGrantReply(func(TestArgs) Stat { return StatDenied })
-	d := startNFSD(t, h, Config{CallbackRetries: 2})
+	d := startLockServer(t, h, Config{CallbackRetries: 2})
 	c := dialNLM(t, d)
 	c.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 0)})
 	if st := c.lock(LockArgs{Block: true, Exclusive: true, Lock: lk("hostB", 2, fh1, 0, 0)}); st != StatBlocked {
@@ -177,18 +178,18 @@ func TestRefusedOrUndeliverableGrantIsReleased(t *testing.T) {
 	}
 	c.unlock(lk("hostA", 1, fh1, 0, 0))
 	h.next(t, NLMProg, ProcGranted)
-	eventually(t, "refused grant released", func() bool { l, _ := d.svc.Table().Counts(); return l == 0 })
+	rpctest.Eventually(t, "refused grant released", func() bool { l, _ := d.svc.Table().Counts(); return l == 0 })
 
 	// Nobody listening: the portmapper port is closed.
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	d2 := startNFSD(t, nil, Config{CallbackRetries: 2, Dialer: PortmapDialer{Port: dead}})
+	d2 := startLockServer(t, nil, Config{CallbackRetries: 2, Dialer: PortmapDialer{Port: dead}})
 	c2 := dialNLM(t, d2)
 	c2.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 0)})
 	c2.lock(LockArgs{Block: true, Exclusive: true, Lock: lk("hostB", 2, fh1, 0, 0)})
 	c2.unlock(lk("hostA", 1, fh1, 0, 0))
-	eventually(t, "undeliverable grant released", func() bool { l, w := d2.svc.Table().Counts(); return l == 0 && w == 0 })
+	rpctest.Eventually(t, "undeliverable grant released", func() bool { l, w := d2.svc.Table().Counts(); return l == 0 && w == 0 })
 }
 
 // The client's retransmitted LOCK reaches the server while the GRANTED
@@ -199,7 +200,7 @@ func TestRetransmitDuringCallbackKeepsLock(t *testing.T) {
 	h := startClientHost(t)
 	release := make(chan struct{})
 	h.setGrantReply(func(TestArgs) Stat { <-release; return StatDenied })
-	d := startNFSD(t, h, Config{})
+	d := startLockServer(t, h, Config{})
 	c := dialNLM(t, d)
 	c.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 0)})
 	b := LockArgs{Block: true, Exclusive: true, Lock: lk("hostB", 2, fh1, 0, 0)}
@@ -219,7 +220,7 @@ func TestRetransmitDuringCallbackKeepsLock(t *testing.T) {
 
 func TestCancelOverWire(t *testing.T) {
 	h := startClientHost(t)
-	d := startNFSD(t, h, Config{})
+	d := startLockServer(t, h, Config{})
 	c := dialNLM(t, d)
 	c.lock(LockArgs{Lock: lk("hostA", 1, fh1, 0, 0), Exclusive: true})
 	b := CancArgs{Cookie: []byte("x"), Block: true, Exclusive: true, Lock: lk("hostB", 2, fh1, 5, 5)}
@@ -238,7 +239,7 @@ func TestCancelOverWire(t *testing.T) {
 
 func TestAsyncMsgProcedures(t *testing.T) {
 	h := startClientHost(t)
-	d := startNFSD(t, h, Config{})
+	d := startLockServer(t, h, Config{})
 	c := dialNLM(t, d)
 	// LOCK_MSG: void reply, result as LOCK_RES to the client's lockd.
 	la := LockArgs{Cookie: []byte("lm"), Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 10)}
@@ -280,7 +281,7 @@ func TestAsyncMsgProcedures(t *testing.T) {
 }
 
 func TestShareOverWire(t *testing.T) {
-	d := startNFSD(t, startClientHost(t), Config{})
+	d := startLockServer(t, startClientHost(t), Config{})
 	c := dialNLM(t, d)
 	sh := func(caller string, mode, access uint32, unshare bool) Stat {
 		a := ShareArgs{Cookie: []byte("s"), Share: Share4{CallerName: caller, FH: []byte(fh1), OH: []byte("oh"), Mode: mode, Access: access}}
@@ -309,14 +310,14 @@ func TestShareOverWire(t *testing.T) {
 
 func TestFreeAllGrantsWaiters(t *testing.T) {
 	h := startClientHost(t)
-	d := startNFSD(t, h, Config{})
+	d := startLockServer(t, h, Config{})
 	c := dialNLM(t, d)
 	c.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 0)})
 	c.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 2, "vol/v1/other", 0, 0)})
 	c.lock(LockArgs{Block: true, Exclusive: true, Lock: lk("hostB", 1, fh1, 0, 0)})
 	c.mustCall(ProcFreeAll, (&Notify{Name: "hostA", State: 5}).Encode)
 	h.next(t, NLMProg, ProcGranted)
-	eventually(t, "hostB holds the lock", func() bool {
+	rpctest.Eventually(t, "hostB holds the lock", func() bool {
 		e := d.svc.Locks("", "")
 		return len(e) == 1 && e[0].Owner.Caller == "hostB" && e[0].Kind == KindLock
 	})
@@ -324,7 +325,7 @@ func TestFreeAllGrantsWaiters(t *testing.T) {
 
 func TestFloodsGetNoLocks(t *testing.T) {
 	h := startClientHost(t)
-	d := startNFSD(t, h, Config{
+	d := startLockServer(t, h, Config{
 		Limits:     Limits{MaxLocksPerOwner: 16, MaxLocks: 40, MaxWaitersPerFile: 4, MaxWaiters: 6},
 		MaxClients: 5,
 	})
@@ -387,7 +388,7 @@ func TestConcurrentOwnersOverWire(t *testing.T) {
 		close(ch)
 		return StatGranted
 	})
-	d := startNFSD(t, h, Config{})
+	d := startLockServer(t, h, Config{})
 	const owners, total = 16, 1000
 	var holders atomic.Int32
 	var cycles atomic.Int32
@@ -432,5 +433,5 @@ func TestConcurrentOwnersOverWire(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	eventually(t, "table empty", func() bool { l, w := d.svc.Table().Counts(); return l == 0 && w == 0 })
+	rpctest.Eventually(t, "table empty", func() bool { l, w := d.svc.Table().Counts(); return l == 0 && w == 0 })
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
@@ -18,7 +19,7 @@ import (
 // list stays.
 func recordClients(t *testing.T, h *clientHost, dir string, names ...string) {
 	t.Helper()
-	d := startNFSD(t, h, Config{StateDir: dir})
+	d := startLockServer(t, h, Config{StateDir: dir})
 	c := dialNLM(t, d)
 	for i, n := range names {
 		if st := c.lock(LockArgs{Exclusive: true, Lock: lk(n, 1, fh1, uint64(i), 1), State: 7}); st != StatGranted {
@@ -53,7 +54,7 @@ func TestRestartNotifiesAndGraceAdmitsReclaims(t *testing.T) {
 	if readState(t, dir) != "1" || smRecords(t, dir) != 1 {
 		t.Fatalf("state %s, %d records", readState(t, dir), smRecords(t, dir))
 	}
-	d := startNFSD(t, h, Config{StateDir: dir, Grace: time.Minute, Settle: time.Hour})
+	d := startLockServer(t, h, Config{StateDir: dir, Grace: time.Minute, Settle: time.Hour})
 	if !d.svc.InGrace() || d.svc.State() != 3 || readState(t, dir) != "3" {
 		t.Fatalf("grace %v state %d", d.svc.InGrace(), d.svc.State())
 	}
@@ -104,7 +105,7 @@ func TestRestartNotifiesAndGraceAdmitsReclaims(t *testing.T) {
 	}
 	// Restarting again moves the state on again.
 	d.stop()
-	d2 := startNFSD(t, h, Config{StateDir: dir, Grace: -1})
+	d2 := startLockServer(t, h, Config{StateDir: dir, Grace: -1})
 	if d2.svc.State() != 5 || d2.svc.InGrace() {
 		t.Fatalf("state %d grace %v", d2.svc.State(), d2.svc.InGrace())
 	}
@@ -115,18 +116,18 @@ func TestGraceEnds(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		dir := t.TempDir()
 		recordClients(t, h, dir, "hostA")
-		d := startNFSD(t, h, Config{StateDir: dir, Grace: 200 * time.Millisecond, Settle: time.Hour})
+		d := startLockServer(t, h, Config{StateDir: dir, Grace: 200 * time.Millisecond, Settle: time.Hour})
 		if !d.svc.InGrace() {
 			t.Fatal("no grace period")
 		}
-		eventually(t, "grace timeout", func() bool { return !d.svc.InGrace() })
+		rpctest.Eventually(t, "grace timeout", func() bool { return !d.svc.InGrace() })
 	})
 	t.Run("settle", func(t *testing.T) {
 		dir := t.TempDir()
 		recordClients(t, h, dir, "hostA")
-		d := startNFSD(t, h, Config{StateDir: dir, Grace: time.Minute, Settle: 30 * time.Millisecond})
+		d := startLockServer(t, h, Config{StateDir: dir, Grace: time.Minute, Settle: 30 * time.Millisecond})
 		c := dialNLM(t, d)
-		eventually(t, "hostA settles by sending a new request", func() bool {
+		rpctest.Eventually(t, "hostA settles by sending a new request", func() bool {
 			return c.lock(LockArgs{Lock: lk("hostA", 1, fh1, 0, 1)}) == StatGranted
 		})
 		if d.svc.InGrace() {
@@ -139,13 +140,13 @@ func TestGraceEnds(t *testing.T) {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		dead := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		d := startNFSD(t, h, Config{StateDir: dir, Grace: time.Minute, NotifyRetries: 1, Dialer: PortmapDialer{Port: dead}})
-		eventually(t, "grace ends when nobody can be told", func() bool { return !d.svc.InGrace() })
+		d := startLockServer(t, h, Config{StateDir: dir, Grace: time.Minute, NotifyRetries: 1, Dialer: PortmapDialer{Port: dead}})
+		rpctest.Eventually(t, "grace ends when nobody can be told", func() bool { return !d.svc.InGrace() })
 	})
 	t.Run("free_all and sm_notify", func(t *testing.T) {
 		dir := t.TempDir()
 		recordClients(t, h, dir, "hostA", "hostB")
-		d := startNFSD(t, h, Config{StateDir: dir, Grace: time.Minute, Settle: time.Hour})
+		d := startLockServer(t, h, Config{StateDir: dir, Grace: time.Minute, Settle: time.Hour})
 		c := dialNLM(t, d)
 		c.mustCall(ProcFreeAll, (&Notify{Name: "hostA", State: 9}).Encode)
 		if !d.svc.InGrace() {
@@ -159,7 +160,7 @@ func TestGraceEnds(t *testing.T) {
 		}
 	})
 	t.Run("nobody recorded", func(t *testing.T) {
-		d := startNFSD(t, h, Config{})
+		d := startLockServer(t, h, Config{})
 		if d.svc.InGrace() {
 			t.Fatal("grace period with no clients to wait for")
 		}
@@ -168,7 +169,7 @@ func TestGraceEnds(t *testing.T) {
 
 func TestSMNotifyReleasesLocks(t *testing.T) {
 	h := startClientHost(t)
-	d := startNFSD(t, h, Config{})
+	d := startLockServer(t, h, Config{})
 	c := dialNLM(t, d)
 	notify := func(name string, state int32) {
 		t.Helper()
@@ -184,7 +185,7 @@ func TestSMNotifyReleasesLocks(t *testing.T) {
 	}
 	notify("hostA", 9)
 	h.next(t, NLMProg, ProcGranted)
-	eventually(t, "hostB granted", func() bool {
+	rpctest.Eventually(t, "hostB granted", func() bool {
 		e := d.svc.Locks("", "")
 		return len(e) == 1 && e[0].Owner.Caller == "hostB" && e[0].Kind == KindLock
 	})
@@ -208,7 +209,7 @@ func TestSMNotifyReleasesLocks(t *testing.T) {
 func TestNSMProcedures(t *testing.T) {
 	h := startClientHost(t)
 	dir := t.TempDir()
-	d := startNFSD(t, h, Config{StateDir: dir})
+	d := startLockServer(t, h, Config{StateDir: dir})
 	c := dialNLM(t, d)
 	call := func(proc uint32, enc func(*xdr.Writer)) *xdr.Reader {
 		t.Helper()
@@ -262,7 +263,7 @@ func TestNSMProcedures(t *testing.T) {
 
 func TestMonitorRecordsAndSweep(t *testing.T) {
 	dir := t.TempDir()
-	d := startNFSD(t, startClientHost(t), Config{StateDir: dir, UnmonitorAfter: time.Minute})
+	d := startLockServer(t, startClientHost(t), Config{StateDir: dir, UnmonitorAfter: time.Minute})
 	c := dialNLM(t, d)
 	c.lock(LockArgs{Lock: lk("hostA", 1, fh1, 0, 0), State: 5})
 	c.lock(LockArgs{Lock: lk("hostA", 2, fh1, 0, 0), State: 5})
@@ -294,7 +295,7 @@ func TestMonitorRecordsAndSweep(t *testing.T) {
 
 func TestAdminHooks(t *testing.T) {
 	h := startClientHost(t)
-	d := startNFSD(t, h, Config{})
+	d := startLockServer(t, h, Config{})
 	c := dialNLM(t, d)
 	c.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, "vol/v1/a", 0, 0)})
 	c.lock(LockArgs{Lock: lk("hostA", 1, "vol/v2/b", 0, 10)})

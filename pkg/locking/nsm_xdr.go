@@ -13,23 +13,17 @@ const (
 
 // NSM procedures.
 const (
-	SMProcNull       = 0
-	SMProcStat       = 1
-	SMProcMon        = 2
-	SMProcUnmon      = 3
-	SMProcUnmonAll   = 4
-	SMProcSimuCrash  = 5
-	SMProcNotify     = 6
-	SMMaxStrLen      = 1024
-	smPrivLen        = 16
-	SMStatSucc       = 0
-	SMStatFail       = 1
-	pmapGetport      = 3
-	pmapProg         = 100000
-	pmapVers         = 2
-	ipprotoTCP       = 6
-	defaultPmapPort  = 111
-	maxPortmapResult = 8
+	SMProcNull      = 0
+	SMProcStat      = 1
+	SMProcMon       = 2
+	SMProcUnmon     = 3
+	SMProcUnmonAll  = 4
+	SMProcSimuCrash = 5
+	SMProcNotify    = 6
+	SMMaxStrLen     = 1024
+	smPrivLen       = 16
+	SMStatSucc      = 0
+	SMStatFail      = 1
 )
 
 // SMName is sm_name, the argument of SM_STAT.

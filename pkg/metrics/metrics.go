@@ -13,13 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	nfs "github.com/willscott/go-nfs"
 
-	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 )
 
-// Metrics implements server.Observer and nfs3.Metrics.
+// Metrics implements rpcserver.Observer and nfs3.Metrics.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -64,19 +64,19 @@ func New() *Metrics {
 	return m
 }
 
-// ConnOpened implements server.Observer.
+// ConnOpened implements rpcserver.Observer.
 func (m *Metrics) ConnOpened() { m.conns.Inc() }
 
-// ConnClosed implements server.Observer.
+// ConnClosed implements rpcserver.Observer.
 func (m *Metrics) ConnClosed() { m.conns.Dec() }
 
-// CallDone implements server.Observer.
+// CallDone implements rpcserver.Observer.
 func (m *Metrics) CallDone(prog, vers, proc uint32, d time.Duration, err error) {
 	p, name := names(prog, proc)
 	m.calls.WithLabelValues(p, name).Inc()
 	m.latency.WithLabelValues(p, name).Observe(d.Seconds())
 	if err != nil {
-		var ce *server.CallError
+		var ce *rpc.CallError
 		label := "system_err"
 		if errors.As(err, &ce) {
 			label = ce.Error()
@@ -92,22 +92,17 @@ func (m *Metrics) BytesRead(n int) { m.read.Add(float64(n)) }
 func (m *Metrics) BytesWritten(n int) { m.written.Add(float64(n)) }
 
 // Status implements nfs3.Metrics.
-func (m *Metrics) Status(proc uint32, s nfs3.Status) {
-	m.nfsErrors.WithLabelValues(nfs.NFSProcedure(proc).String(), nfs3.StatusName(s)).Inc()
+func (m *Metrics) Status(proc uint32, s wire.Status) {
+	m.nfsErrors.WithLabelValues(wire.ProcName(proc), s.String()).Inc()
 }
-
-var mountProcs = []string{"Null", "Mnt", "Dump", "Umnt", "UmntAll", "Export"}
 
 func names(prog, proc uint32) (string, string) {
 	switch prog {
-	case nfs3.Program:
-		return "nfs", nfs.NFSProcedure(proc).String()
-	case nfs3.MountProgram:
-		if int(proc) < len(mountProcs) {
-			return "mount", mountProcs[proc]
-		}
-		return "mount", "Unknown"
-	case server.PortmapProg:
+	case wire.Program:
+		return "nfs", wire.ProcName(proc)
+	case wire.MountProgram:
+		return "mount", wire.MountProcName(proc)
+	case portmap.Prog:
 		return "portmap", strconv.Itoa(int(proc))
 	case 100021:
 		return "nlm", strconv.Itoa(int(proc))

@@ -3,10 +3,9 @@ package nfs3
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -16,9 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/internal/fuzzseed"
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/volfs"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
@@ -48,10 +49,8 @@ type fuzzEnv struct {
 	mount *Mount
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func newFuzzEnv(tb testing.TB, dir string) *fuzzEnv {
-	t, err := exports.Open(exports.Config{Root: dir, Log: quiet()})
+	t, err := exports.Open(exports.Config{Root: dir, Log: rpctest.Logger(tb)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -60,7 +59,8 @@ func newFuzzEnv(tb testing.TB, dir string) *fuzzEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fuzzEnv{t: t, v: v, nfs: NewHandler(t, quiet(), nil), mount: &Mount{Table: t, Log: quiet()}}
+	fs := volfs.New(t, rpctest.Logger(tb))
+	return &fuzzEnv{t: t, v: v, nfs: NewHandler(fs, rpctest.Logger(tb), nil), mount: &Mount{FS: fs}}
 }
 
 // handles restores the volume's fixtures (earlier calls may have removed,
@@ -114,8 +114,8 @@ func credFor(sel uint8) *rpc.AuthSysCred {
 	return nil
 }
 
-func request(prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) *server.Request {
-	return &server.Request{
+func request(prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) *rpc.Request {
+	return &rpc.Request{
 		CallHeader: rpc.CallHeader{Prog: prog, Vers: vers, Proc: proc},
 		Args:       xdr.NewReader(args),
 		Sys:        sys,
@@ -127,7 +127,7 @@ func request(prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) *server
 }
 
 // serve runs one call; consumed is how many argument bytes it decoded.
-func serve(h server.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) (res []byte, consumed int, err error) {
+func serve(h rpc.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte) (res []byte, consumed int, err error) {
 	req := request(prog, vers, proc, sys, args)
 	w := xdr.NewWriter(256)
 	err = h.ServeRPC(context.Background(), req, w)
@@ -135,13 +135,13 @@ func serve(h server.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, args
 }
 
 func isStatus(err error, want rpc.AcceptStat) bool {
-	var ce *server.CallError
+	var ce *rpc.CallError
 	return errors.As(err, &ce) && ce.Auth == 0 && ce.Accept == want
 }
 
 // checkTruncations re-runs a call whose arguments decoded with each cut
 // of them: every one must be GARBAGE_ARGS.
-func checkTruncations(t *testing.T, h server.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte, consumed int) {
+func checkTruncations(t *testing.T, h rpc.Handler, prog, vers, proc uint32, sys *rpc.AuthSysCred, args []byte, consumed int) {
 	t.Helper()
 	cuts := []int{consumed - 1, consumed / 2, 0}
 	for _, k := range cuts {
@@ -203,20 +203,20 @@ func nfsSeeds() []nfsSeed {
 		{5, enc(func(w *xdr.Writer) { fh(w, file) })},
 		{6, enc(func(w *xdr.Writer) { fh(w, file); w.Uint64(2); w.Uint32(100) })},
 		{7, enc(func(w *xdr.Writer) { fh(w, file); w.Uint64(4); w.Uint32(5); w.Uint32(2); w.Opaque([]byte("hello")) })},
-		{8, enc(func(w *xdr.Writer) { fh(w, dir); w.String("new"); w.Uint32(createGuarded); noSattr(w) })},
+		{8, enc(func(w *xdr.Writer) { fh(w, dir); w.String("new"); w.Uint32(wire.Guarded); noSattr(w) })},
 		{8, enc(func(w *xdr.Writer) {
 			fh(w, dir)
 			w.String("excl")
-			w.Uint32(createExclusive)
+			w.Uint32(wire.Exclusive)
 			w.FixedOpaque([]byte("verifier"))
 		})},
 		{9, enc(func(w *xdr.Writer) { fh(w, dir); w.String("sub"); noSattr(w) })},
 		{10, enc(func(w *xdr.Writer) { fh(w, dir); w.String("ln"); noSattr(w); w.String("../file") })},
-		{11, enc(func(w *xdr.Writer) { fh(w, dir); w.String("fifo"); w.Uint32(typeFifo); noSattr(w) })},
+		{11, enc(func(w *xdr.Writer) { fh(w, dir); w.String("fifo"); w.Uint32(uint32(wire.TypeFifo)); noSattr(w) })},
 		{11, enc(func(w *xdr.Writer) {
 			fh(w, dir)
 			w.String("chr")
-			w.Uint32(typeChr)
+			w.Uint32(uint32(wire.TypeChr))
 			noSattr(w)
 			w.Uint32(1)
 			w.Uint32(3)
@@ -263,133 +263,66 @@ func FuzzNFS(f *testing.F) {
 	})
 }
 
-// checkNFSResult decodes res as the results of proc (RFC 1813) and
-// checks nothing is missing or left over.
+// resultCodec is the codec of a procedure's results.
+func resultCodec(proc uint32) rpctest.Codec {
+	switch proc {
+	case wire.ProcGetattr:
+		return &wire.GetattrRes{}
+	case wire.ProcSetattr, wire.ProcRemove, wire.ProcRmdir:
+		return &wire.WccRes{}
+	case wire.ProcLookup:
+		return &wire.LookupRes{}
+	case wire.ProcAccess:
+		return &wire.AccessRes{}
+	case wire.ProcReadlink:
+		return &wire.ReadlinkRes{}
+	case wire.ProcRead:
+		return &wire.ReadRes{}
+	case wire.ProcWrite:
+		return &wire.WriteRes{}
+	case wire.ProcCreate, wire.ProcMkdir, wire.ProcSymlink, wire.ProcMknod:
+		return &wire.CreatedRes{}
+	case wire.ProcRename:
+		return &wire.RenameRes{}
+	case wire.ProcLink:
+		return &wire.LinkRes{}
+	case wire.ProcReaddir, wire.ProcReaddirplus:
+		return &wire.ReaddirRes{Plus: proc == wire.ProcReaddirplus}
+	case wire.ProcFsstat:
+		return &wire.FsstatRes{}
+	case wire.ProcFsinfo:
+		return &wire.FsinfoRes{}
+	case wire.ProcPathconf:
+		return &wire.PathconfRes{}
+	case wire.ProcCommit:
+		return &wire.CommitRes{}
+	}
+	return nil
+}
+
+// checkNFSResult decodes res with the procedure's result codec (RFC
+// 1813's layout, written once in pkg/nfs3/wire) and checks that the
+// status is one RFC 1813 defines and nothing is missing or left over.
 func checkNFSResult(proc uint32, res []byte) error {
-	r := xdr.NewReader(res)
-	if proc == 0 {
+	if proc == wire.ProcNull {
 		if len(res) != 0 {
 			return errors.New("NULL returned data")
 		}
 		return nil
 	}
-	st := Status(r.Uint32())
-	if _, known := statusNames[st]; !known && r.Err() == nil {
+	dec := resultCodec(proc)
+	if dec == nil {
+		return fmt.Errorf("no procedure %d", proc)
+	}
+	r := xdr.NewReader(res)
+	if err := dec.Decode(r); err != nil {
+		return err
+	}
+	if st := wire.Status(binary.BigEndian.Uint32(res)); !st.Known() {
 		return fmt.Errorf("unknown status %d", st)
 	}
-	ok := st == OK
-	fattr := func() { r.FixedOpaque(fattrSize) }
-	postOp := func() {
-		if r.Bool() {
-			fattr()
-		}
-	}
-	wcc := func() {
-		if r.Bool() {
-			r.FixedOpaque(24)
-		}
-		postOp()
-	}
-	postFH := func() {
-		if r.Bool() {
-			r.Opaque(exports.MaxHandle)
-		}
-	}
-	switch proc {
-	case 1:
-		if ok {
-			fattr()
-		}
-	case 2, 12, 13:
-		wcc()
-	case 3:
-		if ok {
-			r.Opaque(exports.MaxHandle)
-			postOp()
-		}
-		postOp()
-	case 4:
-		postOp()
-		if ok {
-			r.Uint32()
-		}
-	case 5:
-		postOp()
-		if ok {
-			r.Opaque(maxPath)
-		}
-	case 6:
-		postOp()
-		if ok {
-			n := r.Uint32()
-			r.Bool()
-			if d := r.Opaque(MaxIO); r.Err() == nil && uint32(len(d)) != n {
-				return fmt.Errorf("READ count %d with %d bytes", n, len(d))
-			}
-		}
-	case 7:
-		wcc()
-		if ok {
-			r.Uint32()
-			if s := r.Uint32(); s > fileSync {
-				return fmt.Errorf("stable_how %d", s)
-			}
-			r.FixedOpaque(8)
-		}
-	case 8, 9, 10, 11:
-		if ok {
-			postFH()
-			postOp()
-		}
-		wcc()
-	case 14:
-		wcc()
-		wcc()
-	case 15:
-		postOp()
-		wcc()
-	case 16, 17:
-		postOp()
-		if ok {
-			r.FixedOpaque(8)
-			for r.Err() == nil && r.Bool() {
-				r.Uint64()
-				r.String(maxName)
-				r.Uint64()
-				if proc == 17 {
-					postOp()
-					postFH()
-				}
-			}
-			r.Bool()
-		}
-	case 18:
-		postOp()
-		if ok {
-			r.FixedOpaque(6*8 + 4)
-		}
-	case 19:
-		postOp()
-		if ok {
-			r.FixedOpaque(7*4 + 8 + 8 + 4)
-		}
-	case 20:
-		postOp()
-		if ok {
-			r.Uint32()
-			r.Uint32()
-			for range 4 {
-				r.Bool()
-			}
-		}
-	case 21:
-		wcc()
-		if ok {
-			r.FixedOpaque(8)
-		}
-	}
-	if r.Err() != nil {
-		return r.Err()
+	if v, ok := dec.(*wire.ReadRes); ok && v.Status == wire.OK && int(v.Count) != len(v.Data) {
+		return fmt.Errorf("READ count %d with %d bytes", v.Count, len(v.Data))
 	}
 	if r.Remaining() != 0 {
 		return fmt.Errorf("%d bytes left over", r.Remaining())
@@ -405,15 +338,15 @@ type mountSeed struct {
 func mountSeeds() []mountSeed {
 	path := func(p string) []byte { return enc(func(w *xdr.Writer) { w.String(p) }) }
 	return []mountSeed{
-		{3, mountMnt, path("/volumes/fuzz")},
-		{3, mountMnt, path("/volumes/fuzz/dir")},
-		{3, mountMnt, path("/volumes/fuzz/file")},
-		{3, mountMnt, path("/volumes/nope")},
-		{1, mountMnt, path("/volumes/fuzz")},
-		{3, mountDump, nil},
-		{3, mountUmnt, path("/volumes/fuzz")},
-		{3, mountUmntAll, nil},
-		{3, mountExport, nil},
+		{3, wire.MountProcMnt, path("/volumes/fuzz")},
+		{3, wire.MountProcMnt, path("/volumes/fuzz/dir")},
+		{3, wire.MountProcMnt, path("/volumes/fuzz/file")},
+		{3, wire.MountProcMnt, path("/volumes/nope")},
+		{1, wire.MountProcMnt, path("/volumes/fuzz")},
+		{3, wire.MountProcDump, nil},
+		{3, wire.MountProcUmnt, path("/volumes/fuzz")},
+		{3, wire.MountProcUmntAll, nil},
+		{3, wire.MountProcExport, nil},
 		{3, 6, nil},
 	}
 }
@@ -428,7 +361,7 @@ func FuzzMount(f *testing.F) {
 		sys := credFor(cred)
 		res, consumed, err := serve(e.mount, MountProgram, v, p, sys, args)
 		switch {
-		case p > mountExport || p == mountMnt && v != 3:
+		case p > wire.MountProcExport || p == wire.MountProcMnt && v != 3:
 			if !isStatus(err, rpc.ProcUnavail) {
 				t.Fatalf("v%d proc %d: %v, want PROC_UNAVAIL", v, p, err)
 			}
@@ -448,38 +381,31 @@ func FuzzMount(f *testing.F) {
 func checkMountResult(e *fuzzEnv, proc uint32, res []byte) error {
 	r := xdr.NewReader(res)
 	switch proc {
-	case mountMnt:
-		st := r.Uint32()
-		switch st {
-		case mntOK:
-			h := r.Opaque(exports.MaxHandle)
-			if n, err := e.t.Resolve(h); err != nil {
+	case wire.MountProcMnt:
+		var m wire.MntRes
+		if err := m.Decode(r); err != nil {
+			return err
+		}
+		switch m.Status {
+		case wire.MountOK:
+			n, err := e.t.Resolve(m.FH)
+			if err != nil {
 				return fmt.Errorf("MNT returned a handle that does not resolve: %v", err)
-			} else {
-				e.t.Release(n)
 			}
-			n := r.Uint32()
-			if n > 16 {
-				return fmt.Errorf("%d auth flavors", n)
-			}
-			for range n {
-				r.Uint32()
-			}
-		case mntNoEnt, mntAccess, mntNotDir, mntNameTL:
+			e.t.Release(n)
+		case wire.MountErrNoEnt, wire.MountErrAccess, wire.MountErrNotDir, wire.MountErrNameTooLong:
 		default:
-			return fmt.Errorf("mount status %d", st)
+			return fmt.Errorf("mount status %d", m.Status)
 		}
-	case mountDump:
-		for r.Err() == nil && r.Bool() {
-			r.String(maxMountPath)
-			r.String(maxMountPath)
+	case wire.MountProcDump:
+		var l wire.MountList
+		if err := l.Decode(r); err != nil {
+			return err
 		}
-	case mountExport:
-		for r.Err() == nil && r.Bool() {
-			r.String(maxMountPath)
-			for r.Err() == nil && r.Bool() {
-				r.String(255)
-			}
+	case wire.MountProcExport:
+		var l wire.Exports
+		if err := l.Decode(r); err != nil {
+			return err
 		}
 	}
 	if r.Err() != nil {
@@ -489,65 +415,6 @@ func checkMountResult(e *fuzzEnv, proc uint32, res []byte) error {
 		return fmt.Errorf("%d bytes left over", r.Remaining())
 	}
 	return nil
-}
-
-// FuzzSattr: the sattr3 decoder accepts only valid set_time discriminants
-// and nanoseconds, and what it accepts it consumed exactly.
-func FuzzSattr(f *testing.F) {
-	f.Add(enc(noSattr))
-	f.Add(enc(func(w *xdr.Writer) {
-		for range 4 {
-			w.Bool(true)
-			w.Uint32(7)
-		}
-		w.Uint32(2)
-		w.Uint32(1)
-		w.Uint32(2)
-		w.Uint32(1)
-	}))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r := xdr.NewReader(b)
-		s := readSattr(r)
-		if r.Err() != nil {
-			return
-		}
-		for _, th := range []timeHow{s.atime, s.mtime} {
-			if th.how > setToClientTime || th.t.Nsec > maxNSec {
-				t.Fatalf("accepted %+v", th)
-			}
-		}
-		if s.mode > 0o7777 {
-			t.Fatalf("mode %o", s.mode)
-		}
-		// Re-encode and compare the lengths: XDR is canonical.
-		w := xdr.NewWriter(64)
-		opt := func(set bool, v uint32) {
-			w.Bool(set)
-			if set {
-				w.Uint32(v)
-			}
-		}
-		opt(s.setMode, s.mode)
-		opt(s.setUID, s.uid)
-		opt(s.setGID, s.gid)
-		w.Bool(s.setSize)
-		if s.setSize {
-			w.Uint64(s.size)
-		}
-		for _, th := range []timeHow{s.atime, s.mtime} {
-			w.Uint32(th.how)
-			if th.how == setToClientTime {
-				w.Uint32(uint32(th.t.Sec))
-				w.Uint32(uint32(th.t.Nsec))
-			}
-		}
-		if w.Len() != r.Offset() {
-			t.Fatalf("consumed %d, re-encoded %d", r.Offset(), w.Len())
-		}
-		if s2 := readSattr(xdr.NewReader(w.Bytes())); s2 != s {
-			t.Fatalf("round trip %+v %+v", s, s2)
-		}
-	})
 }
 
 // TestWriteFuzzSeeds rewrites testdata/fuzz when NFS3_WRITE_SEEDS is set.

@@ -1,82 +1,38 @@
 package nfs3
 
 import (
-	"golang.org/x/sys/unix"
+	"context"
+
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
+	"github.com/rwxnfs/rwxnfs/pkg/vfs"
+	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
-// READ: file data. The data is read straight into the reply buffer
-// through a descriptor kept open on the node.
-func (c *call) read() Status {
-	fh := readHandle(c.r)
-	off := c.r.Uint64()
-	count := c.r.Uint32()
-	if !c.args() {
-		return OK
+// READ: the layer reads the data straight into the reply buffer, behind
+// room left for the reply's header, which is written once the attributes
+// and the count are known.
+func (h *Handler) read(ctx context.Context, r *xdr.Reader, c vfs.Caller, w *xdr.Writer) (wire.Status, error) {
+	var a wire.ReadArgs
+	if a.Decode(r) != nil {
+		return 0, rpc.ErrGarbageArgs
 	}
-	n, st := c.node(fh)
-	if st != OK {
-		c.w.Uint32(uint32(st))
-		writePostOp(c.w, nil, 0)
-		return st
-	}
-	var attr unix.Stat_t
-	if st := c.stat(n, &attr); st != OK {
-		c.w.Uint32(uint32(st))
-		writePostOp(c.w, nil, 0)
-		return st
-	}
-	fail := func(st Status) Status {
-		c.w.Uint32(uint32(st))
-		writePostOp(c.w, &attr, n.Vol.FSID)
-		return st
-	}
-	switch {
-	case isDir(&attr):
-		return fail(errIsDir)
-	case !isReg(&attr):
-		return fail(errInval)
-	case !mayRead(&attr, c.cred(n.Vol)):
-		return fail(errAccess)
-	case off > 1<<63-1:
-		return fail(errInval)
-	}
-	count = min(count, MaxIO)
-	fd, err := n.IOFD(false)
+	start := w.Len()
+	w.Grow(wire.ReadOKHeaderSize)
+	buf := w.Grow(int(min(a.Count, MaxIO)))
+	rr, err := h.FS.Read(ctx, c, a.FH, a.Offset, buf)
+	res := wire.ReadRes{Status: status(err), Attr: postOp(&rr.AttrResult)}
 	if err != nil {
-		return fail(c.status(err))
+		w.Truncate(start)
+		res.Encode(w)
+		return res.Status, nil
 	}
-	c.w.Uint32(uint32(OK))
-	writePostOp(c.w, &attr, n.Vol.FSID)
-	head := c.w.Len()
-	c.w.Uint32(0)   // count
-	c.w.Bool(false) // eof
-	c.w.Uint32(0)   // data length
-	buf := c.w.Grow(int(count))
-	got := 0
-	for got < len(buf) {
-		k, err := unix.Pread(fd, buf[got:], int64(off)+int64(got))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			c.w.Truncate(head - fattrSize - 8)
-			return fail(c.status(err))
-		}
-		if k == 0 {
-			break
-		}
-		got += k
+	res.Count, res.EOF, res.Data = uint32(rr.N), rr.EOF, buf[:rr.N]
+	w.Truncate(start + wire.ReadOKHeaderSize + rr.N)
+	w.Pad(rr.N)
+	res.EncodeOKHeaderAt(w, start)
+	if h.Metrics != nil {
+		h.Metrics.BytesRead(rr.N)
 	}
-	c.w.Truncate(head + 12 + got)
-	c.w.Pad(got)
-	eof := got < int(count) || int64(off)+int64(got) >= attr.Size
-	c.w.PutUint32At(head, uint32(got))
-	if eof {
-		c.w.PutUint32At(head+4, 1)
-	}
-	c.w.PutUint32At(head+8, uint32(got))
-	if c.h.Metrics != nil {
-		c.h.Metrics.BytesRead(got)
-	}
-	return OK
+	return wire.OK, nil
 }

@@ -3,7 +3,7 @@ package nfsclient
 import (
 	"time"
 
-	"github.com/rwxnfs/rwxnfs/pkg/xdr"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 )
 
 // Attr is a decoded fattr3.
@@ -17,7 +17,7 @@ type Attr struct {
 	Atime, Mtime, Ctime time.Time
 }
 
-// File types.
+// File types (ftype3; wire.FileType, untyped).
 const (
 	TypeReg  = 1
 	TypeDir  = 2
@@ -25,45 +25,23 @@ const (
 	TypeFifo = 7
 )
 
-func readAttr(r *xdr.Reader) Attr {
-	var a Attr
-	a.Type = r.Uint32()
-	a.Mode = r.Uint32()
-	a.Nlink = r.Uint32()
-	a.UID = r.Uint32()
-	a.GID = r.Uint32()
-	a.Size = r.Uint64()
-	a.Used = r.Uint64()
-	a.Major = r.Uint32()
-	a.Minor = r.Uint32()
-	a.FSID = r.Uint64()
-	a.FileID = r.Uint64()
-	a.Atime = readTime(r)
-	a.Mtime = readTime(r)
-	a.Ctime = readTime(r)
-	return a
+func attrOf(a *wire.Fattr) Attr {
+	return Attr{
+		Type: uint32(a.Type), Mode: a.Mode, Nlink: a.Nlink, UID: a.UID, GID: a.GID,
+		Size: a.Size, Used: a.Used, Major: a.Rdev.Major, Minor: a.Rdev.Minor,
+		FSID: a.FSID, FileID: a.FileID,
+		Atime: timeOf(a.Atime), Mtime: timeOf(a.Mtime), Ctime: timeOf(a.Ctime),
+	}
 }
 
-func readTime(r *xdr.Reader) time.Time {
-	s, ns := r.Uint32(), r.Uint32()
-	return time.Unix(int64(s), int64(ns))
-}
+func timeOf(t wire.Time) time.Time { return time.Unix(int64(t.Sec), int64(t.Nsec)) }
 
-func readPostOp(r *xdr.Reader) *Attr {
-	if !r.Bool() {
+func postOp(p *wire.PostOpAttr) *Attr {
+	if !p.Set {
 		return nil
 	}
-	a := readAttr(r)
+	a := attrOf(&p.Attr)
 	return &a
-}
-
-func skipWcc(r *xdr.Reader) *Attr {
-	if r.Bool() {
-		r.Uint64()
-		readTime(r)
-		readTime(r)
-	}
-	return readPostOp(r)
 }
 
 // SetAttr says which attributes to set; nil fields stay.
@@ -73,29 +51,29 @@ type SetAttr struct {
 	Atime, Mtime   *time.Time
 }
 
-func (s SetAttr) write(w *xdr.Writer) {
-	opt32 := func(p *uint32) {
-		w.Bool(p != nil)
-		if p != nil {
-			w.Uint32(*p)
-		}
+func (s SetAttr) sattr() wire.Sattr {
+	var out wire.Sattr
+	if s.Mode != nil {
+		out.SetMode, out.Mode = true, *s.Mode
 	}
-	opt32(s.Mode)
-	opt32(s.UID)
-	opt32(s.GID)
-	w.Bool(s.Size != nil)
+	if s.UID != nil {
+		out.SetUID, out.UID = true, *s.UID
+	}
+	if s.GID != nil {
+		out.SetGID, out.GID = true, *s.GID
+	}
 	if s.Size != nil {
-		w.Uint64(*s.Size)
+		out.SetSize, out.Size = true, *s.Size
 	}
-	for _, t := range []*time.Time{s.Atime, s.Mtime} {
-		if t == nil {
-			w.Uint32(0)
-			continue
+	for _, p := range []struct {
+		t   *time.Time
+		set *wire.SetTime
+	}{{s.Atime, &out.Atime}, {s.Mtime, &out.Mtime}} {
+		if p.t != nil {
+			*p.set = wire.SetTime{How: wire.SetToClientTime, Time: wire.Time{Sec: uint32(p.t.Unix()), Nsec: uint32(p.t.Nanosecond())}}
 		}
-		w.Uint32(2)
-		w.Uint32(uint32(t.Unix()))
-		w.Uint32(uint32(t.Nanosecond()))
 	}
+	return out
 }
 
 // U32 and U64 help fill SetAttr.

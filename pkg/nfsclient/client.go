@@ -1,23 +1,17 @@
 // Package nfsclient is an NFSv3 client over pkg/rpc. Calls may be issued
 // from many goroutines at once and are pipelined on one connection, which
 // is what the load generator and the concurrency tests need and what
-// simpler Go clients do not do.
+// simpler Go clients do not do. Arguments and results are pkg/nfs3/wire's,
+// the same codecs the server uses.
 package nfsclient
 
 import (
 	"context"
 	"fmt"
 
-	nfs "github.com/willscott/go-nfs"
-
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
-)
-
-// Program numbers.
-const (
-	nfsProg   = 100003
-	mountProg = 100005
 )
 
 // Error is a non-OK nfsstat3 (or mountstat3 for Mount).
@@ -27,7 +21,10 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("nfs %s: %s", e.Proc, nfs.NFSStatus(e.Status).String())
+	if e.Proc == "MNT" {
+		return fmt.Sprintf("mount MNT: mountstat3 %d", e.Status)
+	}
+	return fmt.Sprintf("nfs %s: %s", e.Proc, wire.Status(e.Status))
 }
 
 // Is lets errors.Is match on status alone.
@@ -37,7 +34,7 @@ func (e *Error) Is(target error) bool {
 }
 
 // Status returns a matchable error for a status, for errors.Is.
-func Status(s nfs.NFSStatus) error { return &Error{Status: uint32(s)} }
+func Status(s wire.Status) error { return &Error{Status: uint32(s)} }
 
 // Client talks NFSv3 and MOUNT to one server connection.
 type Client struct {
@@ -62,60 +59,71 @@ func (c *Client) SetCred(uid, gid uint32, groups ...uint32) {
 	c.RPC.Cred = rpc.AuthSysCred{Machine: "nfsclient", UID: uid, GID: gid, GIDs: groups}.Opaque()
 }
 
-func (c *Client) call(ctx context.Context, proc uint32, args func(w *xdr.Writer)) (*xdr.Reader, error) {
-	b, err := c.RPC.Call(ctx, nfsProg, 3, proc, args)
-	if err != nil {
-		return nil, err
+type encoder interface{ Encode(*xdr.Writer) }
+
+type decoder interface{ Decode(*xdr.Reader) error }
+
+// call makes an NFSv3 call and decodes its results into res.
+func (c *Client) call(ctx context.Context, proc uint32, args encoder, res decoder) error {
+	return c.callProg(ctx, wire.Program, wire.Version, proc, args, res)
+}
+
+func (c *Client) callProg(ctx context.Context, prog, vers, proc uint32, args encoder, res decoder) error {
+	var enc func(*xdr.Writer)
+	if args != nil {
+		enc = args.Encode
 	}
-	return xdr.NewReader(b), nil
+	b, err := c.RPC.Call(ctx, prog, vers, proc, enc)
+	if err != nil {
+		return err
+	}
+	if res == nil {
+		return nil
+	}
+	return res.Decode(xdr.NewReader(b))
+}
+
+// failed turns a non-OK status into an *Error.
+func failed(st wire.Status, proc uint32) error {
+	if st == wire.OK {
+		return nil
+	}
+	return &Error{Status: uint32(st), Proc: procNames[proc]}
+}
+
+// procNames are the procedures' names in errors.
+var procNames = [wire.NumProcs]string{
+	"NULL", "GETATTR", "SETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "WRITE",
+	"CREATE", "MKDIR", "SYMLINK", "MKNOD", "REMOVE", "RMDIR", "RENAME", "LINK",
+	"READDIR", "READDIR", "FSSTAT", "FSINFO", "PATHCONF", "COMMIT",
 }
 
 // Null calls NFS NULL.
 func (c *Client) Null(ctx context.Context) error {
-	_, err := c.RPC.Call(ctx, nfsProg, 3, 0, nil)
-	return err
+	return c.call(ctx, wire.ProcNull, nil, nil)
 }
 
 // Mount asks MOUNT v3 for the root handle of path.
 func (c *Client) Mount(ctx context.Context, path string) ([]byte, error) {
-	b, err := c.RPC.Call(ctx, mountProg, 3, 1, func(w *xdr.Writer) { w.String(path) })
-	if err != nil {
+	var res wire.MntRes
+	if err := c.callProg(ctx, wire.MountProgram, wire.MountVersion, wire.MountProcMnt, &wire.DirPath{Path: path}, &res); err != nil {
 		return nil, err
 	}
-	r := xdr.NewReader(b)
-	if st := r.Uint32(); st != 0 {
-		return nil, &Error{Status: st, Proc: "MNT"}
+	if res.Status != wire.MountOK {
+		return nil, &Error{Status: uint32(res.Status), Proc: "MNT"}
 	}
-	fh := r.Opaque(64)
-	return fh, r.Err()
+	return res.FH, nil
 }
 
 // Exports calls MOUNT EXPORT and returns each path with its groups.
 func (c *Client) Exports(ctx context.Context) (map[string][]string, error) {
-	b, err := c.RPC.Call(ctx, mountProg, 3, 5, nil)
-	if err != nil {
+	var list wire.Exports
+	if err := c.callProg(ctx, wire.MountProgram, wire.MountVersion, wire.MountProcExport, nil, &list); err != nil {
 		return nil, err
 	}
-	r := xdr.NewReader(b)
-	out := make(map[string][]string)
-	for r.Bool() {
-		dir := r.String(1024)
-		out[dir] = []string{}
-		for r.Bool() {
-			out[dir] = append(out[dir], r.String(1024))
-		}
+	out := make(map[string][]string, len(list))
+	for _, e := range list {
+		out[e.Dir] = e.Groups
 	}
-	return out, r.Err()
-}
-
-// status reads an nfsstat3 and turns it into an error.
-func status(r *xdr.Reader, proc string) error {
-	st := r.Uint32()
-	if r.Err() != nil {
-		return r.Err()
-	}
-	if st != 0 {
-		return &Error{Status: st, Proc: proc}
-	}
-	return nil
+	return out, nil
 }

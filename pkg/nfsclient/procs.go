@@ -3,103 +3,86 @@ package nfsclient
 import (
 	"context"
 
-	"github.com/rwxnfs/rwxnfs/pkg/xdr"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 )
 
 // GetAttr returns a file's attributes.
 func (c *Client) GetAttr(ctx context.Context, fh []byte) (Attr, error) {
-	r, err := c.call(ctx, 1, func(w *xdr.Writer) { w.Opaque(fh) })
-	if err != nil {
+	var res wire.GetattrRes
+	if err := c.call(ctx, wire.ProcGetattr, &wire.FHArgs{FH: fh}, &res); err != nil {
 		return Attr{}, err
 	}
-	if err := status(r, "GETATTR"); err != nil {
+	if err := failed(res.Status, wire.ProcGetattr); err != nil {
 		return Attr{}, err
 	}
-	a := readAttr(r)
-	return a, r.Err()
+	return attrOf(&res.Attr), nil
 }
 
 // SetAttr changes attributes.
 func (c *Client) SetAttr(ctx context.Context, fh []byte, s SetAttr) (*Attr, error) {
-	r, err := c.call(ctx, 2, func(w *xdr.Writer) {
-		w.Opaque(fh)
-		s.write(w)
-		w.Bool(false)
-	})
-	if err != nil {
+	var res wire.WccRes
+	if err := c.call(ctx, wire.ProcSetattr, &wire.SetattrArgs{FH: fh, Attr: s.sattr()}, &res); err != nil {
 		return nil, err
 	}
-	if err := status(r, "SETATTR"); err != nil {
+	if err := failed(res.Status, wire.ProcSetattr); err != nil {
 		return nil, err
 	}
-	a := skipWcc(r)
-	return a, r.Err()
+	return postOp(&res.Wcc.After), nil
 }
 
 // Lookup returns the handle and attributes of name in dir.
 func (c *Client) Lookup(ctx context.Context, dir []byte, name string) ([]byte, *Attr, error) {
-	r, err := c.call(ctx, 3, func(w *xdr.Writer) { w.Opaque(dir); w.String(name) })
-	if err != nil {
+	var res wire.LookupRes
+	if err := c.call(ctx, wire.ProcLookup, &wire.DiropArgs{Dir: dir, Name: name}, &res); err != nil {
 		return nil, nil, err
 	}
-	if err := status(r, "LOOKUP"); err != nil {
+	if err := failed(res.Status, wire.ProcLookup); err != nil {
 		return nil, nil, err
 	}
-	fh := r.Opaque(64)
-	a := readPostOp(r)
-	readPostOp(r)
-	return fh, a, r.Err()
+	return res.FH, postOp(&res.Attr), nil
 }
 
 // Access asks which of the rights in want the caller has.
 func (c *Client) Access(ctx context.Context, fh []byte, want uint32) (uint32, error) {
-	r, err := c.call(ctx, 4, func(w *xdr.Writer) { w.Opaque(fh); w.Uint32(want) })
-	if err != nil {
+	var res wire.AccessRes
+	if err := c.call(ctx, wire.ProcAccess, &wire.AccessArgs{FH: fh, Access: want}, &res); err != nil {
 		return 0, err
 	}
-	if err := status(r, "ACCESS"); err != nil {
+	if err := failed(res.Status, wire.ProcAccess); err != nil {
 		return 0, err
 	}
-	readPostOp(r)
-	got := r.Uint32()
-	return got, r.Err()
+	return res.Access, nil
 }
 
 // ReadLink returns a symlink's text.
 func (c *Client) ReadLink(ctx context.Context, fh []byte) (string, error) {
-	r, err := c.call(ctx, 5, func(w *xdr.Writer) { w.Opaque(fh) })
-	if err != nil {
+	var res wire.ReadlinkRes
+	if err := c.call(ctx, wire.ProcReadlink, &wire.FHArgs{FH: fh}, &res); err != nil {
 		return "", err
 	}
-	if err := status(r, "READLINK"); err != nil {
+	if err := failed(res.Status, wire.ProcReadlink); err != nil {
 		return "", err
 	}
-	readPostOp(r)
-	s := r.String(4096)
-	return s, r.Err()
+	return res.Path, nil
 }
 
 // Read reads up to count bytes at off.
 func (c *Client) Read(ctx context.Context, fh []byte, off uint64, count uint32) ([]byte, bool, error) {
-	r, err := c.call(ctx, 6, func(w *xdr.Writer) { w.Opaque(fh); w.Uint64(off); w.Uint32(count) })
-	if err != nil {
+	var res wire.ReadRes
+	if err := c.call(ctx, wire.ProcRead, &wire.ReadArgs{FH: fh, Offset: off, Count: count}, &res); err != nil {
 		return nil, false, err
 	}
-	if err := status(r, "READ"); err != nil {
+	if err := failed(res.Status, wire.ProcRead); err != nil {
 		return nil, false, err
 	}
-	readPostOp(r)
-	r.Uint32()
-	eof := r.Bool()
-	data := r.Opaque(1 << 22)
-	return data, eof, r.Err()
+	return res.Data, res.EOF, nil
 }
 
 // Stability levels for Write.
 const (
-	Unstable = 0
-	DataSync = 1
-	FileSync = 2
+	Unstable = wire.Unstable
+	DataSync = wire.DataSync
+	FileSync = wire.FileSync
 )
 
 // WriteResult is what WRITE reports.
@@ -112,141 +95,113 @@ type WriteResult struct {
 
 // Write writes data at off.
 func (c *Client) Write(ctx context.Context, fh []byte, off uint64, data []byte, stable uint32) (WriteResult, error) {
-	var res WriteResult
-	r, err := c.call(ctx, 7, func(w *xdr.Writer) {
-		w.Opaque(fh)
-		w.Uint64(off)
-		w.Uint32(uint32(len(data)))
-		w.Uint32(stable)
-		w.Opaque(data)
-	})
-	if err != nil {
-		return res, err
+	var res wire.WriteRes
+	args := wire.WriteArgs{FH: fh, Offset: off, Count: uint32(len(data)), Stable: stable, Data: data}
+	if err := c.call(ctx, wire.ProcWrite, &args, &res); err != nil {
+		return WriteResult{}, err
 	}
-	if err := status(r, "WRITE"); err != nil {
-		return res, err
+	if err := failed(res.Status, wire.ProcWrite); err != nil {
+		return WriteResult{}, err
 	}
-	res.Attr = skipWcc(r)
-	res.Count = r.Uint32()
-	res.Committed = r.Uint32()
-	copy(res.Verifier[:], r.FixedOpaque(8))
-	return res, r.Err()
+	return WriteResult{Count: res.Count, Committed: res.Committed, Verifier: res.Verf, Attr: postOp(&res.Wcc.After)}, nil
 }
 
 // Commit makes unstable writes durable and returns the verifier.
 func (c *Client) Commit(ctx context.Context, fh []byte) ([8]byte, error) {
-	var v [8]byte
-	r, err := c.call(ctx, 21, func(w *xdr.Writer) { w.Opaque(fh); w.Uint64(0); w.Uint32(0) })
-	if err != nil {
-		return v, err
+	var res wire.CommitRes
+	if err := c.call(ctx, wire.ProcCommit, &wire.CommitArgs{FH: fh}, &res); err != nil {
+		return [8]byte{}, err
 	}
-	if err := status(r, "COMMIT"); err != nil {
-		return v, err
+	if err := failed(res.Status, wire.ProcCommit); err != nil {
+		return [8]byte{}, err
 	}
-	skipWcc(r)
-	copy(v[:], r.FixedOpaque(8))
-	return v, r.Err()
+	return res.Verf, nil
 }
 
 // Create modes.
 const (
-	Unchecked = 0
-	Guarded   = 1
-	Exclusive = 2
+	Unchecked = wire.Unchecked
+	Guarded   = wire.Guarded
+	Exclusive = wire.Exclusive
 )
 
-func (c *Client) created(r *xdr.Reader, err error, proc string) ([]byte, *Attr, error) {
-	if err != nil {
+// created makes a CREATE, MKDIR, SYMLINK or MKNOD call.
+func (c *Client) created(ctx context.Context, proc uint32, args encoder) ([]byte, *Attr, error) {
+	var res wire.CreatedRes
+	if err := c.call(ctx, proc, args, &res); err != nil {
 		return nil, nil, err
 	}
-	if err := status(r, proc); err != nil {
+	if err := failed(res.Status, proc); err != nil {
 		return nil, nil, err
 	}
-	var fh []byte
-	if r.Bool() {
-		fh = r.Opaque(64)
-	}
-	a := readPostOp(r)
-	skipWcc(r)
-	return fh, a, r.Err()
+	return res.FH.FH, postOp(&res.Attr), nil
 }
 
 // Create makes a regular file (UNCHECKED or GUARDED) with attributes s.
 func (c *Client) Create(ctx context.Context, dir []byte, name string, how uint32, s SetAttr) ([]byte, *Attr, error) {
-	r, err := c.call(ctx, 8, func(w *xdr.Writer) {
-		w.Opaque(dir)
-		w.String(name)
-		w.Uint32(how)
-		s.write(w)
-	})
-	return c.created(r, err, "CREATE")
+	return c.created(ctx, wire.ProcCreate, &wire.CreateArgs{Where: wire.DiropArgs{Dir: dir, Name: name}, Mode: how, Attr: s.sattr()})
 }
 
 // CreateExclusive makes a file with an exclusive-create verifier.
 func (c *Client) CreateExclusive(ctx context.Context, dir []byte, name string, verf [8]byte) ([]byte, *Attr, error) {
-	r, err := c.call(ctx, 8, func(w *xdr.Writer) {
-		w.Opaque(dir)
-		w.String(name)
-		w.Uint32(Exclusive)
-		w.FixedOpaque(verf[:])
-	})
-	return c.created(r, err, "CREATE")
+	return c.created(ctx, wire.ProcCreate, &wire.CreateArgs{Where: wire.DiropArgs{Dir: dir, Name: name}, Mode: Exclusive, Verf: verf})
 }
 
 // Mkdir makes a directory.
 func (c *Client) Mkdir(ctx context.Context, dir []byte, name string, s SetAttr) ([]byte, *Attr, error) {
-	r, err := c.call(ctx, 9, func(w *xdr.Writer) { w.Opaque(dir); w.String(name); s.write(w) })
-	return c.created(r, err, "MKDIR")
+	return c.created(ctx, wire.ProcMkdir, &wire.MkdirArgs{Where: wire.DiropArgs{Dir: dir, Name: name}, Attr: s.sattr()})
 }
 
 // Symlink makes a symbolic link.
 func (c *Client) Symlink(ctx context.Context, dir []byte, name, target string) ([]byte, *Attr, error) {
-	r, err := c.call(ctx, 10, func(w *xdr.Writer) {
-		w.Opaque(dir)
-		w.String(name)
-		SetAttr{}.write(w)
-		w.String(target)
-	})
-	return c.created(r, err, "SYMLINK")
+	return c.created(ctx, wire.ProcSymlink, &wire.SymlinkArgs{Where: wire.DiropArgs{Dir: dir, Name: name}, Target: target})
 }
 
 // MknodFifo makes a FIFO.
 func (c *Client) MknodFifo(ctx context.Context, dir []byte, name string, s SetAttr) ([]byte, *Attr, error) {
-	r, err := c.call(ctx, 11, func(w *xdr.Writer) { w.Opaque(dir); w.String(name); w.Uint32(TypeFifo); s.write(w) })
-	return c.created(r, err, "MKNOD")
+	return c.created(ctx, wire.ProcMknod, &wire.MknodArgs{Where: wire.DiropArgs{Dir: dir, Name: name}, Type: wire.TypeFifo, Attr: s.sattr()})
 }
 
-func (c *Client) dirop(ctx context.Context, proc uint32, name string, args func(w *xdr.Writer)) error {
-	r, err := c.call(ctx, proc, args)
+// wccCall makes a call whose results are a status and wcc data
+// (REMOVE, RMDIR, RENAME, LINK), and reports the status.
+func (c *Client) wccCall(ctx context.Context, proc uint32, args encoder) error {
+	var st wire.Status
+	var err error
+	switch proc {
+	case wire.ProcRename:
+		var res wire.RenameRes
+		err, st = c.call(ctx, proc, args, &res), res.Status
+	case wire.ProcLink:
+		var res wire.LinkRes
+		err, st = c.call(ctx, proc, args, &res), res.Status
+	default:
+		var res wire.WccRes
+		err, st = c.call(ctx, proc, args, &res), res.Status
+	}
 	if err != nil {
 		return err
 	}
-	return status(r, name)
+	return failed(st, proc)
 }
 
 // Remove unlinks a file.
 func (c *Client) Remove(ctx context.Context, dir []byte, name string) error {
-	return c.dirop(ctx, 12, "REMOVE", func(w *xdr.Writer) { w.Opaque(dir); w.String(name) })
+	return c.wccCall(ctx, wire.ProcRemove, &wire.DiropArgs{Dir: dir, Name: name})
 }
 
 // Rmdir removes a directory.
 func (c *Client) Rmdir(ctx context.Context, dir []byte, name string) error {
-	return c.dirop(ctx, 13, "RMDIR", func(w *xdr.Writer) { w.Opaque(dir); w.String(name) })
+	return c.wccCall(ctx, wire.ProcRmdir, &wire.DiropArgs{Dir: dir, Name: name})
 }
 
 // Rename moves an entry.
 func (c *Client) Rename(ctx context.Context, fromDir []byte, from string, toDir []byte, to string) error {
-	return c.dirop(ctx, 14, "RENAME", func(w *xdr.Writer) {
-		w.Opaque(fromDir)
-		w.String(from)
-		w.Opaque(toDir)
-		w.String(to)
-	})
+	return c.wccCall(ctx, wire.ProcRename, &wire.RenameArgs{From: wire.DiropArgs{Dir: fromDir, Name: from}, To: wire.DiropArgs{Dir: toDir, Name: to}})
 }
 
 // Link makes a hard link to file in dir.
 func (c *Client) Link(ctx context.Context, file, dir []byte, name string) error {
-	return c.dirop(ctx, 15, "LINK", func(w *xdr.Writer) { w.Opaque(file); w.Opaque(dir); w.String(name) })
+	return c.wccCall(ctx, wire.ProcLink, &wire.LinkArgs{FH: file, Link: wire.DiropArgs{Dir: dir, Name: name}})
 }
 
 // Entry is a directory entry.
@@ -260,46 +215,32 @@ type Entry struct {
 
 // ReadDirPage is one READDIR(PLUS) call.
 func (c *Client) ReadDirPage(ctx context.Context, dir []byte, cookie uint64, plus bool, count uint32) ([]Entry, bool, error) {
-	proc := uint32(16)
+	proc := uint32(wire.ProcReaddir)
+	args := wire.ReaddirArgs{Plus: plus, Dir: dir, Cookie: cookie, Count: count}
 	if plus {
-		proc = 17
+		proc = wire.ProcReaddirplus
+		args.DirCount = count / 4
 	}
-	r, err := c.call(ctx, proc, func(w *xdr.Writer) {
-		w.Opaque(dir)
-		w.Uint64(cookie)
-		w.Uint64(0)
-		if plus {
-			w.Uint32(count / 4)
-		}
-		w.Uint32(count)
-	})
-	if err != nil {
+	res := wire.ReaddirRes{Plus: plus}
+	if err := c.call(ctx, proc, &args, &res); err != nil {
 		return nil, false, err
 	}
-	if err := status(r, "READDIR"); err != nil {
+	if err := failed(res.Status, proc); err != nil {
 		return nil, false, err
 	}
-	readPostOp(r)
-	r.Uint64()
 	var out []Entry
-	for r.Bool() {
-		var e Entry
-		e.FileID = r.Uint64()
-		e.Name = r.String(255)
-		e.Cookie = r.Uint64()
+	for i := range res.Entries {
+		e := &res.Entries[i]
+		ent := Entry{Name: string(e.Name), FileID: e.FileID, Cookie: e.Cookie}
 		if plus {
-			e.Attr = readPostOp(r)
-			if r.Bool() {
-				e.Handle = r.Opaque(64)
+			ent.Attr = postOp(&e.Attr)
+			if e.FH.Set {
+				ent.Handle = e.FH.FH
 			}
 		}
-		out = append(out, e)
-		if r.Err() != nil {
-			break
-		}
+		out = append(out, ent)
 	}
-	eof := r.Bool()
-	return out, eof, r.Err()
+	return out, res.EOF, nil
 }
 
 // ReadDir lists a whole directory, page by page.
@@ -327,33 +268,24 @@ type FSStat struct {
 
 // FSStat returns space figures.
 func (c *Client) FSStat(ctx context.Context, fh []byte) (FSStat, error) {
-	var s FSStat
-	r, err := c.call(ctx, 18, func(w *xdr.Writer) { w.Opaque(fh) })
-	if err != nil {
-		return s, err
+	var res wire.FsstatRes
+	if err := c.call(ctx, wire.ProcFsstat, &wire.FHArgs{FH: fh}, &res); err != nil {
+		return FSStat{}, err
 	}
-	if err := status(r, "FSSTAT"); err != nil {
-		return s, err
+	if err := failed(res.Status, wire.ProcFsstat); err != nil {
+		return FSStat{}, err
 	}
-	readPostOp(r)
-	s.TotalBytes, s.FreeBytes, s.AvailBytes = r.Uint64(), r.Uint64(), r.Uint64()
-	s.TotalFiles, s.FreeFiles, s.AvailFiles = r.Uint64(), r.Uint64(), r.Uint64()
-	return s, r.Err()
+	return FSStat{res.TotalBytes, res.FreeBytes, res.AvailBytes, res.TotalFiles, res.FreeFiles, res.AvailFiles}, nil
 }
 
 // FSInfo returns the server's maximum read and write sizes.
 func (c *Client) FSInfo(ctx context.Context, fh []byte) (rtmax, wtmax uint32, err error) {
-	r, err := c.call(ctx, 19, func(w *xdr.Writer) { w.Opaque(fh) })
-	if err != nil {
+	var res wire.FsinfoRes
+	if err := c.call(ctx, wire.ProcFsinfo, &wire.FHArgs{FH: fh}, &res); err != nil {
 		return 0, 0, err
 	}
-	if err := status(r, "FSINFO"); err != nil {
+	if err := failed(res.Status, wire.ProcFsinfo); err != nil {
 		return 0, 0, err
 	}
-	readPostOp(r)
-	rtmax = r.Uint32()
-	r.Uint32()
-	r.Uint32()
-	wtmax = r.Uint32()
-	return rtmax, wtmax, r.Err()
+	return res.Rtmax, res.Wtmax, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	adminv1 "github.com/rwxnfs/rwxnfs/api/admin/v1"
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
@@ -59,7 +60,7 @@ func benchCreateVolume(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte("bench-token-0123456789"), 0o600)
 	sock := "unix:" + filepath.Join(t.TempDir(), "admin.sock")
-	d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", Log: testLogger(t), NoReconcile: true,
+	d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", Log: rpctest.Logger(t), NoReconcile: true,
 		Admin: admin.Config{Listen: sock, TokenFile: tokenFile}})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +98,7 @@ func benchStartup(t *testing.T) {
 	seedVolumes(t, root, 10000)
 	for round := 0; round < 3; round++ {
 		s := time.Now()
-		d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", Log: testLogger(t)})
+		d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", Log: rpctest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +123,7 @@ func benchStartup(t *testing.T) {
 
 func benchWrite(t *testing.T) {
 	root := t.TempDir()
-	d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", Log: testLogger(t), NoReconcile: true})
+	d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", Log: rpctest.Logger(t), NoReconcile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +231,7 @@ func benchReconcile(t *testing.T) {
 			t.Fatalf("remount: %v %s", err, out)
 		}
 	}
-	tb, err := exports.Open(exports.Config{Root: root, Log: testLogger(t)})
+	tb, err := exports.Open(exports.Config{Root: root, Log: rpctest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

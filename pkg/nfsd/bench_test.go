@@ -7,8 +7,8 @@ import (
 
 // BenchmarkNullRoundTrip: NULL calls on one connection, one in flight.
 func BenchmarkNullRoundTrip(b *testing.B) {
-	d := startB(b)
-	c := dialB(b, d)
+	d := start(b, b.TempDir())
+	c := dial(b, d, 0, 0)
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -21,8 +21,8 @@ func BenchmarkNullRoundTrip(b *testing.B) {
 
 // BenchmarkNullPipelined: NULL calls on one connection, 32 in flight.
 func BenchmarkNullPipelined(b *testing.B) {
-	d := startB(b)
-	c := dialB(b, d)
+	d := start(b, b.TempDir())
+	c := dial(b, d, 0, 0)
 	ctx := context.Background()
 	b.SetParallelism(16)
 	b.ResetTimer()
@@ -38,8 +38,8 @@ func BenchmarkNullPipelined(b *testing.B) {
 
 // BenchmarkGetattr: GETATTR of a file on one connection, one in flight.
 func BenchmarkGetattr(b *testing.B) {
-	d := startB(b)
-	c := dialB(b, d)
+	d := start(b, b.TempDir())
+	c := dial(b, d, 0, 0)
 	ctx := context.Background()
 	vol, err := c.Mount(ctx, "/volumes/default")
 	if err != nil {

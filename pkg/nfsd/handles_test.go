@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	nfs "github.com/willscott/go-nfs"
-
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 )
 
@@ -67,13 +67,13 @@ func TestHandlesSurviveRestartAndRename(t *testing.T) {
 	if err := c2.Remove(ctx, vol, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c2.GetAttr(ctx, gone); !isStatus(err, nfs.NFSStatusStale) {
+	if _, err := c2.GetAttr(ctx, gone); !isStatus(err, wire.ErrStale) {
 		t.Fatalf("GETATTR of removed file: %v, want STALE", err)
 	}
 	stop(t, d2)
 	d3 := start(t, root)
 	c3 := dial(t, d3, 0, 0)
-	if _, err := c3.GetAttr(ctx, gone); !isStatus(err, nfs.NFSStatusStale) {
+	if _, err := c3.GetAttr(ctx, gone); !isStatus(err, wire.ErrStale) {
 		t.Fatalf("GETATTR of removed file after restart: %v, want STALE", err)
 	}
 	if _, err := c3.GetAttr(ctx, f); err != nil {
@@ -83,7 +83,7 @@ func TestHandlesSurviveRestartAndRename(t *testing.T) {
 
 func TestHandlesAreNotEvicted(t *testing.T) {
 	root := t.TempDir()
-	d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", DefaultVolume: "default", Log: testLogger(t)})
+	d, err := Start(Config{Root: root, Listen: "127.0.0.1:0", DefaultVolume: "default", Log: rpctest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestHandlesAreNotEvicted(t *testing.T) {
 	// Replace the table's cache bound by using far more files than it
 	// holds is slow; instead check that every handle resolves after the
 	// cache has been cycled many times over by a small table.
-	small, err := exports.Open(exports.Config{Root: root, Log: testLogger(t), MaxOpenNodes: 8})
+	small, err := exports.Open(exports.Config{Root: root, Log: rpctest.Logger(t), MaxOpenNodes: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,11 +165,11 @@ func TestForgedAndForeignHandles(t *testing.T) {
 		bad := bytes.Clone(f)
 		bad[i] ^= 0x01
 		_, err := c.GetAttr(ctx, bad)
-		if !isStatus(err, nfs.NFSStatusBadHandle) && !isStatus(err, nfs.NFSStatusStale) {
+		if !isStatus(err, wire.ErrBadHandle) && !isStatus(err, wire.ErrStale) {
 			t.Fatalf("handle with byte %d flipped: %v, want BADHANDLE or STALE", i, err)
 		}
 	}
-	if _, err := c.GetAttr(ctx, []byte("short")); !isStatus(err, nfs.NFSStatusBadHandle) {
+	if _, err := c.GetAttr(ctx, []byte("short")); !isStatus(err, wire.ErrBadHandle) {
 		t.Fatalf("short handle: %v", err)
 	}
 
@@ -179,10 +179,10 @@ func TestForgedAndForeignHandles(t *testing.T) {
 		t.Fatal("MNT of a volume whose allow-list excludes the client succeeded")
 	}
 	privRoot := d.Table.MustVolume("private").Root().Handle
-	if _, err := c.GetAttr(ctx, privRoot); !isStatus(err, nfs.NFSStatusAccess) {
+	if _, err := c.GetAttr(ctx, privRoot); !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("GETATTR with a foreign volume's handle: %v, want ACCES", err)
 	}
-	if _, _, err := c.Create(ctx, privRoot, "x", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusAccess) {
+	if _, _, err := c.Create(ctx, privRoot, "x", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("CREATE in a foreign volume: %v, want ACCES", err)
 	}
 	// ... while a client on the list gets in.
@@ -194,10 +194,10 @@ func TestForgedAndForeignHandles(t *testing.T) {
 		t.Fatalf("GETATTR from an allowed client: %v", err)
 	}
 	// Moving files across volumes is refused.
-	if err := allowed.Rename(ctx, vol, "f", privRoot, "f"); !isStatus(err, nfs.NFSStatusXDev) {
+	if err := allowed.Rename(ctx, vol, "f", privRoot, "f"); !isStatus(err, wire.ErrXDev) {
 		t.Fatalf("RENAME across volumes: %v, want XDEV", err)
 	}
-	if err := allowed.Link(ctx, f, privRoot, "f"); !isStatus(err, nfs.NFSStatusXDev) {
+	if err := allowed.Link(ctx, f, privRoot, "f"); !isStatus(err, wire.ErrXDev) {
 		t.Fatalf("LINK across volumes: %v, want XDEV", err)
 	}
 	// Each volume is its own file system to clients.

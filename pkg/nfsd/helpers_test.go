@@ -2,40 +2,20 @@ package nfsd
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 )
 
-func startB(b *testing.B) *Daemon {
-	d, err := Start(Config{Root: b.TempDir(), Listen: "127.0.0.1:0", DefaultVolume: "default",
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Shutdown(context.Background()) })
-	return d
-}
-
-func dialB(b *testing.B, d *Daemon) *nfsclient.Client {
-	c, err := nfsclient.Dial(context.Background(), d.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	return c
-}
-
 // start runs a real daemon on loopback over root and stops it at the end
 // of the test.
-func start(t *testing.T, root string) *Daemon {
+func start(t testing.TB, root string) *Daemon {
 	t.Helper()
 	d, err := Start(Config{
 		Root:          root,
@@ -43,7 +23,7 @@ func start(t *testing.T, root string) *Daemon {
 		PortmapListen: "127.0.0.1:0",
 		MetricsListen: "127.0.0.1:0",
 		DefaultVolume: "default",
-		Log:           testLogger(t),
+		Log:           rpctest.Logger(t),
 	})
 	if err != nil {
 		t.Fatalf("start nfsd: %v", err)
@@ -52,7 +32,7 @@ func start(t *testing.T, root string) *Daemon {
 	return d
 }
 
-func stop(t *testing.T, d *Daemon) {
+func stop(t testing.TB, d *Daemon) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := d.Shutdown(ctx); err != nil {
@@ -60,21 +40,14 @@ func stop(t *testing.T, d *Daemon) {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return c
 }
 
 // dial connects our NFS client as uid/gid (0/0 for root).
-func dial(t *testing.T, d *Daemon, uid, gid uint32) *nfsclient.Client {
+func dial(t testing.TB, d *Daemon, uid, gid uint32) *nfsclient.Client {
 	t.Helper()
 	c, err := nfsclient.Dial(ctx(t), d.Addr().String())
 	if err != nil {

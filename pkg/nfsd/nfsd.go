@@ -24,7 +24,11 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/locking"
 	"github.com/rwxnfs/rwxnfs/pkg/metrics"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
-	"github.com/rwxnfs/rwxnfs/pkg/server"
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
+	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
+	"github.com/rwxnfs/rwxnfs/pkg/vfs"
+	"github.com/rwxnfs/rwxnfs/pkg/volfs"
 )
 
 // Config configures a daemon.
@@ -37,7 +41,7 @@ type Config struct {
 	// DefaultVolume, if set, is created on a first start with no volumes.
 	DefaultVolume string
 	Log           *slog.Logger
-	Limits        server.Limits
+	Limits        rpcserver.Limits
 	// NoReconcile skips the start-up walk that checks every volume's
 	// usage against its tree (for benchmarks of start-up).
 	NoReconcile bool
@@ -54,12 +58,14 @@ type Config struct {
 // Daemon is a running nfsd.
 type Daemon struct {
 	Table   *exports.Table
+	FS      *volfs.FS
 	Metrics *metrics.Metrics
-	Portmap *server.Portmap
+	Portmap *portmap.Table
 
 	log      *slog.Logger
-	rpc      *server.Server
-	pmap     *server.Server
+	mux      *rpc.Mux // every program, registered once
+	rpc      *rpcserver.Server
+	pmap     *rpcserver.Server
 	http     *http.Server
 	listener net.Listener
 	pmTCP    net.Listener
@@ -69,7 +75,7 @@ type Daemon struct {
 	Admin    *admin.Server // nil unless Config.Admin.Listen is set
 	// Locks is the NLM/NSM lock manager; nil with Config.NoLocking.
 	Locks   *locking.Service
-	udp     *server.Server // NSM over UDP (statd's SM_NOTIFY) on the NFS port
+	udp     *rpcserver.Server // NSM over UDP (statd's SM_NOTIFY) on the NFS port
 	udpConn net.PacketConn
 	stopBG  chan struct{}
 	bgDone  chan struct{}
@@ -95,7 +101,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &server.Portmap{}}
+	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &portmap.Table{}, mux: &rpc.Mux{}}
 	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
@@ -117,20 +123,22 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, fmt.Errorf("NFS listener: %w", err)
 	}
 	port := d.listener.Addr().(*net.TCPAddr).Port
-	nfsH := nfs3.NewHandler(t, log, d.Metrics)
-	mountH := &nfs3.Mount{Table: t, Log: log}
-	d.rpc = &server.Server{Log: log, Observer: d.Metrics, Limits: cfg.Limits}
-	d.rpc.Register(nfsH.Program())
-	d.rpc.Register(mountH.Program())
+	// One file-operation layer under every protocol.
+	d.FS = volfs.New(t, log)
+	nfsH := nfs3.NewHandler(d.FS, log, d.Metrics)
+	mountH := &nfs3.Mount{FS: d.FS}
+	d.mux.Handle(nfsH.Program())
+	d.mux.Handle(mountH.Program())
+	d.mux.Handle(d.Portmap.Program())
 	d.Portmap.Add(
-		server.Mapping{Prog: nfs3.Program, Vers: 3, Network: "tcp", Port: port},
-		server.Mapping{Prog: nfs3.MountProgram, Vers: 3, Network: "tcp", Port: port},
-		server.Mapping{Prog: nfs3.MountProgram, Vers: 2, Network: "tcp", Port: port},
-		server.Mapping{Prog: nfs3.MountProgram, Vers: 1, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: nfs3.Program, Vers: 3, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: nfs3.MountProgram, Vers: 3, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: nfs3.MountProgram, Vers: 2, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: nfs3.MountProgram, Vers: 1, Network: "tcp", Port: port},
 	)
-	// The portmapper is also reachable on the NFS port, so a client given
-	// only that port can still find everything.
-	d.rpc.Register(d.Portmap.Program())
+	// Every program is served on the NFS port; the portmapper too, so a
+	// client given only that port can still find everything.
+	d.rpc = &rpcserver.Server{Handler: d.mux, Log: log, Observer: d.Metrics, Limits: cfg.Limits}
 	if err := d.startLocking(cfg, port); err != nil {
 		return nil, err
 	}
@@ -144,8 +152,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("portmapper UDP listener: %w", err)
 		}
-		d.pmap = &server.Server{Log: log, Observer: d.Metrics}
-		d.pmap.Register(d.Portmap.Program())
+		d.pmap = &rpcserver.Server{Handler: d.mux.Only(portmap.Prog), Log: log, Observer: d.Metrics}
 	}
 	if cfg.MetricsListen != "" {
 		d.metricsL, err = net.Listen("tcp", cfg.MetricsListen)
@@ -203,19 +210,17 @@ func (d *Daemon) startLocking(cfg Config, port int) error {
 		return nil
 	}
 	t := d.Table
+	// A lock request passes the same checks as any other call on the
+	// handle: it must name a file, on a volume this client may use.
 	files := locking.FilesFunc(func(fh []byte, client netip.Addr) (string, error) {
-		n, err := t.Resolve(fh)
-		if err != nil {
-			if errors.Is(err, exports.ErrStale) || errors.Is(err, exports.ErrBadHandle) {
-				return "", fmt.Errorf("%w: %v", locking.ErrStale, err)
-			}
-			return "", err
+		vol, err := d.FS.Volume(context.Background(), vfs.Caller{Addr: client}, fh)
+		switch vfs.Code(err) {
+		case 0:
+			return vol, nil
+		case vfs.ErrStale, vfs.ErrBadHandle:
+			return "", fmt.Errorf("%w: %v", locking.ErrStale, err)
 		}
-		defer t.Release(n)
-		if !n.Vol.Options.AllowsClient(client) {
-			return "", fmt.Errorf("client %s is not on volume %s's allow-list", client, n.Vol.ID)
-		}
-		return n.Vol.ID, nil
+		return "", err
 	})
 	svc, err := locking.New(locking.Config{
 		Files:    files,
@@ -232,20 +237,20 @@ func (d *Daemon) startLocking(cfg Config, port int) error {
 			d.log.Info("dropped the locks of a removed volume", "volume", id, "locks", n)
 		}
 	})
-	d.rpc.Register(svc.NLMProgram())
-	d.rpc.Register(svc.NSMProgram())
+	d.mux.Handle(svc.NLMProgram())
+	d.mux.Handle(svc.NSMProgram())
 	d.udpConn, err = net.ListenPacket("udp", d.listener.Addr().String())
 	if err != nil {
 		svc.Close()
 		return fmt.Errorf("NSM UDP listener: %w", err)
 	}
-	d.udp = &server.Server{Log: d.log, Observer: d.Metrics}
-	d.udp.Register(svc.NSMProgram())
-	d.udp.Register(d.Portmap.Program())
+	// Over UDP only the status monitor (statd's SM_NOTIFY) and the
+	// portmapper answer.
+	d.udp = &rpcserver.Server{Handler: d.mux.Only(locking.NSMProg, portmap.Prog), Log: d.log, Observer: d.Metrics}
 	d.Portmap.Add(
-		server.Mapping{Prog: locking.NLMProg, Vers: locking.NLMVers, Network: "tcp", Port: port},
-		server.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "tcp", Port: port},
-		server.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "udp", Port: port},
+		portmap.Mapping{Prog: locking.NLMProg, Vers: locking.NLMVers, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "tcp", Port: port},
+		portmap.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "udp", Port: port},
 	)
 	return nil
 }
@@ -261,7 +266,7 @@ func (d *Daemon) goServe(what string, serve func() error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := serve(); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, rpcserver.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("listener stopped", "what", what, "err", err)
 		}
 	}()

@@ -12,13 +12,12 @@ import (
 	"testing"
 	"time"
 
-	nfs "github.com/willscott/go-nfs"
-
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 )
 
-func isStatus(err error, s nfs.NFSStatus) bool { return errors.Is(err, nfsclient.Status(s)) }
+func isStatus(err error, s wire.Status) bool { return errors.Is(err, nfsclient.Status(s)) }
 
 func TestNamespaceOperations(t *testing.T) {
 	root := t.TempDir()
@@ -37,7 +36,7 @@ func TestNamespaceOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Create(ctx, dir, "f", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusExist) {
+	if _, _, err := c.Create(ctx, dir, "f", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrExist) {
 		t.Fatalf("guarded create of existing file: %v, want EXIST", err)
 	}
 	if _, err := c.Write(ctx, f, 0, []byte("hello world"), nfsclient.FileSync); err != nil {
@@ -71,7 +70,7 @@ func TestNamespaceOperations(t *testing.T) {
 	if target, err := c.ReadLink(ctx, ln); err != nil || target != "../../../etc/passwd" {
 		t.Fatalf("readlink: %q %v", target, err)
 	}
-	if _, _, err := c.Read(ctx, ln, 0, 100); !isStatus(err, nfs.NFSStatusInval) {
+	if _, _, err := c.Read(ctx, ln, 0, 100); !isStatus(err, wire.ErrInval) {
 		t.Fatalf("READ of a symlink: %v, want INVAL", err)
 	}
 	if target, _ := os.Readlink(filepath.Join(disk, "dir", "ln")); target != "../../../etc/passwd" {
@@ -104,7 +103,7 @@ func TestNamespaceOperations(t *testing.T) {
 	}
 
 	// remove, rmdir
-	if err := c.Rmdir(ctx, vol, "dir"); !isStatus(err, nfs.NFSStatusNotEmpty) {
+	if err := c.Rmdir(ctx, vol, "dir"); !isStatus(err, wire.ErrNotEmpty) {
 		t.Fatalf("rmdir of non-empty dir: %v", err)
 	}
 	if err := c.Remove(ctx, dir, "ln"); err != nil {
@@ -113,10 +112,10 @@ func TestNamespaceOperations(t *testing.T) {
 	if err := c.Rmdir(ctx, vol, "dir"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.GetAttr(ctx, dir); !isStatus(err, nfs.NFSStatusStale) {
+	if _, err := c.GetAttr(ctx, dir); !isStatus(err, wire.ErrStale) {
 		t.Fatalf("GETATTR of removed dir: %v, want STALE", err)
 	}
-	if err := c.Remove(ctx, vol, "nothing"); !isStatus(err, nfs.NFSStatusNoEnt) {
+	if err := c.Remove(ctx, vol, "nothing"); !isStatus(err, wire.ErrNoEnt) {
 		t.Fatalf("remove of missing: %v", err)
 	}
 	// FIFO
@@ -133,7 +132,7 @@ func TestNamespaceOperations(t *testing.T) {
 	if err != nil || !bytes.Equal(h1, h2) {
 		t.Fatalf("retransmitted exclusive create: %v", err)
 	}
-	if _, _, err := c.CreateExclusive(ctx, vol, "excl", [8]byte{9}); !isStatus(err, nfs.NFSStatusExist) {
+	if _, _, err := c.CreateExclusive(ctx, vol, "excl", [8]byte{9}); !isStatus(err, wire.ErrExist) {
 		t.Fatalf("exclusive create with another verifier: %v", err)
 	}
 }
@@ -265,16 +264,16 @@ func TestIdentityAndPermissions(t *testing.T) {
 	if _, _, err := bob.Read(ctx, f, 0, 10); err != nil {
 		t.Fatalf("bob read: %v", err)
 	}
-	if _, err := bob.Write(ctx, f, 0, []byte("x"), nfsclient.FileSync); !isStatus(err, nfs.NFSStatusAccess) {
+	if _, err := bob.Write(ctx, f, 0, []byte("x"), nfsclient.FileSync); !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("bob write to 0644 file of alice: %v, want ACCES", err)
 	}
-	if _, _, err := bob.Create(ctx, home, "bob.txt", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusAccess) {
+	if _, _, err := bob.Create(ctx, home, "bob.txt", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("bob create in alice's 0755 dir: %v, want ACCES", err)
 	}
-	if _, err := bob.SetAttr(ctx, f, nfsclient.SetAttr{Mode: nfsclient.U32(0o777)}); !isStatus(err, nfs.NFSStatusPerm) {
+	if _, err := bob.SetAttr(ctx, f, nfsclient.SetAttr{Mode: nfsclient.U32(0o777)}); !isStatus(err, wire.ErrPerm) {
 		t.Fatalf("bob chmod of alice's file: %v, want PERM", err)
 	}
-	if _, err := alice.SetAttr(ctx, f, nfsclient.SetAttr{UID: nfsclient.U32(1001)}); !isStatus(err, nfs.NFSStatusPerm) {
+	if _, err := alice.SetAttr(ctx, f, nfsclient.SetAttr{UID: nfsclient.U32(1001)}); !isStatus(err, wire.ErrPerm) {
 		t.Fatalf("alice chown to bob: %v, want PERM", err)
 	}
 	// the owner may still write a file she made read-only (owner override)
@@ -289,10 +288,10 @@ func TestIdentityAndPermissions(t *testing.T) {
 		t.Fatalf("alice links her file into her dir: %v", err)
 	}
 	// (EPERM when protected_hardlinks forbids linking another's file)
-	if err := bob.Link(ctx, f, home, "bob-alias"); !isStatus(err, nfs.NFSStatusAccess) && !isStatus(err, nfs.NFSStatusPerm) {
+	if err := bob.Link(ctx, f, home, "bob-alias"); !isStatus(err, wire.ErrAccess) && !isStatus(err, wire.ErrPerm) {
 		t.Fatalf("bob links into alice's 0755 dir: %v, want ACCES or PERM", err)
 	}
-	if err := bob.Rename(ctx, home, "alias", vol, "stolen"); !isStatus(err, nfs.NFSStatusAccess) {
+	if err := bob.Rename(ctx, home, "alias", vol, "stolen"); !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("bob renames out of alice's dir: %v, want ACCES", err)
 	}
 	// sticky /tmp-like directory: bob cannot remove alice's file
@@ -303,7 +302,7 @@ func TestIdentityAndPermissions(t *testing.T) {
 	if _, _, err := alice.Create(ctx, tmp, "a", nfsclient.Guarded, nfsclient.SetAttr{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.Remove(ctx, tmp, "a"); !isStatus(err, nfs.NFSStatusPerm) && !isStatus(err, nfs.NFSStatusAccess) {
+	if err := bob.Remove(ctx, tmp, "a"); !isStatus(err, wire.ErrPerm) && !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("bob removed alice's file from a sticky dir: %v", err)
 	}
 }
@@ -335,10 +334,10 @@ func TestSquashAndReadOnly(t *testing.T) {
 			vol := mount(t, c, tc.vol)
 			_, _, err := c.Create(ctx, vol, "f", nfsclient.Guarded, nfsclient.SetAttr{Mode: nfsclient.U32(0o644)})
 			if tc.readOnly {
-				if !isStatus(err, nfs.NFSStatusROFS) {
+				if !isStatus(err, wire.ErrROFS) {
 					t.Fatalf("create on read-only volume: %v, want ROFS", err)
 				}
-				if _, err := c.SetAttr(ctx, vol, nfsclient.SetAttr{Mode: nfsclient.U32(0o700)}); !isStatus(err, nfs.NFSStatusROFS) {
+				if _, err := c.SetAttr(ctx, vol, nfsclient.SetAttr{Mode: nfsclient.U32(0o700)}); !isStatus(err, wire.ErrROFS) {
 					t.Fatalf("setattr on read-only volume: %v", err)
 				}
 				return
@@ -351,6 +350,72 @@ func TestSquashAndReadOnly(t *testing.T) {
 				t.Fatalf("uid %d created a file owned by %d, want %d", tc.uid, st.Uid, tc.wantUID)
 			}
 		})
+	}
+}
+
+// Root squash squashes gid 0 wherever the credential carries it: a
+// uid-1000 caller listing group 0 among its supplementary groups gets no
+// group-0 rights, neither in the server's own checks (READ, WRITE,
+// ACCESS) nor in the kernel's (creating in a root:root 0770 directory).
+func TestRootSquashSquashesSupplementaryGroupZero(t *testing.T) {
+	root := t.TempDir()
+	d := start(t, root)
+	ctx := ctx(t)
+	o := defaultOptions()
+	o.Squash = "root"
+	if _, err := d.Table.Create("rs", o); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(root, "volumes", "rs")
+	if err := os.WriteFile(filepath.Join(disk, "secret"), []byte("root only"), 0o660); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(disk, "secret"), 0o660) // whatever the umask
+	if err := os.Mkdir(filepath.Join(disk, "private"), 0o770); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(disk, "private"), 0o770)
+
+	c, err := nfsclient.Dial(ctx, d.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetCred(1000, 1000, 0)
+	vol := mount(t, c, "rs")
+	f, _, err := c.Lookup(ctx, vol, "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx, f, 0, 100); !isStatus(err, wire.ErrAccess) {
+		t.Fatalf("READ of a root:root 0660 file with groups [0] on a root-squashed volume: %v, want ACCES", err)
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("x"), nfsclient.FileSync); !isStatus(err, wire.ErrAccess) {
+		t.Fatalf("WRITE: %v, want ACCES", err)
+	}
+	if got, err := c.Access(ctx, f, 0x3f); err != nil || got&(0x01|0x04) != 0 {
+		t.Fatalf("ACCESS = %#x, %v: want neither read nor modify", got, err)
+	}
+	dir, _, err := c.Lookup(ctx, vol, "private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Create(ctx, dir, "x", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrAccess) {
+		t.Fatalf("CREATE in a root:root 0770 directory: %v, want ACCES", err)
+	}
+	// Without squashing, group 0 is the caller's to use.
+	if _, err := d.Table.Create("open", defaultOptions()); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "volumes", "open", "shared"), []byte("group 0"), 0o660)
+	os.Chmod(filepath.Join(root, "volumes", "open", "shared"), 0o660)
+	ovol := mount(t, c, "open")
+	g, _, err := c.Lookup(ctx, ovol, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx, g, 0, 100); err != nil {
+		t.Fatalf("READ with groups [0] on an unsquashed volume: %v", err)
 	}
 }
 
@@ -375,17 +440,17 @@ func TestUpdateVolumeLive(t *testing.T) {
 	if _, err := d.Table.UpdateVolume("live", exports.VolumeUpdate{ReadOnly: &ro}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write(ctx, f, 0, []byte("after"), nfsclient.FileSync); !isStatus(err, nfs.NFSStatusROFS) {
+	if _, err := c.Write(ctx, f, 0, []byte("after"), nfsclient.FileSync); !isStatus(err, wire.ErrROFS) {
 		t.Fatalf("write after the volume became read-only: %v, want ROFS", err)
 	}
-	if _, _, err := c.Create(ctx, vol, "g", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusROFS) {
+	if _, _, err := c.Create(ctx, vol, "g", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrROFS) {
 		t.Fatalf("create after the volume became read-only: %v, want ROFS", err)
 	}
 	others := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 	if _, err := d.Table.UpdateVolume("live", exports.VolumeUpdate{Clients: &others}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Read(ctx, f, 0, 16); !isStatus(err, nfs.NFSStatusAccess) {
+	if _, _, err := c.Read(ctx, f, 0, 16); !isStatus(err, wire.ErrAccess) {
 		t.Fatalf("read from a client no longer allowed: %v, want ACCES", err)
 	}
 	rw, anyone := false, []netip.Prefix{}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	nfs "github.com/willscott/go-nfs"
-
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
@@ -97,14 +97,14 @@ func TestQuotaThroughNFS(t *testing.T) {
 
 	// Past the limit: DQUOT and nothing written.
 	big := bytes.Repeat([]byte{'b'}, 600*kib)
-	if _, err := c.Write(ctx, f, 512*kib, big, nfsclient.Unstable); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.Write(ctx, f, 512*kib, big, nfsclient.Unstable); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("write past the limit: %v, want DQUOT", err)
 	}
 	if a, _ := c.GetAttr(ctx, f); a.Size != 512*kib {
 		t.Fatalf("size after refused write %d", a.Size)
 	}
 	// A sparse write far away counts its apparent size: refused too.
-	if _, err := c.Write(ctx, f, 10*mib, []byte("x"), nfsclient.Unstable); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.Write(ctx, f, 10*mib, []byte("x"), nfsclient.Unstable); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("sparse write past the limit: %v, want DQUOT", err)
 	}
 	// Overwrites within the size always succeed, even at the limit.
@@ -115,11 +115,11 @@ func TestQuotaThroughNFS(t *testing.T) {
 	if _, err := c.Write(ctx, f, 0, big, nfsclient.FileSync); err != nil {
 		t.Fatalf("overwrite at the limit: %v", err)
 	}
-	if _, err := c.Write(ctx, f, 1*mib, []byte("x"), nfsclient.Unstable); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.Write(ctx, f, 1*mib, []byte("x"), nfsclient.Unstable); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("one byte past the limit: %v, want DQUOT", err)
 	}
 	// SETATTR size growing past the limit: refused; shrinking frees.
-	if _, err := c.SetAttr(ctx, f, nfsclient.SetAttr{Size: nfsclient.U64(2 * mib)}); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.SetAttr(ctx, f, nfsclient.SetAttr{Size: nfsclient.U64(2 * mib)}); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("truncate up past the limit: %v, want DQUOT", err)
 	}
 	if _, err := c.SetAttr(ctx, f, nfsclient.SetAttr{Size: nfsclient.U64(100 * kib)}); err != nil {
@@ -164,16 +164,16 @@ func TestQuotaThroughNFS(t *testing.T) {
 		}
 	}
 	wantUsage(t, v, 100*kib+10, 8)
-	if _, _, err := c.Create(ctx, root, "one-too-many", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, _, err := c.Create(ctx, root, "one-too-many", nfsclient.Guarded, nfsclient.SetAttr{}); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("create past the inode limit: %v, want DQUOT", err)
 	}
-	if _, _, err := c.Mkdir(ctx, root, "d2", nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, _, err := c.Mkdir(ctx, root, "d2", nfsclient.SetAttr{}); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("mkdir past the inode limit: %v, want DQUOT", err)
 	}
-	if _, _, err := c.MknodFifo(ctx, root, "p", nfsclient.SetAttr{}); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, _, err := c.MknodFifo(ctx, root, "p", nfsclient.SetAttr{}); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("mknod past the inode limit: %v, want DQUOT", err)
 	}
-	if _, _, err := c.Symlink(ctx, root, "s", "x"); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, _, err := c.Symlink(ctx, root, "s", "x"); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("symlink past the inode limit: %v, want DQUOT", err)
 	}
 	if err := c.Remove(ctx, dir, "g"); err != nil { // g2 still links it
@@ -208,7 +208,7 @@ func TestQuotaThroughNFS(t *testing.T) {
 	if _, err := c.Write(ctx, h, 0, one, nfsclient.Unstable); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write(ctx, h, 1*mib, one, nfsclient.Unstable); !isStatus(err, nfs.NFSStatusDQuot) {
+	if _, err := c.Write(ctx, h, 1*mib, one, nfsclient.Unstable); !isStatus(err, wire.ErrDQuot) {
 		t.Fatalf("write before expand: %v", err)
 	}
 	if _, err := d.Table.ExpandVolume("q", 4*mib); err != nil {
@@ -267,7 +267,7 @@ func TestQuotaConcurrentWriters(t *testing.T) {
 			for k := 0; ; k++ {
 				off := uint64(k*8+i) * uint64(len(chunk)) // interleaved, so the two sharers both extend
 				_, err := c.Write(ctx, fh, off, chunk, nfsclient.Unstable)
-				if isStatus(err, nfs.NFSStatusDQuot) {
+				if isStatus(err, wire.ErrDQuot) {
 					return
 				}
 				if err != nil {
@@ -386,11 +386,115 @@ func TestDeletedVolumeIsStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, fh := range [][]byte{root, f} {
-		if _, err := c.GetAttr(ctx, fh); !isStatus(err, nfs.NFSStatusStale) {
+		if _, err := c.GetAttr(ctx, fh); !isStatus(err, wire.ErrStale) {
 			t.Fatalf("GETATTR after delete: %v, want STALE", err)
 		}
 	}
-	if _, err := c.Write(ctx, f, 0, []byte("x"), nfsclient.Unstable); !isStatus(err, nfs.NFSStatusStale) {
+	if _, err := c.Write(ctx, f, 0, []byte("x"), nfsclient.Unstable); !isStatus(err, wire.ErrStale) {
 		t.Fatalf("WRITE after delete: %v, want STALE", err)
+	}
+}
+
+// Creates of names that may exist race with removes of the same names
+// from many connections: CREATE (unchecked, guarded, exclusive), SYMLINK
+// and MKDIR against REMOVE and RMDIR. Whatever the interleaving, every
+// object that comes into being is charged once and freed once: usage
+// never goes negative or past a limit, it ends equal to what the tree
+// holds, and the limits still hold afterwards.
+func TestQuotaCreateRemoveRace(t *testing.T) {
+	d := start(t, t.TempDir())
+	const byteLimit, inodeLimit = 16 * kib, 12
+	v := newQuotaVolume(t, d, "race", byteLimit, inodeLimit)
+	ctx := ctx(t)
+	names := []string{"n0", "n1", "n2", "n3", "n4", "n5"}
+	target := string(bytes.Repeat([]byte{'t'}, 3000))
+
+	stop := make(chan struct{})
+	var sampled sync.WaitGroup
+	var worst quota.Usage
+	sampled.Add(1)
+	go func() {
+		defer sampled.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			u := v.Quota.Usage()
+			worst.Bytes, worst.Inodes = min(worst.Bytes, u.Bytes), min(worst.Inodes, u.Inodes)
+			if u.Bytes > byteLimit || u.Inodes > inodeLimit {
+				t.Errorf("usage %+v past the limits", u)
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		c := dial(t, d, 0, 0)
+		if w%2 == 1 {
+			c = dial(t, d, 1000, 1000)
+		}
+		root := mount(t, c, "race")
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 300; i++ {
+				name := names[(i*7+w*3)%len(names)]
+				var err error
+				switch (i + w) % 8 {
+				case 0:
+					_, _, err = c.Create(ctx, root, name, nfsclient.Unchecked, nfsclient.SetAttr{})
+				case 1:
+					_, _, err = c.Create(ctx, root, name, nfsclient.Guarded, nfsclient.SetAttr{})
+				case 2:
+					_, _, err = c.CreateExclusive(ctx, root, name, [8]byte{byte(w), byte(i)})
+				case 3:
+					_, _, err = c.Symlink(ctx, root, name, target)
+				case 4:
+					_, _, err = c.Mkdir(ctx, root, name, nfsclient.SetAttr{Mode: nfsclient.U32(0o777)})
+				case 5, 6:
+					err = c.Remove(ctx, root, name)
+				case 7:
+					err = c.Rmdir(ctx, root, name)
+				}
+				var ne *nfsclient.Error
+				if err != nil && !errors.As(err, &ne) {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(stop)
+	sampled.Wait()
+	u, tree := v.Quota.Usage(), treeUsage(t, v.Dir())
+	t.Logf("usage %+v, tree %+v, lowest usage seen %+v", u, tree, worst)
+	if worst.Bytes < 0 || worst.Inodes < 0 {
+		t.Fatalf("usage went negative: %+v", worst)
+	}
+	if u != tree {
+		t.Fatalf("usage %+v, but the tree holds %+v", u, tree)
+	}
+	// The inode limit still holds: fill the volume and count.
+	c := dial(t, d, 0, 0)
+	root := mount(t, c, "race")
+	for i := 0; ; i++ {
+		_, _, err := c.Create(ctx, root, fmt.Sprintf("fill%d", i), nfsclient.Guarded, nfsclient.SetAttr{})
+		if isStatus(err, wire.ErrDQuot) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > inodeLimit {
+			t.Fatalf("created %d files on a volume limited to %d inodes", i+1, inodeLimit)
+		}
+	}
+	if tree := treeUsage(t, v.Dir()); tree.Inodes != inodeLimit || v.Quota.Usage() != tree {
+		t.Fatalf("after filling: tree %+v, usage %+v, limit %d inodes", tree, v.Quota.Usage(), inodeLimit)
 	}
 }

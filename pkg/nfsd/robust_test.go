@@ -1,41 +1,17 @@
 package nfsd
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
-
-// rawCall sends one record-marked message and reads one reply record.
-func rawCall(t *testing.T, conn net.Conn, br *bufio.Reader, msg []byte) (uint32, []byte, error) {
-	t.Helper()
-	rec := binary.BigEndian.AppendUint32(nil, uint32(len(msg))|1<<31)
-	if _, err := conn.Write(append(rec, msg...)); err != nil {
-		t.Fatal(err)
-	}
-	rr := rpc.RecordReader{R: br, Max: 1 << 20}
-	b, err := rr.Read(nil, nil)
-	if err != nil {
-		t.Fatalf("reading reply: %v", err)
-	}
-	r := xdr.NewReader(b)
-	xid, err := rpc.ParseReply(r)
-	return xid, r.Rest(), err
-}
-
-func callMsg(xid, prog, vers, proc uint32, cred rpc.OpaqueAuth, args []byte) []byte {
-	w := xdr.NewWriter(64)
-	rpc.WriteCall(w, xid, prog, vers, proc, cred)
-	w.FixedOpaque(args)
-	return w.Bytes()
-}
 
 // The whole daemon answers RPC-level errors for its NFS, MOUNT, NLM and
 // portmapper programs as RFC 5531 says, on its NFS port and on the
@@ -49,13 +25,7 @@ func TestDaemonRPCErrors(t *testing.T) {
 	sys := rpc.AuthSysCred{Machine: "t", UID: 0, GID: 0}.Opaque()
 	fhArgs := func(fh []byte) []byte { w := xdr.NewWriter(72); w.Opaque(fh); return w.Bytes() }
 	for _, addr := range []string{d.Addr().String(), d.PortmapAddr().String()} {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(time.Minute)) // fail, not hang
-		br := bufio.NewReader(conn)
+		conn := rpctest.Dial(t, addr)
 		nfsPort := addr == d.Addr().String()
 		for _, tc := range []struct {
 			name             string
@@ -82,16 +52,18 @@ func TestDaemonRPCErrors(t *testing.T) {
 			if tc.nfsOnly && !nfsPort {
 				continue
 			}
-			xid, body, err := rawCall(t, conn, br, callMsg(0x77, tc.prog, tc.vers, tc.proc, tc.cred, tc.args))
+			conn.Send(rpctest.CallMsg(0x77, tc.prog, tc.vers, tc.proc, tc.cred, tc.args))
+			xid, body, err := conn.Reply()
 			var re *rpc.ReplyError
 			if xid != 0x77 || !errors.As(err, &re) || *re != tc.want || len(body) != 0 {
 				t.Errorf("%s on %s: xid %#x %v (%d bytes), want %+v", tc.name, addr, xid, err, len(body), tc.want)
 			}
 		}
 		// RPC version 3.
-		msg := callMsg(0x78, nfs3.Program, 3, 0, sys, nil)
+		msg := rpctest.CallMsg(0x78, nfs3.Program, 3, 0, sys, nil)
 		binary.BigEndian.PutUint32(msg[8:], 3)
-		_, _, err = rawCall(t, conn, br, msg)
+		conn.Send(msg)
+		_, _, err := conn.Reply()
 		if re := (*rpc.ReplyError)(nil); !errors.As(err, &re) || !re.Mismatch || re.Low != 2 || re.Hi != 2 {
 			t.Errorf("RPC v3 on %s: %v, want RPC_MISMATCH 2-2", addr, err)
 		}

@@ -34,10 +34,12 @@ import (
 	"errors"
 	"hash/maphash"
 	"os"
-	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 )
 
 // ErrQuota is returned when a change would take a volume over a limit.
@@ -76,7 +78,8 @@ type Volume struct {
 	// since this process started.
 	reconciled atomic.Bool
 
-	locks [stripes]sync.Mutex
+	locks     [stripes]sync.Mutex // inodes, by handle
+	nameLocks [stripes]sync.Mutex // directory entries, by directory handle and name
 
 	path string // where usage persists ("" = not persisted); guarded by mu
 }
@@ -137,6 +140,44 @@ func (v *Volume) Lock(key []byte) func() {
 	m := &v.locks[maphash.Bytes(seed, key)%stripes]
 	m.Lock()
 	return m.Unlock
+}
+
+// Name is a directory entry: the directory's handle and a name in it.
+type Name struct {
+	Dir  []byte
+	Name string
+}
+
+// LockNames takes the locks of directory entries, for an operation that
+// makes, removes or replaces them, and returns their unlock. While they
+// are held no other such operation on those names runs, so a creator can
+// tell the entry it made from one made or removed beside it. An operation
+// takes all its name locks in one call (they are taken in a fixed order,
+// each stripe once), and before any inode lock, never while holding one:
+// so no two operations can wait for each other.
+func (v *Volume) LockNames(names ...Name) func() {
+	var idx [2]int
+	held := idx[:0]
+	for _, n := range names {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		h.Write(n.Dir)
+		h.WriteByte(0)
+		h.WriteString(n.Name)
+		i := int(h.Sum64() % stripes)
+		if !slices.Contains(held, i) {
+			held = append(held, i)
+		}
+	}
+	slices.Sort(held)
+	for _, i := range held {
+		v.nameLocks[i].Lock()
+	}
+	return func() {
+		for _, i := range held {
+			v.nameLocks[i].Unlock()
+		}
+	}
 }
 
 // Reserve admits a growth of bytes and inodes if it keeps the volume
@@ -228,7 +269,7 @@ func (v *Volume) Flush() error {
 	v.dirty = false
 	v.mu.Unlock()
 	data, _ := json.Marshal(p)
-	if err := writeFileAtomic(path, data); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		v.mu.Lock()
 		v.dirty = true
 		v.mu.Unlock()
@@ -246,34 +287,6 @@ func (v *Volume) Retire() {
 	v.mu.Lock()
 	v.path = ""
 	v.mu.Unlock()
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-usage-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Over reports whether usage exceeds a limit (possible after a limit

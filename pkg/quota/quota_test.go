@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Reservations racing for the last bytes: exactly as many succeed as fit.
@@ -62,4 +63,41 @@ func TestUsagePersists(t *testing.T) {
 	if x, _ := New(p, Limits{}); x.Usage() != (Usage{42, 3}) {
 		t.Fatalf("a retired volume saved usage: %+v", x.Usage())
 	}
+}
+
+// LockNames takes each stripe once and in one order: the same name twice
+// in one call, and two operations locking the same two names in opposite
+// orders, never deadlock; and a held name excludes a second holder.
+func TestLockNames(t *testing.T) {
+	v, err := New("", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := Name{Dir: []byte("dir1"), Name: "a"}, Name{Dir: []byte("dir2"), Name: "b"}
+	v.LockNames(a, a)() // would deadlock if a stripe were taken twice
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 2000; i++ {
+			v.LockNames(a, b)()
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		v.LockNames(b, a)()
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("LockNames deadlocked")
+	}
+	unlock := v.LockNames(a)
+	got := make(chan struct{})
+	go func() { v.LockNames(a)(); close(got) }()
+	select {
+	case <-got:
+		t.Fatal("a name was locked twice at once")
+	case <-time.After(50 * time.Millisecond):
+	}
+	unlock()
+	<-got
 }

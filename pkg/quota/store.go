@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
 )
 
 // Store is where volumes' usage is saved: one file per volume,
@@ -54,10 +56,5 @@ func (s *Store) Remove(id string) error {
 		}
 		return err
 	}
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.SyncDir(s.dir)
 }

@@ -119,8 +119,11 @@ func (v *Volume) Reconcile(rootFD int, open func(key []byte) (int, error)) (Reco
 			return res, err
 		}
 	}
+	// Saved first, so that whoever sees Reconciled also finds the
+	// reconciled figure on disk.
+	err = v.Flush()
 	v.reconciled.Store(true)
-	return res, v.Flush()
+	return res, err
 }
 
 // walkDir lists the directory fd (and closes it), counting every entry and

@@ -1,4 +1,4 @@
-package rpc
+package rpc_test
 
 import (
 	"bytes"
@@ -13,26 +13,23 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
-func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+// lastFragment is the record mark's last-fragment bit.
+const lastFragment = 1 << 31
 
-func frag(b []byte, last bool) []byte {
-	h := uint32(len(b))
-	if last {
-		h |= lastFragment
-	}
-	return append(u32(h), b...)
-}
+var u32, frag = rpctest.U32, rpctest.Frag
 
-func callBytes(xid, prog, vers, proc uint32, cred OpaqueAuth) []byte {
+func callBytes(xid, prog, vers, proc uint32, cred rpc.OpaqueAuth) []byte {
 	w := xdr.NewWriter(64)
-	WriteCall(w, xid, prog, vers, proc, cred)
+	rpc.WriteCall(w, xid, prog, vers, proc, cred)
 	return w.Bytes()
 }
 
-var sysCred = AuthSysCred{Stamp: 7, Machine: "client.example", UID: 1000, GID: 100, GIDs: []uint32{4, 24, 27}}
+var sysCred = rpc.AuthSysCred{Stamp: 7, Machine: "client.example", UID: 1000, GID: 100, GIDs: []uint32{4, 24, 27}}
 
 // fuzzSeeds are each target's seeds, also committed under testdata/fuzz
 // (see TestWriteFuzzSeeds).
@@ -45,25 +42,30 @@ var fuzzSeeds = map[string][][]byte{
 		append(frag(bytes.Repeat([]byte{1}, 1000), true), frag([]byte("next"), true)...),
 	},
 	"FuzzParseCall": {
-		callBytes(1, 100003, 3, 1, OpaqueAuth{Flavor: AuthNone}),
+		callBytes(1, 100003, 3, 1, rpc.OpaqueAuth{Flavor: rpc.AuthNone}),
 		callBytes(0xdeadbeef, 100005, 3, 1, sysCred.Opaque()),
-		append(u32(5), append(u32(Call), u32(3)...)...),
+		append(u32(5), append(u32(rpc.Call), u32(3)...)...),
 	},
 	"FuzzParseAuthSys": {
 		sysCred.Opaque().Body,
-		AuthSysCred{Machine: "", GIDs: make([]uint32, 16)}.Opaque().Body,
+		rpc.AuthSysCred{Machine: "", GIDs: make([]uint32, 16)}.Opaque().Body,
 	},
 	"FuzzParseReply": {
-		func() []byte { w := xdr.NewWriter(0); WriteAccepted(w, 1, Success); w.Uint32(0); return w.Bytes() }(),
 		func() []byte {
 			w := xdr.NewWriter(0)
-			WriteAccepted(w, 2, ProgMismatch)
+			rpc.WriteAccepted(w, 1, rpc.Success)
+			w.Uint32(0)
+			return w.Bytes()
+		}(),
+		func() []byte {
+			w := xdr.NewWriter(0)
+			rpc.WriteAccepted(w, 2, rpc.ProgMismatch)
 			w.Uint32(1)
 			w.Uint32(3)
 			return w.Bytes()
 		}(),
-		func() []byte { w := xdr.NewWriter(0); WriteRPCMismatch(w, 3); return w.Bytes() }(),
-		func() []byte { w := xdr.NewWriter(0); WriteAuthError(w, 4, AuthBadCred); return w.Bytes() }(),
+		func() []byte { w := xdr.NewWriter(0); rpc.WriteRPCMismatch(w, 3); return w.Bytes() }(),
+		func() []byte { w := xdr.NewWriter(0); rpc.WriteAuthError(w, 4, rpc.AuthBadCred); return w.Bytes() }(),
 	},
 }
 
@@ -93,7 +95,7 @@ func refRecords(stream []byte, max int) (recs [][]byte, err error) {
 		stream = stream[4:]
 		started = true
 		if len(cur)+n > max {
-			return recs, ErrRecordTooLarge{}
+			return recs, rpc.ErrRecordTooLarge{}
 		}
 		if len(stream) < n {
 			return recs, io.ErrUnexpectedEOF
@@ -102,7 +104,7 @@ func refRecords(stream []byte, max int) (recs [][]byte, err error) {
 		stream = stream[n:]
 		if h&lastFragment != 0 {
 			if len(cur) == 0 {
-				return recs, ErrEmptyRecord
+				return recs, rpc.ErrEmptyRecord
 			}
 			recs = append(recs, cur)
 			cur, started = nil, false
@@ -119,7 +121,7 @@ func FuzzRecordReader(f *testing.F) {
 	const max = 1024
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		want, wantErr := refRecords(stream, max)
-		rr := RecordReader{R: bytes.NewReader(stream), Max: max}
+		rr := rpc.RecordReader{R: bytes.NewReader(stream), Max: max}
 		var got [][]byte
 		var err error
 		for {
@@ -143,7 +145,7 @@ func FuzzRecordReader(f *testing.F) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("records %q, want %q", got, want)
 		}
-		var tl ErrRecordTooLarge
+		var tl rpc.ErrRecordTooLarge
 		switch {
 		case errors.As(wantErr, &tl):
 			if !errors.As(err, &tl) {
@@ -159,7 +161,7 @@ func FuzzRecordReader(f *testing.F) {
 func TestRecordReaderReserveRefused(t *testing.T) {
 	stop := errors.New("no")
 	r := bytes.NewReader(frag([]byte("abcdefgh"), true))
-	rr := RecordReader{R: r, Max: 100}
+	rr := rpc.RecordReader{R: r, Max: 100}
 	if _, err := rr.Read(nil, func(int, bool) error { return stop }); err != stop {
 		t.Fatalf("got %v", err)
 	}
@@ -179,7 +181,7 @@ func TestRecordReaderManyFragments(t *testing.T) {
 	var rec []byte
 	allocs := testing.AllocsPerRun(1, func() {
 		var err error
-		rr := RecordReader{R: bytes.NewReader(stream), Max: size}
+		rr := rpc.RecordReader{R: bytes.NewReader(stream), Max: size}
 		rec, err = rr.Read(nil, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -199,20 +201,20 @@ func FuzzParseCall(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := xdr.NewReader(b)
-		h, err := ParseCall(r)
+		h, err := rpc.ParseCall(r)
 		if err != nil {
-			if errors.Is(err, ErrBadRPCVersion) && (len(b) < 12 || binary.BigEndian.Uint32(b[8:]) == 2) {
+			if errors.Is(err, rpc.ErrBadRPCVersion) && (len(b) < 12 || binary.BigEndian.Uint32(b[8:]) == 2) {
 				t.Fatalf("RPC_MISMATCH for %x", b)
 			}
 			return
 		}
-		if len(h.Cred.Body) > MaxAuthBody || len(h.Verf.Body) > MaxAuthBody {
+		if len(h.Cred.Body) > rpc.MaxAuthBody || len(h.Verf.Body) > rpc.MaxAuthBody {
 			t.Fatalf("auth bodies of %d and %d bytes", len(h.Cred.Body), len(h.Verf.Body))
 		}
 		w := xdr.NewWriter(64)
-		WriteCall(w, h.XID, h.Prog, h.Vers, h.Proc, h.Cred)
+		rpc.WriteCall(w, h.XID, h.Prog, h.Vers, h.Proc, h.Cred)
 		out := w.Bytes()
-		out = out[:len(out)-8] // WriteCall's AUTH_NONE verifier
+		out = out[:len(out)-8] // rpc.WriteCall's AUTH_NONE verifier
 		w = xdr.NewWriter(0)
 		w.Uint32(h.Verf.Flavor)
 		w.Opaque(h.Verf.Body)
@@ -220,7 +222,7 @@ func FuzzParseCall(f *testing.F) {
 		if len(out) != r.Offset() {
 			t.Fatalf("consumed %d bytes, re-encoded %d", r.Offset(), len(out))
 		}
-		h2, err := ParseCall(xdr.NewReader(out))
+		h2, err := rpc.ParseCall(xdr.NewReader(out))
 		if err != nil || !reflect.DeepEqual(h, h2) {
 			t.Fatalf("round trip: %+v\n%+v (%v)", h, h2, err)
 		}
@@ -232,18 +234,18 @@ func FuzzParseCall(f *testing.F) {
 func FuzzParseAuthSys(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseAuthSys(b)
+		c, err := rpc.ParseAuthSys(b)
 		if err != nil {
 			return
 		}
-		if len(c.GIDs) > MaxAuthGroups || len(c.Machine) > MaxMachineName {
+		if len(c.GIDs) > rpc.MaxAuthGroups || len(c.Machine) > rpc.MaxMachineName {
 			t.Fatalf("%d groups, %d-byte name accepted", len(c.GIDs), len(c.Machine))
 		}
 		o := c.Opaque()
-		if o.Flavor != AuthSys || len(o.Body) != len(b) {
+		if o.Flavor != rpc.AuthSys || len(o.Body) != len(b) {
 			t.Fatalf("decoded %d bytes, encoded %d", len(b), len(o.Body))
 		}
-		c2, err := ParseAuthSys(o.Body)
+		c2, err := rpc.ParseAuthSys(o.Body)
 		if err != nil || !reflect.DeepEqual(c, c2) {
 			t.Fatalf("round trip: %+v\n%+v (%v)", c, c2, err)
 		}
@@ -256,27 +258,27 @@ func FuzzParseReply(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := xdr.NewReader(b)
-		xid, err := ParseReply(r)
-		var re *ReplyError
+		xid, err := rpc.ParseReply(r)
+		var re *rpc.ReplyError
 		if !errors.As(err, &re) {
 			return
 		}
 		w := xdr.NewWriter(0)
 		switch {
 		case re.Mismatch:
-			WriteRPCMismatch(w, xid)
+			rpc.WriteRPCMismatch(w, xid)
 		case re.Denied:
-			WriteAuthError(w, xid, re.Auth)
+			rpc.WriteAuthError(w, xid, re.Auth)
 		default:
-			WriteAccepted(w, xid, re.Accept)
-			if re.Accept == ProgMismatch {
+			rpc.WriteAccepted(w, xid, re.Accept)
+			if re.Accept == rpc.ProgMismatch {
 				w.Uint32(re.Low)
 				w.Uint32(re.Hi)
 			}
 		}
 		r2 := xdr.NewReader(w.Bytes())
-		xid2, err2 := ParseReply(r2)
-		var re2 *ReplyError
+		xid2, err2 := rpc.ParseReply(r2)
+		var re2 *rpc.ReplyError
 		if xid2 != xid || !errors.As(err2, &re2) || r2.Remaining() != 0 {
 			t.Fatalf("re-encoded reply: xid %d %v", xid2, err2)
 		}
@@ -337,12 +339,10 @@ func FuzzClient(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		cc, sc := net.Pipe()
-		c := NewClient(cc)
-		c.mu.Lock()
-		c.nextXID = 0
-		c.mu.Unlock()
+		c := rpc.NewClient(cc)
+		c.SetNextXID(0)
 		go func() {
-			rr := RecordReader{R: sc, Max: 1 << 10}
+			rr := rpc.RecordReader{R: sc, Max: 1 << 10}
 			rr.Read(nil, nil) // the call
 			sc.Write(stream)
 			sc.Close()
@@ -350,14 +350,14 @@ func FuzzClient(f *testing.F) {
 		body, err := c.Call(context.Background(), 1, 1, 0, nil)
 		c.Close()
 		if err == nil {
-			rr := RecordReader{R: bytes.NewReader(stream), Max: MaxReply}
+			rr := rpc.RecordReader{R: bytes.NewReader(stream), Max: rpc.MaxReply}
 			for {
 				rec, rerr := rr.Read(nil, nil)
 				if rerr != nil {
 					t.Fatalf("results %x from a stream with no successful reply", body)
 				}
 				r := xdr.NewReader(rec)
-				if xid, perr := ParseReply(r); xid == 1 {
+				if xid, perr := rpc.ParseReply(r); xid == 1 {
 					if perr != nil || !bytes.Equal(r.Rest(), body) {
 						t.Fatalf("results %x, reply %x (%v)", body, rec, perr)
 					}

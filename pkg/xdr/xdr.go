@@ -210,3 +210,14 @@ func (w *Writer) PutUint32At(off int, v uint32) {
 // Pad appends the zero padding that follows n bytes of opaque data, for
 // callers that wrote the data themselves (see Grow and Truncate).
 func (w *Writer) Pad(n int) { w.buf = append(w.buf, zeros[:pad(n)]...) }
+
+// Window returns a Writer over the n bytes already written at off, for a
+// header whose values are known only once what follows it is in place
+// (a READ reply's count and end-of-file flag, after the data was read
+// straight into the buffer). Writing through it changes w's bytes in
+// place; it must write exactly n bytes (see Filled).
+func (w *Writer) Window(off, n int) Writer { return Writer{buf: w.buf[off : off : off+n]} }
+
+// Filled reports whether a Window was written to exactly its end (and so
+// in place).
+func (w *Writer) Filled() bool { return len(w.buf) == cap(w.buf) }

@@ -200,3 +200,28 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 }
+
+// A Window writes in place over what was reserved, and Filled tells a
+// window written short or (after a reallocation) elsewhere.
+func TestWriterWindow(t *testing.T) {
+	w := NewWriter(0)
+	w.Uint32(1)
+	w.Grow(8) // reserved
+	w.Uint32(9)
+	win := w.Window(4, 8)
+	win.Uint32(2)
+	if win.Filled() {
+		t.Fatal("half-written window reports filled")
+	}
+	win.Uint32(3)
+	if !win.Filled() {
+		t.Fatal("window written to its end reports not filled")
+	}
+	if !bytes.Equal(w.Bytes(), []byte{0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 9}) {
+		t.Fatalf("after window: %x", w.Bytes())
+	}
+	win.Uint32(4) // past the end: goes elsewhere, never over the 9
+	if win.Filled() || w.Bytes()[15] != 9 {
+		t.Fatalf("overlong window: filled %v, buffer %x", win.Filled(), w.Bytes())
+	}
+}

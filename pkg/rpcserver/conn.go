@@ -1,0 +1,238 @@
+package rpcserver
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
+)
+
+// A connection's life: serve reads one call after another (readCall,
+// which holds the call's budget), starts each on a worker goroutine (run),
+// which dispatches it and writes its reply (reply); when reading ends,
+// close waits for the calls in flight and gives back what the
+// connection held.
+
+// conn is one client connection.
+type conn struct {
+	s   *Server
+	nc  net.Conn
+	wmu sync.Mutex     // one reply record at a time on the wire
+	wg  sync.WaitGroup // calls in flight
+
+	calls int        // server-wide call slots held; guarded by s.statsMu
+	ip    netip.Addr // the client's address, counted in s.perIP
+
+	remote, local net.Addr
+}
+
+var errTooManyConns = errors.New("too many connections from this client address")
+
+func (s *Server) newConn(nc net.Conn) (*conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil, ErrServerClosed
+	}
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr(), local: nc.LocalAddr()}
+	if ap, ok := rpc.AddrPort(c.remote); ok {
+		c.ip = ap.Addr().Unmap()
+		if s.perIP[c.ip] >= s.Limits.PerClientConns {
+			return nil, fmt.Errorf("%w (%d open, limit %d)", errTooManyConns, s.perIP[c.ip], s.Limits.PerClientConns)
+		}
+		s.perIP[c.ip]++
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.count(func(st *Stats) { st.Conns++ })
+	if s.Observer != nil {
+		s.Observer.ConnOpened()
+	}
+	return c, nil
+}
+
+func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+
+// setReadDeadline sets the read deadline unless the server is shutting
+// down: Shutdown sets closing before it stops every connection's reads,
+// so either its deadline comes after this one or this sees closing.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	if c.s.closing.Load() {
+		c.stopReading()
+	}
+}
+
+// writeTimeout bounds how long a client that stops reading can hold a
+// connection's write side.
+const writeTimeout = 2 * time.Minute
+
+var recPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// call is one call read off the connection, with what it holds: its
+// buffer (from recPool), its bytes of the server-wide budget and a
+// server-wide call slot.
+type call struct {
+	buf      *[]byte
+	rec      []byte
+	reserved int64
+}
+
+// serve reads calls until the connection ends, at most
+// Limits.PerConnInflight of them in flight.
+func (c *conn) serve() {
+	defer c.close()
+	if c.s.closing.Load() {
+		return
+	}
+	slots := make(chan struct{}, c.s.Limits.PerConnInflight)
+	rr := rpc.RecordReader{R: bufio.NewReaderSize(c.nc, 64<<10), Max: c.s.Limits.MaxRecord}
+	for {
+		slots <- struct{}{}
+		cl, err := c.readCall(&rr)
+		if err != nil {
+			return
+		}
+		c.wg.Add(1)
+		c.s.spawn(func() { c.run(cl, slots) })
+	}
+}
+
+// readCall reads the next call. Its bytes are reserved from the
+// server-wide budget in one go when its first fragment header arrives:
+// the whole record if that fragment is the last, else MaxRecord, its
+// bound. A reader never waits for budget while holding some, so readers
+// with calls half in cannot deadlock on the budget. The server-wide call
+// slot is taken once the whole call is in, so an idle or stalled
+// connection holds no call slot. On error nothing is held and the
+// connection must close.
+func (c *conn) readCall(rr *rpc.RecordReader) (call, error) {
+	s := c.s
+	cl := call{buf: recPool.Get().(*[]byte)}
+	started := false
+	rec, err := rr.Read(*cl.buf, func(n int, last bool) error {
+		if !started {
+			// From here the whole call must arrive in time.
+			started = true
+			c.setReadDeadline(time.Now().Add(s.Limits.RecordTimeout))
+		}
+		if cl.reserved > 0 {
+			return nil // the first fragment reserved for the record
+		}
+		want := int64(s.Limits.MaxRecord)
+		if last {
+			want = int64(n)
+		}
+		if want == 0 {
+			return nil
+		}
+		if err := s.acquireBytes(s.baseCtx, want); err != nil {
+			return err
+		}
+		cl.reserved = want
+		return nil
+	})
+	if started {
+		c.setReadDeadline(time.Time{}) // waiting for the next call has no limit
+	}
+	if err == nil && cl.reserved > int64(len(rec)) {
+		s.releaseBytes(cl.reserved - int64(len(rec))) // a multi-fragment record's excess
+		cl.reserved = int64(len(rec))
+	}
+	if err == nil {
+		err = s.acquireCall(s.baseCtx, c)
+	}
+	if err != nil {
+		s.releaseBytes(cl.reserved)
+		recPool.Put(cl.buf)
+		c.readEnded(err, started)
+		return call{}, err
+	}
+	cl.rec = rec
+	return cl, nil
+}
+
+// readEnded logs why reading stopped, as a warning when the client broke
+// a limit.
+func (c *conn) readEnded(err error, started bool) {
+	s := c.s
+	var tl rpc.ErrRecordTooLarge
+	switch {
+	case errors.As(err, &tl):
+		s.count(func(st *Stats) { st.RejectedConns++ })
+		s.Log.Warn("closing connection: oversized record", "remote", c.remote, "err", err)
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), s.closing.Load():
+	case started && isTimeout(err):
+		s.count(func(st *Stats) { st.RejectedConns++ })
+		s.Log.Warn("closing connection: a call did not arrive in time", "remote", c.remote, "timeout", s.Limits.RecordTimeout)
+	case !isTimeout(err):
+		s.Log.Debug("connection read ended", "remote", c.remote, "err", err)
+	}
+}
+
+// run serves one call and gives back what it held, its connection slot
+// last.
+func (c *conn) run(cl call, slots <-chan struct{}) {
+	s := c.s
+	defer func() {
+		*cl.buf = cl.rec[:0]
+		recPool.Put(cl.buf)
+		s.releaseBytes(cl.reserved)
+		s.releaseCall(c)
+		<-slots
+		c.wg.Done()
+	}()
+	w := getWriter()
+	defer putWriter(w)
+	w.Uint32(0) // record mark
+	if s.dispatch(s.baseCtx, cl.rec, w, c.remote, c.local, "tcp") {
+		c.reply(w.Bytes())
+	}
+}
+
+// reply writes one reply record. Replies go out in the order calls
+// finish; a client that does not read them gets writeTimeout before the
+// connection is closed.
+func (c *conn) reply(rec []byte) {
+	rpc.MarkRecord(rec)
+	c.wmu.Lock()
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.nc.Write(rec)
+	c.wmu.Unlock()
+	if err != nil {
+		c.s.Log.Debug("reply write failed; closing", "remote", c.remote, "err", err)
+		c.nc.Close()
+	}
+}
+
+// close waits for the calls in flight, closes the connection and gives
+// back its place in the server's accounting.
+func (c *conn) close() {
+	s := c.s
+	c.wg.Wait()
+	c.nc.Close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	if c.ip.IsValid() {
+		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+			delete(s.perIP, c.ip)
+		}
+	}
+	s.mu.Unlock()
+	s.count(func(st *Stats) { st.Conns-- })
+	if s.Observer != nil {
+		s.Observer.ConnClosed()
+	}
+	s.connWG.Done()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

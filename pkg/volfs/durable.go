@@ -1,0 +1,56 @@
+package volfs
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/rwxnfs/rwxnfs/pkg/exports"
+	"github.com/rwxnfs/rwxnfs/pkg/vfs"
+)
+
+// Durability. Every acknowledgement the layer gives goes through one of
+// the two functions below, so a change of strategy is a change here only.
+//
+// Namespace: RFC 1813 requires CREATE, MKDIR, SYMLINK, MKNOD, REMOVE,
+// RMDIR, RENAME and LINK to be on stable storage before the reply. Each of
+// them calls commitDir once, after its change and before its reply, with
+// the directories it changed; on ext4 and xfs the directory's fsync also
+// commits the journal transaction holding a new inode. A cheaper way to
+// the same promise (one fsync for concurrent changes to a directory, or
+// an intent log written with O_DSYNC and replayed at start-up) replaces
+// this function's body, and the power-loss test must then prove it.
+//
+// Data: syncData is WRITE's stable_how and COMMIT's fsync.
+
+// commitDir makes the namespace changes in dir (and in other, a second
+// directory of a rename or nil) durable.
+func commitDir(dir, other *exports.Node) error {
+	if err := fsyncDir(dir); err != nil {
+		return err
+	}
+	if other != nil && other != dir {
+		return fsyncDir(other)
+	}
+	return nil
+}
+
+// fsyncDir fsyncs a directory node (its descriptor is O_PATH, which
+// fsync does not take).
+func fsyncDir(n *exports.Node) error {
+	fd, err := unix.Openat(n.FD(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fsync(fd)
+}
+
+// syncData makes data written through fd as durable as how asks.
+func syncData(fd int, how vfs.Stability) error {
+	switch how {
+	case vfs.DataSync:
+		return unix.Fdatasync(fd)
+	case vfs.FileSync:
+		return unix.Fsync(fd)
+	}
+	return nil
+}
