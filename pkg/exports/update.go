@@ -1,8 +1,11 @@
 package exports
 
 import (
+	"errors"
 	"net/netip"
 	"reflect"
+
+	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
 // ExpandVolume sets a volume's byte limit. Mounted clients see it at
@@ -18,20 +21,16 @@ func (t *Table) ExpandVolume(id string, capacity int64) (*Volume, error) {
 	if !ok {
 		return nil, errorf(KindNotFound, "volume %s not found", id)
 	}
-	if used := v.Quota.Usage().Bytes; capacity < used {
-		return nil, errorf(KindPrecondition, "volume %s holds %d bytes, more than the new capacity %d", id, used, capacity)
-	}
 	lim := v.Limits()
 	if lim.Bytes == capacity {
 		return v, nil
 	}
-	old := lim.Bytes
+	old := lim
 	lim.Bytes = capacity
-	if err := t.saveMeta(v, lim); err != nil {
-		return nil, err
+	if err := setLimits(v.Quota, old, lim, func() error { return t.saveMeta(v, lim) }); err != nil {
+		return nil, limitsError(id, err)
 	}
-	v.Quota.SetLimits(lim)
-	t.log.Info("volume capacity changed", "volume", id, "from", old, "to", capacity)
+	t.log.Info("volume capacity changed", "volume", id, "from", old.Bytes, "to", capacity)
 	return v, nil
 }
 
@@ -82,9 +81,6 @@ func (t *Table) UpdateVolume(id string, u VolumeUpdate) (*Volume, error) {
 		if *u.InodeLimit < 0 {
 			return nil, errorf(KindInvalid, "inode limit must not be negative")
 		}
-		if used := v.Quota.Usage().Inodes; *u.InodeLimit > 0 && *u.InodeLimit < used {
-			return nil, errorf(KindPrecondition, "volume %s holds %d inodes, more than the new inode limit %d", id, used, *u.InodeLimit)
-		}
 		lim.Inodes = *u.InodeLimit
 	}
 	if u.Reclaim != nil {
@@ -96,13 +92,46 @@ func (t *Table) UpdateVolume(id string, u VolumeUpdate) (*Volume, error) {
 	if reflect.DeepEqual(nv.Options, v.Options) && lim == v.Limits() && nv.reclaim() == v.reclaim() {
 		return v, nil
 	}
-	if err := t.saveMeta(&nv, lim); err != nil {
-		return nil, err
+	if err := setLimits(v.Quota, v.Limits(), lim, func() error { return t.saveMeta(&nv, lim) }); err != nil {
+		return nil, limitsError(id, err)
 	}
-	v.Quota.SetLimits(lim)
 	t.replace(v, &nv)
 	t.log.Info("volume settings changed", "volume", id, "squash", nv.Options.Squash, "anonUID", nv.Options.AnonUID,
 		"anonGID", nv.Options.AnonGID, "readOnly", nv.Options.ReadOnly, "clients", len(nv.Options.Clients),
 		"inodeLimit", lim.Inodes, "reclaim", nv.reclaim())
 	return &nv, nil
+}
+
+// setLimits changes a served volume's limits from old to lim and
+// persists them with save. A raise is saved first and then set, so a
+// failed save admits nothing more than the metadata says. A lowering is
+// set first, checked against usage in the same step as every reservation
+// (quota.Volume.Lower), so writers in flight cannot take the volume past
+// it; then saved, and a failed save restores old (raising is always
+// safe).
+func setLimits(q *quota.Volume, old, lim quota.Limits, save func() error) error {
+	if !quota.Lowers(lim, old) {
+		if err := save(); err != nil {
+			return err
+		}
+		q.SetLimits(lim)
+		return nil
+	}
+	if err := q.Lower(lim); err != nil {
+		return err
+	}
+	if err := save(); err != nil {
+		q.SetLimits(old)
+		return err
+	}
+	return nil
+}
+
+// limitsError names the volume in a refusal of setLimits.
+func limitsError(id string, err error) error {
+	var below *quota.BelowUsageError
+	if errors.As(err, &below) {
+		return errorf(KindPrecondition, "volume %s: %v", id, below)
+	}
+	return err
 }

@@ -498,3 +498,108 @@ func TestQuotaCreateRemoveRace(t *testing.T) {
 		t.Fatalf("after filling: tree %+v, usage %+v, limit %d inodes", tree, v.Quota.Usage(), inodeLimit)
 	}
 }
+
+// Lowering a volume's capacity (ExpandVolume) or inode limit
+// (UpdateVolume) while clients write and create must never leave usage
+// above a limit the call reported as set: the check against usage and
+// the change of limit are one step for every reservation. Each round
+// raises the limits (so writers are busy again) and then lowers them to
+// just above the usage it sees, so writers racing the lowering would take
+// the volume past the new limit if they could still reserve under the old
+// one (before the fix: failed in 3 of 3 runs).
+func TestLowerLimitsWhileWriting(t *testing.T) {
+	d := start(t, t.TempDir())
+	v := newQuotaVolume(t, d, "low", 1*mib, 20)
+	ctx := ctx(t)
+	chunk := bytes.Repeat([]byte{'l'}, 64*kib)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		c := dial(t, d, 0, 0)
+		root := mount(t, c, "low")
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var fh []byte
+			if i%2 == 0 { // writers append to their own file; the others create empty files
+				var err error
+				if fh, _, err = c.Create(ctx, root, fmt.Sprintf("w%d", i), nfsclient.Unchecked, nfsclient.SetAttr{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			off := uint64(0)
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var err error
+				if fh != nil {
+					if _, err = c.Write(ctx, fh, off, chunk, nfsclient.Unstable); err == nil {
+						off += uint64(len(chunk))
+					}
+				} else {
+					_, _, err = c.Create(ctx, root, fmt.Sprintf("c%d-%d", i, k), nfsclient.Guarded, nfsclient.SetAttr{})
+				}
+				if err != nil && !isStatus(err, wire.ErrDQuot) {
+					t.Error(err)
+					return
+				}
+			}
+		}(i)
+	}
+
+	lowered, refused := 0, 0
+	for round := 0; round < 40; round++ {
+		u := v.Quota.Usage()
+		bytesRound := round%2 == 0
+		var err error
+		if bytesRound {
+			_, err = d.Table.ExpandVolume("low", u.Bytes+4*mib)
+		} else {
+			lim := u.Inodes + 40
+			_, err = d.Table.UpdateVolume("low", exports.VolumeUpdate{InodeLimit: &lim})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		u = v.Quota.Usage()
+		var lim int64
+		if bytesRound {
+			lim = u.Bytes + 2*int64(len(chunk))
+			_, err = d.Table.ExpandVolume("low", lim)
+		} else {
+			lim = u.Inodes + 2
+			_, err = d.Table.UpdateVolume("low", exports.VolumeUpdate{InodeLimit: &lim})
+		}
+		if err != nil {
+			if exports.KindOf(err) != exports.KindPrecondition {
+				t.Fatal(err)
+			}
+			refused++
+			continue
+		}
+		lowered++
+		// Reservations admitted under the old limit are charged already;
+		// none admitted later can pass the new one.
+		if after := v.Quota.Usage(); (bytesRound && after.Bytes > lim) || (!bytesRound && after.Inodes > lim) {
+			t.Errorf("round %d: limit lowered to %d, usage right after: %+v", round, lim, after)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	u, l := v.Quota.Usage(), v.Quota.Limits()
+	t.Logf("%d lowerings, %d refused; usage %+v, limits %+v", lowered, refused, u, l)
+	if lowered == 0 {
+		t.Fatal("no lowering succeeded")
+	}
+	if u.Bytes > l.Bytes || u.Inodes > l.Inodes {
+		t.Fatalf("usage %+v above the limits %+v", u, l)
+	}
+	if tree := treeUsage(t, v.Dir()); tree != u {
+		t.Fatalf("usage %+v, but the tree holds %+v", u, tree)
+	}
+}

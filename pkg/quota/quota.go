@@ -32,6 +32,7 @@ package quota
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"os"
 	"slices"
@@ -112,10 +113,54 @@ func New(path string, lim Limits) (*Volume, error) {
 	return v, nil
 }
 
-// SetLimits changes the limits; the next reservation sees them.
+// SetLimits changes the limits; the next reservation sees them. It does
+// not look at usage: for loading, and for raising a limit. Lowering one
+// on a volume in use goes through Lower.
 func (v *Volume) SetLimits(l Limits) {
 	v.limBytes.Store(l.Bytes)
 	v.limInodes.Store(l.Inodes)
+}
+
+// BelowUsageError is Lower's refusal: a new limit is below what the
+// volume holds.
+type BelowUsageError struct {
+	Usage  Usage
+	Limits Limits
+}
+
+// Lowers reports whether n lowers any limit of o.
+func Lowers(n, o Limits) bool { return lowers(n.Bytes, o.Bytes) || lowers(n.Inodes, o.Inodes) }
+
+// lowers reports whether limit n is lower than limit o (0: none).
+func lowers(n, o int64) bool { return n > 0 && (o == 0 || n < o) }
+
+func (e *BelowUsageError) Error() string {
+	if e.Limits.Bytes > 0 && e.Usage.Bytes > e.Limits.Bytes {
+		return fmt.Sprintf("the volume holds %d bytes, more than the new limit %d", e.Usage.Bytes, e.Limits.Bytes)
+	}
+	return fmt.Sprintf("the volume holds %d inodes, more than the new limit %d", e.Usage.Inodes, e.Limits.Inodes)
+}
+
+// Lower sets limits l if usage is within those of them that are lower
+// than the current ones, else returns a
+// *BelowUsageError and changes nothing. The check and the change are one
+// step under the mutex every Reserve holds, so a growth admitted under
+// the old limits is counted in the usage checked, and every later one is
+// checked against l: once Lower returns nil, usage stays within l
+// whatever writers were in flight. (Checking usage first and then calling
+// SetLimits lets reservations made in between take the volume past l.)
+func (v *Volume) Lower(l Limits) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	// Only a limit being lowered is checked: a volume already over its
+	// inode limit (found by a reconcile walk) may still get a new byte
+	// limit.
+	cur := v.Limits()
+	if (lowers(l.Bytes, cur.Bytes) && v.used.Bytes > l.Bytes) || (lowers(l.Inodes, cur.Inodes) && v.used.Inodes > l.Inodes) {
+		return &BelowUsageError{Usage: v.used, Limits: l}
+	}
+	v.SetLimits(l)
+	return nil
 }
 
 // Limits returns the limits.
