@@ -189,6 +189,13 @@ func TestAdminUpdateCapacityInfo(t *testing.T) {
 	if err != nil || len(u.Volume.Options.Clients) != 0 || !u.Volume.Options.ReadOnly {
 		t.Fatalf("clearing the allow-list: %v %v", u, err)
 	}
+	if o.AllowSetId || o.AllowDevices {
+		t.Fatalf("set-id bits or devices allowed by default: %v", o)
+	}
+	u, err = cl.UpdateVolume(ctx, &adminv1.UpdateVolumeRequest{VolumeId: "v", AllowSetId: proto.Bool(true), AllowDevices: proto.Bool(true)})
+	if err != nil || !u.Volume.Options.AllowSetId || !u.Volume.Options.AllowDevices || !tb.MustVolume("v").Options.AllowDevices {
+		t.Fatalf("allowing set-id bits and devices: %v %v", u, err)
+	}
 	for _, bad := range []*adminv1.UpdateVolumeRequest{
 		{}, {VolumeId: "v", Clients: []string{"10.0.0.1"}}, {VolumeId: "v", SetClients: true, Clients: []string{"x"}},
 		{VolumeId: "v", InodeLimit: proto.Int64(-1)}, {VolumeId: "v", Squash: 42},

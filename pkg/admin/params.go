@@ -24,11 +24,11 @@ func (e *ParamError) Error() string { return e.Msg }
 func paramErr(format string, a ...any) error { return &ParamError{Msg: fmt.Sprintf(format, a...)} }
 
 // CreateKeys are the keys ParseCreate accepts.
-var createKeys = []string{"uid", "gid", "mode", "squash", "anonUID", "anonGID", "readOnly", "allowedClients", "clients", "inodeLimit", "onDelete"}
+var createKeys = []string{"uid", "gid", "mode", "squash", "anonUID", "anonGID", "readOnly", "allowedClients", "clients", "inodeLimit", "onDelete", "allowSetID", "allowDevices"}
 
 // UpdateKeys are the keys ParseUpdate accepts (what may change after
 // create: not the root's owner and mode).
-var updateKeys = []string{"squash", "anonUID", "anonGID", "readOnly", "allowedClients", "clients", "inodeLimit", "onDelete"}
+var updateKeys = []string{"squash", "anonUID", "anonGID", "readOnly", "allowedClients", "clients", "inodeLimit", "onDelete", "allowSetID", "allowDevices"}
 
 // CreateKeys lists the keys ParseCreate accepts.
 func CreateKeys() []string { return append([]string(nil), createKeys...) }
@@ -41,7 +41,8 @@ func UpdateKeys() []string { return append([]string(nil), updateKeys...) }
 // of the volume root; squash (none|root|all); anonUID, anonGID;
 // readOnly (true|false); allowedClients or clients (comma-separated
 // CIDRs or addresses); inodeLimit (non-negative); onDelete
-// (delete|retain|archive).
+// (delete|retain|archive); allowSetID and allowDevices (true|false: keep
+// set-id bits clients set on files; let root clients make device nodes).
 func ParseCreate(p map[string]string) (*adminv1.VolumeOptions, adminv1.ReclaimMode, error) {
 	o := &adminv1.VolumeOptions{}
 	var reclaim adminv1.ReclaimMode
@@ -74,6 +75,10 @@ func ParseCreate(p map[string]string) (*adminv1.VolumeOptions, adminv1.ReclaimMo
 			o.InodeLimit, err = parseCount(k, v)
 		case "onDelete":
 			reclaim, err = ParseReclaim(v)
+		case "allowSetID":
+			o.AllowSetId, err = parseBool(k, v)
+		case "allowDevices":
+			o.AllowDevices, err = parseBool(k, v)
 		default:
 			err = paramErr("unknown parameter %q (accepted: %s)", k, strings.Join(createKeys, ", "))
 		}
@@ -114,6 +119,14 @@ func ParseUpdate(id string, p map[string]string) (*adminv1.UpdateVolumeRequest, 
 			r.InodeLimit = &n
 		case "onDelete":
 			r.ReclaimMode, err = ParseReclaim(v)
+		case "allowSetID":
+			var b bool
+			b, err = parseBool(k, v)
+			r.AllowSetId = &b
+		case "allowDevices":
+			var b bool
+			b, err = parseBool(k, v)
+			r.AllowDevices = &b
 		case "uid", "gid", "mode":
 			err = paramErr("parameter %s cannot change after the volume is made (it set the root's owner and mode; change them through a mount)", k)
 		default:

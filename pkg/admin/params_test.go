@@ -12,13 +12,13 @@ import (
 
 func TestParseCreate(t *testing.T) {
 	o, m, err := ParseCreate(map[string]string{"uid": "1000", "gid": "2000", "mode": "2770", "squash": "root", "anonUID": "7",
-		"anonGID": "8", "readOnly": "true", "allowedClients": "10.0.0.0/8, 192.168.1.7", "inodeLimit": "5000", "onDelete": "archive"})
+		"anonGID": "8", "readOnly": "true", "allowedClients": "10.0.0.0/8, 192.168.1.7", "inodeLimit": "5000", "onDelete": "archive", "allowSetID": "true", "allowDevices": "false"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	u7, u8 := uint32(7), uint32(8)
 	want := &adminv1.VolumeOptions{RootUid: 1000, RootGid: 2000, RootMode: 0o2770, Squash: adminv1.Squash_SQUASH_ROOT, AnonUid: &u7,
-		AnonGid: &u8, ReadOnly: true, Clients: []string{"10.0.0.0/8", "192.168.1.7"}, InodeLimit: 5000}
+		AnonGid: &u8, ReadOnly: true, Clients: []string{"10.0.0.0/8", "192.168.1.7"}, InodeLimit: 5000, AllowSetId: true}
 	if !proto.Equal(o, want) || m != adminv1.ReclaimMode_RECLAIM_MODE_ARCHIVE {
 		t.Fatalf("got %v %v\nwant %v", o, m, want)
 	}
@@ -36,6 +36,7 @@ func TestParseCreate(t *testing.T) {
 		{map[string]string{"mode": "17777"}, `up to 07777`},
 		{map[string]string{"squash": "some"}, `squash="some": want none, root or all`},
 		{map[string]string{"readOnly": "yes"}, `readOnly="yes": want true or false`},
+		{map[string]string{"allowDevices": "1"}, `allowDevices="1": want true or false`},
 		{map[string]string{"allowedClients": "10.0.0.0/8,nowhere"}, `allowedClients: "nowhere" is not an address or CIDR`},
 		{map[string]string{"inodeLimit": "-5"}, `inodeLimit="-5": want a non-negative number`},
 		{map[string]string{"onDelete": "shred"}, `onDelete="shred": want delete, retain or archive`},
@@ -50,12 +51,13 @@ func TestParseCreate(t *testing.T) {
 }
 
 func TestParseUpdate(t *testing.T) {
-	r, err := ParseUpdate("v", map[string]string{"readOnly": "false", "allowedClients": "", "inodeLimit": "0", "onDelete": "retain", "squash": "all"})
+	r, err := ParseUpdate("v", map[string]string{"readOnly": "false", "allowedClients": "", "inodeLimit": "0", "onDelete": "retain", "squash": "all", "allowDevices": "true"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.VolumeId != "v" || r.ReadOnly == nil || *r.ReadOnly || !r.SetClients || len(r.Clients) != 0 || r.InodeLimit == nil || *r.InodeLimit != 0 ||
-		r.ReclaimMode != adminv1.ReclaimMode_RECLAIM_MODE_RETAIN || r.Squash != adminv1.Squash_SQUASH_ALL || r.AnonUid != nil {
+		r.ReclaimMode != adminv1.ReclaimMode_RECLAIM_MODE_RETAIN || r.Squash != adminv1.Squash_SQUASH_ALL || r.AnonUid != nil ||
+		r.AllowDevices == nil || !*r.AllowDevices || r.AllowSetId != nil {
 		t.Fatalf("got %v", r)
 	}
 	for k, want := range map[string]string{"uid": "cannot change after the volume is made", "mode": "cannot change", "size": `unknown parameter "size" (these can change: squash`} {

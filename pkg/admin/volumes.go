@@ -54,6 +54,7 @@ func createRequest(r *adminv1.CreateVolumeRequest) (exports.CreateRequest, error
 		req.Options.AnonGID = o.GetAnonGid()
 	}
 	req.Options.ReadOnly = o.GetReadOnly()
+	req.Options.AllowSetID, req.Options.AllowDevices = o.GetAllowSetId(), o.GetAllowDevices()
 	if req.Options.Clients, err = clientsOf(o.GetClients()); err != nil {
 		return req, err
 	}
@@ -118,6 +119,7 @@ func (s *Server) UpdateVolume(ctx context.Context, r *adminv1.UpdateVolumeReques
 		u.Squash = &sq
 	}
 	u.AnonUID, u.AnonGID, u.ReadOnly, u.InodeLimit = r.AnonUid, r.AnonGid, r.ReadOnly, r.InodeLimit
+	u.AllowSetID, u.AllowDevices = r.AllowSetId, r.AllowDevices
 	if r.GetSetClients() {
 		pfx, err := clientsOf(r.GetClients())
 		if err != nil {
@@ -183,6 +185,9 @@ func (s *Server) volumeMsg(v *exports.Volume) *adminv1.Volume {
 			AnonUid:  v.Options.AnonUID,
 			AnonGid:  v.Options.AnonGID,
 			ReadOnly: v.Options.ReadOnly,
+
+			AllowSetId:   v.Options.AllowSetID,
+			AllowDevices: v.Options.AllowDevices,
 		},
 	}
 	if m.RequestName == "" {

@@ -268,6 +268,12 @@ func applyUpdate(o *adminv1.VolumeOptions, reclaim *adminv1.ReclaimMode, u *admi
 	if u.ReclaimMode != adminv1.ReclaimMode_RECLAIM_MODE_UNSPECIFIED {
 		*reclaim = u.ReclaimMode
 	}
+	if u.AllowSetId != nil {
+		o.AllowSetId = *u.AllowSetId
+	}
+	if u.AllowDevices != nil {
+		o.AllowDevices = *u.AllowDevices
+	}
 }
 
 // place picks the nfsd of a new volume: the one asked for, the one that

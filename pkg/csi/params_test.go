@@ -35,7 +35,7 @@ func TestParseCreateParams(t *testing.T) {
 		p    map[string]string
 		want string
 	}{
-		{map[string]string{"colour": "blue"}, `unknown parameter "colour" (accepted: uid, gid, mode, squash, anonUID, anonGID, readOnly, allowedClients, clients, inodeLimit, onDelete); this driver also reads server, subDir and nfsd`},
+		{map[string]string{"colour": "blue"}, `unknown parameter "colour" (accepted: uid, gid, mode, squash, anonUID, anonGID, readOnly, allowedClients, clients, inodeLimit, onDelete, allowSetID, allowDevices); this driver also reads server, subDir and nfsd`},
 		{map[string]string{"squash": "maybe"}, `squash="maybe": want none, root or all`},
 		{map[string]string{"onDelete": "shred"}, "want delete, retain or archive"},
 		{map[string]string{"server": ""}, "parameter server"},

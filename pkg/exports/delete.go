@@ -47,12 +47,12 @@ func (t *Table) DeleteVolume(id string, mode ReclaimMode) (DeleteResult, error) 
 	case ReclaimDelete:
 		in.Target = filepath.Join(t.volumesDir(), ".trash-"+id+"-"+stamp)
 	case ReclaimRetain:
-		in.Target = filepath.Join(t.root, "retained", id)
+		in.Target = filepath.Join(t.retainedDir(), id)
 		if _, err := os.Lstat(in.Target); err == nil {
 			in.Target += "-" + stamp
 		}
 	case ReclaimArchive:
-		in.Target = filepath.Join(t.root, "archive", id+"-"+stamp)
+		in.Target = filepath.Join(t.archiveDir(), id+"-"+stamp)
 	}
 	if err := os.MkdirAll(filepath.Dir(in.Target), 0o700); err != nil {
 		return DeleteResult{}, err

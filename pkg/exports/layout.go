@@ -24,6 +24,8 @@ func (t *Table) metaDir() string      { return filepath.Join(t.state, "volumes")
 func (t *Table) usageDir() string     { return filepath.Join(t.state, "usage") }
 func (t *Table) snapMetaDir() string  { return filepath.Join(t.state, "snapshots") }
 func (t *Table) intentsDir() string   { return filepath.Join(t.state, "intents") }
+func (t *Table) retainedDir() string  { return filepath.Join(t.root, "retained") }
+func (t *Table) archiveDir() string   { return filepath.Join(t.root, "archive") }
 
 // stagingDir is where a volume or snapshot (kind) is built before the
 // rename that puts it in place: beside its final place, so the rename is

@@ -26,11 +26,22 @@ type Options struct {
 	AnonGID  uint32         `json:"anonGID"`
 	ReadOnly bool           `json:"readOnly"`
 	Clients  []netip.Prefix `json:"clients,omitempty"` // empty: any client
+
+	// AllowSetID keeps set-uid and set-gid bits that clients set on
+	// files (CREATE, MKNOD, SETATTR); off, they are cleared, so a client
+	// cannot plant a set-uid binary for other clients or the host.
+	// Set-gid on directories (group inheritance) is always kept.
+	AllowSetID bool `json:"allowSetID,omitempty"`
+	// AllowDevices lets an unsquashed root client make character and
+	// block device nodes (MKNOD); off, that is NFS3ERR_PERM. FIFOs and
+	// sockets are always allowed.
+	AllowDevices bool `json:"allowDevices,omitempty"`
 }
 
 // DefaultOptions: read-write, no squash (pods commonly run as root and
 // expect to own what they write, as with other Kubernetes NFS
-// provisioners), anonymous user nobody, any client.
+// provisioners), anonymous user nobody, any client, no set-id bits on
+// files and no device nodes.
 func DefaultOptions() Options {
 	return Options{Squash: SquashNone, AnonUID: Nobody, AnonGID: Nobody}
 }

@@ -86,12 +86,11 @@ func Open(cfg Config) (*Table, error) {
 		stepHook: cfg.stepHook,
 	}
 	for _, d := range []string{root, t.volumesDir(), t.state, t.metaDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
 	}
-	// The state directory holds the handle key: nobody but root reads it.
-	if err := os.Chmod(t.state, 0o700); err != nil {
+	if err := t.closeTrees(); err != nil {
 		return nil, err
 	}
 	if err := checkHandles(t.volumesDir()); err != nil {
@@ -122,6 +121,42 @@ func Open(cfg Config) (*Table, error) {
 	t.stopFlush, t.flushDone = make(chan struct{}), make(chan struct{})
 	go t.flushLoop(cfg.UsageFlushInterval, t.stopFlush, t.flushDone)
 	return t, nil
+}
+
+// closeTrees makes the directories that hold clients' files (and the
+// state directory, which holds the handle key) root's alone, mode 0700,
+// tightening them if an older nfsd or an operator left them open. A
+// volume's root is usually 0777 and clients (root ones, by default) make
+// what they like inside; with a way in for local users of the server,
+// a client could hand them set-uid programs, device nodes or other
+// users' data. nfsd itself runs as root and never goes through these
+// directories as a client (every client call starts from a descriptor
+// inside the volume), so nothing it serves changes.
+func (t *Table) closeTrees() error {
+	for _, d := range []string{t.volumesDir(), t.snapshotsDir(), t.retainedDir(), t.archiveDir(), t.state} {
+		var st unix.Stat_t
+		err := unix.Lstat(d, &st)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", d, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("%s is not a directory", d)
+		}
+		if st.Mode&0o7777 == 0o700 && st.Uid == 0 && st.Gid == 0 {
+			continue
+		}
+		if err := unix.Lchown(d, 0, 0); err != nil {
+			return fmt.Errorf("%s: %w", d, err)
+		}
+		if err := unix.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("%s: %w", d, err)
+		}
+		t.log.Warn("directory was open to other users: made it root's alone (0700)", "dir", d, "was", fmt.Sprintf("%04o %d:%d", st.Mode&0o7777, st.Uid, st.Gid))
+	}
+	return nil
 }
 
 // checkHandles makes sure the backing file system can give and take

@@ -44,6 +44,9 @@ type VolumeUpdate struct {
 	Clients    *[]netip.Prefix // empty: any client
 	InodeLimit *int64          // 0: none
 	Reclaim    *ReclaimMode
+
+	AllowSetID   *bool
+	AllowDevices *bool
 }
 
 // UpdateVolume changes a volume's export options, inode limit or reclaim
@@ -74,6 +77,12 @@ func (t *Table) UpdateVolume(id string, u VolumeUpdate) (*Volume, error) {
 	if u.Clients != nil {
 		o.Clients = append([]netip.Prefix(nil), (*u.Clients)...)
 	}
+	if u.AllowSetID != nil {
+		o.AllowSetID = *u.AllowSetID
+	}
+	if u.AllowDevices != nil {
+		o.AllowDevices = *u.AllowDevices
+	}
 	if err := o.Validate(); err != nil {
 		return nil, errorf(KindInvalid, "%v", err)
 	}
@@ -97,7 +106,7 @@ func (t *Table) UpdateVolume(id string, u VolumeUpdate) (*Volume, error) {
 	}
 	t.replace(v, &nv)
 	t.log.Info("volume settings changed", "volume", id, "squash", nv.Options.Squash, "anonUID", nv.Options.AnonUID,
-		"anonGID", nv.Options.AnonGID, "readOnly", nv.Options.ReadOnly, "clients", len(nv.Options.Clients),
+		"anonGID", nv.Options.AnonGID, "readOnly", nv.Options.ReadOnly, "allowSetID", nv.Options.AllowSetID, "allowDevices", nv.Options.AllowDevices, "clients", len(nv.Options.Clients),
 		"inodeLimit", lim.Inodes, "reclaim", nv.reclaim())
 	return &nv, nil
 }

@@ -162,6 +162,15 @@ func (c *Client) MknodFifo(ctx context.Context, dir []byte, name string, s SetAt
 	return c.created(ctx, wire.ProcMknod, &wire.MknodArgs{Where: wire.DiropArgs{Dir: dir, Name: name}, Type: wire.TypeFifo, Attr: s.sattr()})
 }
 
+// MknodDevice makes a character (chr) or block device node major:minor.
+func (c *Client) MknodDevice(ctx context.Context, dir []byte, name string, chr bool, major, minor uint32, s SetAttr) ([]byte, *Attr, error) {
+	t := wire.TypeBlk
+	if chr {
+		t = wire.TypeChr
+	}
+	return c.created(ctx, wire.ProcMknod, &wire.MknodArgs{Where: wire.DiropArgs{Dir: dir, Name: name}, Type: t, Attr: s.sattr(), Spec: wire.SpecData{Major: major, Minor: minor}})
+}
+
 // wccCall makes a call whose results are a status and wcc data
 // (REMOVE, RMDIR, RENAME, LINK), and reports the status.
 func (c *Client) wccCall(ctx context.Context, proc uint32, args encoder) error {

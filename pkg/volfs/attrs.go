@@ -127,7 +127,11 @@ func setAttrs(n *exports.Node, pre *unix.Stat_t, s vfs.SetAttr, id fscred.Cred) 
 			return nil
 		}
 		if s.SetMode {
-			if err := unix.Fchmodat(unix.AT_FDCWD, proc, s.Mode, 0); err != nil {
+			mode := s.Mode
+			if !isDir(pre) {
+				mode = nonDirMode(n.Vol, mode)
+			}
+			if err := unix.Fchmodat(unix.AT_FDCWD, proc, mode, 0); err != nil {
 				return err
 			}
 		}

@@ -149,7 +149,7 @@ func (fs *FS) Create(_ context.Context, c vfs.Caller, dirFH []byte, name string,
 	sa := how.Attr
 	mode := uint32(0o644)
 	if sa.SetMode {
-		mode = sa.Mode
+		mode = nonDirMode(d.dir.Vol, sa.Mode)
 	}
 	exclusive := how.Mode == vfs.Exclusive
 	err = createCharged(d.dir, name, 0, d.id, func() (bool, error) {
@@ -290,8 +290,7 @@ func (fs *FS) Symlink(_ context.Context, c vfs.Caller, dirFH []byte, name, targe
 }
 
 // Mknod implements vfs.FS: FIFOs and sockets for anyone; device nodes
-// only for root (the kernel would let the server's CAP_MKNOD create them
-// for any caller).
+// only where the volume allows them, for root (special.go).
 func (fs *FS) Mknod(_ context.Context, c vfs.Caller, dirFH []byte, name string, t vfs.FileType, sa vfs.SetAttr, major, minor uint32) (vfs.Created, error) {
 	d, err := fs.beginDirop(&c, dirFH, name, "MKNOD")
 	defer fs.t.Release(d.dir)
@@ -309,8 +308,8 @@ func (fs *FS) Mknod(_ context.Context, c vfs.Caller, dirFH []byte, name string, 
 		default:
 			err = vfs.ErrBadType
 		}
-		if err == nil && (t == vfs.TypeChr || t == vfs.TypeBlk) && d.id.UID != 0 {
-			err = vfs.ErrPerm
+		if err == nil && (t == vfs.TypeChr || t == vfs.TypeBlk) {
+			err = mayMakeDevice(d.dir.Vol, d.id.UID)
 		}
 		if err != nil {
 			after(&d.wcc, d.dir)
@@ -321,7 +320,7 @@ func (fs *FS) Mknod(_ context.Context, c vfs.Caller, dirFH []byte, name string, 
 	}
 	mode := uint32(0o644)
 	if sa.SetMode {
-		mode = sa.Mode
+		mode = nonDirMode(d.dir.Vol, sa.Mode)
 	}
 	err = createCharged(d.dir, name, 0, d.id, func() (bool, error) {
 		return made(unix.Mknodat(d.dir.FD(), name, kind|mode, int(unix.Mkdev(major, minor))))

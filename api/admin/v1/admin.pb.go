@@ -226,7 +226,9 @@ type ExportOptions struct {
 	AnonUid       uint32                 `protobuf:"varint,2,opt,name=anon_uid,json=anonUid,proto3" json:"anon_uid,omitempty"`
 	AnonGid       uint32                 `protobuf:"varint,3,opt,name=anon_gid,json=anonGid,proto3" json:"anon_gid,omitempty"`
 	ReadOnly      bool                   `protobuf:"varint,4,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
-	Clients       []string               `protobuf:"bytes,5,rep,name=clients,proto3" json:"clients,omitempty"` // CIDRs; empty: any client
+	Clients       []string               `protobuf:"bytes,5,rep,name=clients,proto3" json:"clients,omitempty"`                                // CIDRs; empty: any client
+	AllowSetId    bool                   `protobuf:"varint,6,opt,name=allow_set_id,json=allowSetId,proto3" json:"allow_set_id,omitempty"`     // set-uid/set-gid bits clients set on files are kept
+	AllowDevices  bool                   `protobuf:"varint,7,opt,name=allow_devices,json=allowDevices,proto3" json:"allow_devices,omitempty"` // root clients may make device nodes
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -294,6 +296,20 @@ func (x *ExportOptions) GetClients() []string {
 		return x.Clients
 	}
 	return nil
+}
+
+func (x *ExportOptions) GetAllowSetId() bool {
+	if x != nil {
+		return x.AllowSetId
+	}
+	return false
+}
+
+func (x *ExportOptions) GetAllowDevices() bool {
+	if x != nil {
+		return x.AllowDevices
+	}
+	return false
 }
 
 type Volume struct {
@@ -467,16 +483,22 @@ func (x *Volume) GetPresent() bool {
 // VolumeOptions are the typed settings of a new volume (StorageClass
 // parameters, parsed by the caller). Zero values are the defaults.
 type VolumeOptions struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RootUid       uint32                 `protobuf:"varint,1,opt,name=root_uid,json=rootUid,proto3" json:"root_uid,omitempty"` // owner of the volume root
-	RootGid       uint32                 `protobuf:"varint,2,opt,name=root_gid,json=rootGid,proto3" json:"root_gid,omitempty"`
-	RootMode      uint32                 `protobuf:"varint,3,opt,name=root_mode,json=rootMode,proto3" json:"root_mode,omitempty"`         // permission bits (07777); 0: 0777
-	Squash        Squash                 `protobuf:"varint,4,opt,name=squash,proto3,enum=rwxnfs.admin.v1.Squash" json:"squash,omitempty"` // unspecified: none
-	AnonUid       *uint32                `protobuf:"varint,5,opt,name=anon_uid,json=anonUid,proto3,oneof" json:"anon_uid,omitempty"`      // unset: 65534
-	AnonGid       *uint32                `protobuf:"varint,6,opt,name=anon_gid,json=anonGid,proto3,oneof" json:"anon_gid,omitempty"`      // unset: 65534
-	ReadOnly      bool                   `protobuf:"varint,7,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
-	Clients       []string               `protobuf:"bytes,8,rep,name=clients,proto3" json:"clients,omitempty"`                          // CIDRs or addresses; empty: any client
-	InodeLimit    int64                  `protobuf:"varint,9,opt,name=inode_limit,json=inodeLimit,proto3" json:"inode_limit,omitempty"` // 0: none
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RootUid    uint32                 `protobuf:"varint,1,opt,name=root_uid,json=rootUid,proto3" json:"root_uid,omitempty"` // owner of the volume root
+	RootGid    uint32                 `protobuf:"varint,2,opt,name=root_gid,json=rootGid,proto3" json:"root_gid,omitempty"`
+	RootMode   uint32                 `protobuf:"varint,3,opt,name=root_mode,json=rootMode,proto3" json:"root_mode,omitempty"`         // permission bits (07777); 0: 0777
+	Squash     Squash                 `protobuf:"varint,4,opt,name=squash,proto3,enum=rwxnfs.admin.v1.Squash" json:"squash,omitempty"` // unspecified: none
+	AnonUid    *uint32                `protobuf:"varint,5,opt,name=anon_uid,json=anonUid,proto3,oneof" json:"anon_uid,omitempty"`      // unset: 65534
+	AnonGid    *uint32                `protobuf:"varint,6,opt,name=anon_gid,json=anonGid,proto3,oneof" json:"anon_gid,omitempty"`      // unset: 65534
+	ReadOnly   bool                   `protobuf:"varint,7,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	Clients    []string               `protobuf:"bytes,8,rep,name=clients,proto3" json:"clients,omitempty"`                          // CIDRs or addresses; empty: any client
+	InodeLimit int64                  `protobuf:"varint,9,opt,name=inode_limit,json=inodeLimit,proto3" json:"inode_limit,omitempty"` // 0: none
+	// allow_set_id keeps set-uid and set-gid bits that clients set on
+	// files; false: they are cleared (set-gid on directories is kept).
+	AllowSetId bool `protobuf:"varint,10,opt,name=allow_set_id,json=allowSetId,proto3" json:"allow_set_id,omitempty"`
+	// allow_devices lets unsquashed root clients make device nodes;
+	// false: MKNOD of a character or block device is NFS3ERR_PERM.
+	AllowDevices  bool `protobuf:"varint,11,opt,name=allow_devices,json=allowDevices,proto3" json:"allow_devices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -572,6 +594,20 @@ func (x *VolumeOptions) GetInodeLimit() int64 {
 		return x.InodeLimit
 	}
 	return 0
+}
+
+func (x *VolumeOptions) GetAllowSetId() bool {
+	if x != nil {
+		return x.AllowSetId
+	}
+	return false
+}
+
+func (x *VolumeOptions) GetAllowDevices() bool {
+	if x != nil {
+		return x.AllowDevices
+	}
+	return false
 }
 
 type CreateVolumeRequest struct {
@@ -930,6 +966,8 @@ type UpdateVolumeRequest struct {
 	Clients       []string    `protobuf:"bytes,7,rep,name=clients,proto3" json:"clients,omitempty"`
 	InodeLimit    *int64      `protobuf:"varint,8,opt,name=inode_limit,json=inodeLimit,proto3,oneof" json:"inode_limit,omitempty"`                               // 0: none; below usage: FailedPrecondition
 	ReclaimMode   ReclaimMode `protobuf:"varint,9,opt,name=reclaim_mode,json=reclaimMode,proto3,enum=rwxnfs.admin.v1.ReclaimMode" json:"reclaim_mode,omitempty"` // unspecified: unchanged
+	AllowSetId    *bool       `protobuf:"varint,10,opt,name=allow_set_id,json=allowSetId,proto3,oneof" json:"allow_set_id,omitempty"`
+	AllowDevices  *bool       `protobuf:"varint,11,opt,name=allow_devices,json=allowDevices,proto3,oneof" json:"allow_devices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1025,6 +1063,20 @@ func (x *UpdateVolumeRequest) GetReclaimMode() ReclaimMode {
 		return x.ReclaimMode
 	}
 	return ReclaimMode_RECLAIM_MODE_UNSPECIFIED
+}
+
+func (x *UpdateVolumeRequest) GetAllowSetId() bool {
+	if x != nil && x.AllowSetId != nil {
+		return *x.AllowSetId
+	}
+	return false
+}
+
+func (x *UpdateVolumeRequest) GetAllowDevices() bool {
+	if x != nil && x.AllowDevices != nil {
+		return *x.AllowDevices
+	}
+	return false
 }
 
 type UpdateVolumeResponse struct {
@@ -2515,13 +2567,16 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\vsnapshot_id\x18\x01 \x01(\tH\x00R\n" +
 	"snapshotId\x12\x1d\n" +
 	"\tvolume_id\x18\x02 \x01(\tH\x00R\bvolumeIdB\x06\n" +
-	"\x04type\"\xad\x01\n" +
+	"\x04type\"\xf4\x01\n" +
 	"\rExportOptions\x12/\n" +
 	"\x06squash\x18\x01 \x01(\x0e2\x17.rwxnfs.admin.v1.SquashR\x06squash\x12\x19\n" +
 	"\banon_uid\x18\x02 \x01(\rR\aanonUid\x12\x19\n" +
 	"\banon_gid\x18\x03 \x01(\rR\aanonGid\x12\x1b\n" +
 	"\tread_only\x18\x04 \x01(\bR\breadOnly\x12\x18\n" +
-	"\aclients\x18\x05 \x03(\tR\aclients\"\xe5\x04\n" +
+	"\aclients\x18\x05 \x03(\tR\aclients\x12 \n" +
+	"\fallow_set_id\x18\x06 \x01(\bR\n" +
+	"allowSetId\x12#\n" +
+	"\rallow_devices\x18\a \x01(\bR\fallowDevices\"\xe5\x04\n" +
 	"\x06Volume\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x1f\n" +
 	"\vexport_path\x18\x02 \x01(\tR\n" +
@@ -2543,7 +2598,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\troot_mode\x18\r \x01(\rR\brootMode\x12?\n" +
 	"\freclaim_mode\x18\x0e \x01(\x0e2\x1c.rwxnfs.admin.v1.ReclaimModeR\vreclaimMode\x12!\n" +
 	"\frequest_name\x18\x0f \x01(\tR\vrequestName\x12\x18\n" +
-	"\apresent\x18\x10 \x01(\bR\apresent\"\xc5\x02\n" +
+	"\apresent\x18\x10 \x01(\bR\apresent\"\x8c\x03\n" +
 	"\rVolumeOptions\x12\x19\n" +
 	"\broot_uid\x18\x01 \x01(\rR\arootUid\x12\x19\n" +
 	"\broot_gid\x18\x02 \x01(\rR\arootGid\x12\x1b\n" +
@@ -2554,7 +2609,11 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\tread_only\x18\a \x01(\bR\breadOnly\x12\x18\n" +
 	"\aclients\x18\b \x03(\tR\aclients\x12\x1f\n" +
 	"\vinode_limit\x18\t \x01(\x03R\n" +
-	"inodeLimitB\v\n" +
+	"inodeLimit\x12 \n" +
+	"\fallow_set_id\x18\n" +
+	" \x01(\bR\n" +
+	"allowSetId\x12#\n" +
+	"\rallow_devices\x18\v \x01(\bR\fallowDevicesB\v\n" +
 	"\t_anon_uidB\v\n" +
 	"\t_anon_gid\"\xd6\x02\n" +
 	"\x13CreateVolumeRequest\x12\x12\n" +
@@ -2578,7 +2637,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12%\n" +
 	"\x0ecapacity_bytes\x18\x02 \x01(\x03R\rcapacityBytes\"G\n" +
 	"\x14ExpandVolumeResponse\x12/\n" +
-	"\x06volume\x18\x01 \x01(\v2\x17.rwxnfs.admin.v1.VolumeR\x06volume\"\x9f\x03\n" +
+	"\x06volume\x18\x01 \x01(\v2\x17.rwxnfs.admin.v1.VolumeR\x06volume\"\x93\x04\n" +
 	"\x13UpdateVolumeRequest\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12/\n" +
 	"\x06squash\x18\x02 \x01(\x0e2\x17.rwxnfs.admin.v1.SquashR\x06squash\x12\x1e\n" +
@@ -2590,12 +2649,18 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\aclients\x18\a \x03(\tR\aclients\x12$\n" +
 	"\vinode_limit\x18\b \x01(\x03H\x03R\n" +
 	"inodeLimit\x88\x01\x01\x12?\n" +
-	"\freclaim_mode\x18\t \x01(\x0e2\x1c.rwxnfs.admin.v1.ReclaimModeR\vreclaimModeB\v\n" +
+	"\freclaim_mode\x18\t \x01(\x0e2\x1c.rwxnfs.admin.v1.ReclaimModeR\vreclaimMode\x12%\n" +
+	"\fallow_set_id\x18\n" +
+	" \x01(\bH\x04R\n" +
+	"allowSetId\x88\x01\x01\x12(\n" +
+	"\rallow_devices\x18\v \x01(\bH\x05R\fallowDevices\x88\x01\x01B\v\n" +
 	"\t_anon_uidB\v\n" +
 	"\t_anon_gidB\f\n" +
 	"\n" +
 	"_read_onlyB\x0e\n" +
-	"\f_inode_limit\"G\n" +
+	"\f_inode_limitB\x0f\n" +
+	"\r_allow_set_idB\x10\n" +
+	"\x0e_allow_devices\"G\n" +
 	"\x14UpdateVolumeResponse\x12/\n" +
 	"\x06volume\x18\x01 \x01(\v2\x17.rwxnfs.admin.v1.VolumeR\x06volume\"/\n" +
 	"\x10GetVolumeRequest\x12\x1b\n" +
