@@ -5,6 +5,7 @@ import (
 	"container/list"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,6 +26,12 @@ type Node struct {
 	ktype  int32
 	kh     []byte
 	pinned bool // a volume root: never evicted or closed while served
+
+	// A volume root's identity and path, for Volume.encloses (unset for
+	// other nodes); path is read on first use and shared by the records
+	// UpdateVolume makes.
+	dev, ino uint64
+	path     *atomic.Pointer[string]
 
 	ioMu       sync.Mutex
 	ioFD       int // -1 until opened
@@ -130,6 +137,15 @@ func (t *Table) Resolve(h []byte) (*Node, error) {
 			return nil, ErrStale
 		}
 		return nil, err
+	}
+	// Defense in depth (contain.go): only a leaked key could seal a
+	// handle of an inode elsewhere, so say so loudly.
+	if err := v.encloses(fd); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, errOutside) {
+			t.log.Warn("refused a correctly sealed handle of an inode outside its volume: has the handle key leaked?", "volume", v.ID)
+		}
+		return nil, ErrStale
 	}
 	n := &Node{Vol: v, Handle: append([]byte(nil), h...), fd: fd, ktype: p.ktype, kh: append([]byte(nil), p.kh...), ioFD: -1}
 	return t.nodes.add(n), nil

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -288,7 +289,12 @@ func (t *Table) attach(v *Volume) error {
 		unix.Close(fd)
 		return err
 	}
-	v.root = &Node{Vol: v, Handle: h, fd: fd, ktype: kh.Type(), kh: append([]byte(nil), kh.Bytes()...), pinned: true, ioFD: -1}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	v.root = &Node{Vol: v, Handle: h, fd: fd, ktype: kh.Type(), kh: append([]byte(nil), kh.Bytes()...), pinned: true, ioFD: -1, dev: st.Dev, ino: st.Ino, path: new(atomic.Pointer[string])}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if old, ok := t.byFSID[v.FSID]; ok && old.ID != v.ID {
@@ -328,7 +334,7 @@ func (t *Table) detach(v *Volume) {
 func (t *Table) replace(old, nv *Volume) {
 	r := old.root
 	nv.dir = old.dir
-	nv.root = &Node{Vol: nv, Handle: r.Handle, fd: r.fd, ktype: r.ktype, kh: r.kh, pinned: true, ioFD: -1}
+	nv.root = &Node{Vol: nv, Handle: r.Handle, fd: r.fd, ktype: r.ktype, kh: r.kh, pinned: true, ioFD: -1, dev: r.dev, ino: r.ino, path: r.path}
 	t.mu.Lock()
 	t.byID[nv.ID] = nv
 	t.byFSID[nv.FSID] = nv

@@ -2,9 +2,14 @@ package nfsd
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
@@ -235,6 +240,74 @@ func TestMountSubdirectory(t *testing.T) {
 	for _, p := range []string{"/volumes/default/escape", "/volumes/default/../../state", "/volumes/default/a/..", "/volumes/default/plain", "/volumes/default/nope"} {
 		if _, err := c.Mount(ctx, p); err == nil {
 			t.Fatalf("MNT %s succeeded", p)
+		}
+	}
+}
+
+// sealWithKey builds an NFS handle the way the server does (docs/design.md,
+// "File handles"), with the server's own key: what someone who stole
+// ROOT/state/handle.key could make.
+func sealWithKey(t *testing.T, key []byte, fsid uint64, path string) []byte {
+	t.Helper()
+	kh, _, err := unix.NameToHandleAt(unix.AT_FDCWD, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := []byte{1, byte(len(kh.Bytes()))}
+	h = binary.BigEndian.AppendUint64(h, fsid)
+	h = binary.BigEndian.AppendUint32(h, uint32(kh.Type()))
+	h = append(h, kh.Bytes()...)
+	m := hmac.New(sha256.New, key)
+	m.Write(h)
+	return append(h, m.Sum(nil)[:8]...)
+}
+
+// Defense in depth: a handle sealed with the right key but naming an
+// inode outside its volume (another volume, ROOT/state, the host's own
+// directories) is refused with NFS3ERR_STALE, so a leaked key does not
+// open the backing file system. Handles of what is inside still work.
+func TestSealedHandleOutsideVolume(t *testing.T) {
+	root := t.TempDir()
+	d := start(t, root)
+	ctx := ctx(t)
+	if _, err := d.Table.Create("other", exports.DefaultOptions()); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(root, "state", "handle.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, d, 0, 0)
+	vol := mount(t, c, "default")
+	if _, _, err := c.Mkdir(ctx, vol, "in", nfsclient.SetAttr{}); err != nil {
+		t.Fatal(err)
+	}
+	def := d.Table.MustVolume("default")
+	other := d.Table.MustVolume("other")
+	os.MkdirAll(filepath.Join(def.Dir(), "in", "deeper", "still"), 0o755)
+	os.WriteFile(filepath.Join(def.Dir(), "in", "deeper", "f"), []byte("inside"), 0o644)
+	os.MkdirAll(filepath.Join(other.Dir(), "d"), 0o755)
+	os.WriteFile(filepath.Join(other.Dir(), "secret"), []byte("other volume"), 0o644)
+	outside := t.TempDir() // same file system as ROOT
+	os.WriteFile(filepath.Join(outside, "host-file"), []byte("host"), 0o644)
+
+	for _, p := range []string{"in", "in/deeper", "in/deeper/still", "in/deeper/f"} {
+		h := sealWithKey(t, key, def.FSID, filepath.Join(def.Dir(), p))
+		if _, err := c.GetAttr(ctx, h); err != nil {
+			t.Errorf("%s, inside the volume: %v", p, err)
+		}
+	}
+	for _, p := range []string{
+		other.Dir(), filepath.Join(other.Dir(), "d"), filepath.Join(other.Dir(), "secret"),
+		filepath.Join(root, "state"), filepath.Join(root, "state", "handle.key"), filepath.Join(root, "volumes"), root,
+		outside, filepath.Join(outside, "host-file"), "/",
+	} {
+		h := sealWithKey(t, key, def.FSID, p)
+		if _, err := c.GetAttr(ctx, h); !isStatus(err, wire.ErrStale) {
+			t.Errorf("%s, outside the volume, sealed with the key: GETATTR %v, want NFS3ERR_STALE", p, err)
+		}
+		if _, _, err := c.Lookup(ctx, h, "secret"); !isStatus(err, wire.ErrStale) {
+			t.Errorf("%s, outside the volume: LOOKUP %v, want NFS3ERR_STALE", p, err)
 		}
 	}
 }
