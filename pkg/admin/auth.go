@@ -14,10 +14,13 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/rwxnfs/rwxnfs/internal/secret"
 )
 
 // readToken reads the bearer token every call must present; the API
-// does not start without one, nor with one shorter than 16 characters.
+// does not start without one, nor with one shorter than 16 characters,
+// nor from a file group or others may read or write.
 func readToken(path string) ([]byte, error) {
 	if path == "" {
 		return nil, errors.New("the admin API needs a bearer token file (--admin-token-file)")
@@ -25,6 +28,9 @@ func readToken(path string) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	if err := secret.Private(path, "admin token file"); err != nil {
+		return nil, err
 	}
 	token := strings.TrimSpace(string(raw))
 	if len(token) < 16 {

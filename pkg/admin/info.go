@@ -33,6 +33,6 @@ func (s *Server) GetServerInfo(ctx context.Context, r *adminv1.GetServerInfoRequ
 	return &adminv1.GetServerInfoResponse{
 		Version: s.info.Version, NfsAddress: s.info.NFSAddr, Locking: s.info.Locking,
 		Started: s.info.Started.UTC().Format(time.RFC3339Nano), Volumes: int64(len(vols)),
-		UsageReconciled: reconciled, ExportPrefix: "/volumes/",
+		UsageReconciled: reconciled, ExportPrefix: "/volumes/", Warnings: s.warnings,
 	}, nil
 }

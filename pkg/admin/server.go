@@ -49,7 +49,10 @@ type Server struct {
 	log   *slog.Logger
 	token []byte
 	info  Info
-	grpc  *grpc.Server
+	// warnings about the configuration, logged at start and reported
+	// by GetServerInfo.
+	warnings []string
+	grpc     *grpc.Server
 	lis   net.Listener
 	done  chan struct{}
 }
@@ -81,6 +84,15 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 			log.Error("admin API stopped", "err", err)
 		}
 	}()
+	if s.lis.Addr().Network() == "tcp" && cfg.TLSCert == "" {
+		// Anyone on the path sees the bearer token, and with it may
+		// create, delete and read every volume.
+		s.warnings = append(s.warnings, fmt.Sprintf("the admin API listens on TCP (%s) without TLS: its bearer token and every call cross the network in clear text; "+
+			"give --admin-tls-cert and --admin-tls-key, or listen on a unix socket", s.lis.Addr()))
+	}
+	for _, w := range s.warnings {
+		log.Warn("INSECURE: " + w)
+	}
 	log.Info("admin API serving", "listen", s.lis.Addr().String(), "tls", cfg.TLSCert != "", "mtls", cfg.ClientCA != "")
 	return s, nil
 }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/internal/atomicfile"
+	"github.com/rwxnfs/rwxnfs/internal/secret"
 	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
@@ -191,6 +192,11 @@ func checkHandles(dir string) error {
 func loadOrCreateKey(path string) ([]byte, error) {
 	key, err := os.ReadFile(path)
 	if err == nil {
+		// Whoever reads the key can seal handles (contain.go limits
+		// what they reach, but not within the volumes).
+		if err := secret.Private(path, "handle key"); err != nil {
+			return nil, err
+		}
 		if len(key) < 32 {
 			return nil, fmt.Errorf("%s: handle key too short (%d bytes)", path, len(key))
 		}

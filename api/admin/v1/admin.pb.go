@@ -2002,8 +2002,11 @@ type GetServerInfoResponse struct {
 	// usage_reconciled is true once every volume's start-up walk is done.
 	UsageReconciled bool   `protobuf:"varint,6,opt,name=usage_reconciled,json=usageReconciled,proto3" json:"usage_reconciled,omitempty"`
 	ExportPrefix    string `protobuf:"bytes,7,opt,name=export_prefix,json=exportPrefix,proto3" json:"export_prefix,omitempty"` // "/volumes/": a volume is mounted as <prefix><id>
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// warnings name configuration that weakens the server, e.g. this API
+	// served on TCP without TLS; empty when there is none.
+	Warnings      []string `protobuf:"bytes,8,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetServerInfoResponse) Reset() {
@@ -2083,6 +2086,13 @@ func (x *GetServerInfoResponse) GetExportPrefix() string {
 		return x.ExportPrefix
 	}
 	return ""
+}
+
+func (x *GetServerInfoResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
 }
 
 type Lock struct {
@@ -2727,7 +2737,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\ftotal_inodes\x18\b \x01(\x03R\vtotalInodes\x12\x1f\n" +
 	"\vfree_inodes\x18\t \x01(\x03R\n" +
 	"freeInodes\"\x16\n" +
-	"\x14GetServerInfoRequest\"\xf0\x01\n" +
+	"\x14GetServerInfoRequest\"\x8c\x02\n" +
 	"\x15GetServerInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1f\n" +
 	"\vnfs_address\x18\x02 \x01(\tR\n" +
@@ -2736,7 +2746,8 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\astarted\x18\x04 \x01(\tR\astarted\x12\x18\n" +
 	"\avolumes\x18\x05 \x01(\x03R\avolumes\x12)\n" +
 	"\x10usage_reconciled\x18\x06 \x01(\bR\x0fusageReconciled\x12#\n" +
-	"\rexport_prefix\x18\a \x01(\tR\fexportPrefix\"\xcb\x02\n" +
+	"\rexport_prefix\x18\a \x01(\tR\fexportPrefix\x12\x1a\n" +
+	"\bwarnings\x18\b \x03(\tR\bwarnings\"\xcb\x02\n" +
 	"\x04Lock\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1f\n" +
