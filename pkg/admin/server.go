@@ -53,8 +53,8 @@ type Server struct {
 	// by GetServerInfo.
 	warnings []string
 	grpc     *grpc.Server
-	lis   net.Listener
-	done  chan struct{}
+	lis      net.Listener
+	done     chan struct{}
 }
 
 // Start listens and serves the admin API over t and, unless it is nil,
