@@ -79,4 +79,22 @@ func TestPermissionsAndSquash(t *testing.T) {
 	if u, _ := owner(t, b.volPath("sq")+"/byroot"); u != 65534 {
 		t.Errorf("byroot now owned by %d", u)
 	}
+
+	// Root on the node cannot leave a set-uid file or a device node (the
+	// volume does not allow them: docs/design.md, "The host and the
+	// volumes tree"); set-gid on a directory stays.
+	n.must("cp /bin/true /mnt/default/suid && chmod 4755 /mnt/default/suid && mkdir /mnt/default/sgid && chmod 2775 /mnt/default/sgid", 30*time.Second)
+	for p, want := range map[string]os.FileMode{"suid": 0o755, "sgid": 0o775 | os.ModeSetgid | os.ModeDir} {
+		st, err := os.Lstat(b.volPath("default") + "/" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode() &^ os.ModeType | st.Mode()&os.ModeDir; got != want {
+			t.Errorf("%s on the server: mode %v, want %v", p, got, want)
+		}
+	}
+	out, rc, err = n.sh("mknod /mnt/default/null c 1 3", 30*time.Second)
+	if err != nil || rc == 0 || !strings.Contains(out, "not permitted") {
+		t.Errorf("root on the node made a device node: rc=%d err=%v %q", rc, err, out)
+	}
 }
