@@ -55,3 +55,44 @@ func BenchmarkResolveMiss(b *testing.B) {
 		})
 	}
 }
+
+// Files keep resolving after an operator renames ROOT under a running
+// server (the volume's path is read again), and a directory handle
+// resolves however deep it lies.
+func TestEnclosesAfterRootMoved(t *testing.T) {
+	parent := t.TempDir()
+	root := filepath.Join(parent, "a")
+	tb := openTable(t, root)
+	v, _, err := tb.CreateVolume(context.Background(), CreateRequest{ID: "m", Options: DefaultOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deep := filepath.Join("d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7")
+	if err := os.MkdirAll(filepath.Join(v.Dir(), deep), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(v.Dir(), "f"), nil, 0o644)
+	resolve := func(rel string) error {
+		h, err := tb.HandleAt(v, v.Root().FD(), rel)
+		if err != nil {
+			return err
+		}
+		tb.Forget(h) // a miss, so the check runs
+		n, err := tb.Resolve(h)
+		if err == nil {
+			tb.Release(n)
+		}
+		return err
+	}
+	for _, rel := range []string{"f", deep} {
+		if err := resolve(rel); err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+	}
+	if err := os.Rename(root, filepath.Join(parent, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := resolve("f"); err != nil {
+		t.Fatalf("after ROOT moved: %v", err)
+	}
+}
