@@ -89,7 +89,7 @@ func TestPermissionsAndSquash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := st.Mode() &^ os.ModeType | st.Mode()&os.ModeDir; got != want {
+		if got := st.Mode()&^os.ModeType | st.Mode()&os.ModeDir; got != want {
 			t.Errorf("%s on the server: mode %v, want %v", p, got, want)
 		}
 	}
