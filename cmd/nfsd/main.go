@@ -39,6 +39,7 @@ func main() {
 	adminCA := flag.String("admin-tls-client-ca", "", "CA (PEM) that admin clients' certificates must chain to (mTLS)")
 	drain := flag.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
 	perClient := flag.Int("max-conns-per-client", rpcserver.DefaultLimits.PerClientConns, "open connections allowed from one client address (raise it for many clients behind one NAT address)")
+	maxConns := flag.Int("max-conns", 0, "open NFS connections in all; at the cap the connection idle longest is closed for a new one (0: derived from the open file limit)")
 	flag.Parse()
 
 	var level slog.Level
@@ -62,7 +63,7 @@ func main() {
 		Pprof:         *pprof,
 		NoLocking:     *noLocking,
 		LockGrace:     *lockGrace,
-		Limits:        rpcserver.Limits{PerClientConns: *perClient},
+		Limits:        rpcserver.Limits{PerClientConns: *perClient, MaxConns: *maxConns},
 		Log:           log,
 		Admin: admin.Config{
 			Listen: *adminListen, TokenFile: *adminToken,

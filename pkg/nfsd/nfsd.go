@@ -96,8 +96,10 @@ func Start(cfg Config) (d *Daemon, err error) {
 	// Clients apply their own umask; the server must not apply another.
 	unix.Umask(0)
 	raiseFileLimit(log)
+	var nodes int
+	cfg.Limits, nodes = fdLimits(cfg.Limits, log)
 
-	t, err := exports.Open(exports.Config{Root: cfg.Root, Log: log})
+	t, err := exports.Open(exports.Config{Root: cfg.Root, Log: log, MaxOpenNodes: nodes})
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +154,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("portmapper UDP listener: %w", err)
 		}
-		d.pmap = &rpcserver.Server{Handler: d.mux.Only(portmap.Prog), Log: log, Observer: d.Metrics}
+		d.pmap = &rpcserver.Server{Handler: d.mux.Only(portmap.Prog), Log: log, Observer: d.Metrics, Limits: portmapLimits}
 	}
 	if cfg.MetricsListen != "" {
 		d.metricsL, err = net.Listen("tcp", cfg.MetricsListen)
@@ -254,6 +256,11 @@ func (d *Daemon) startLocking(cfg Config, port int) error {
 	)
 	return nil
 }
+
+// portmapLimits bound the portmapper's own TCP server: its calls are
+// small and brief, and its connections come out of the descriptors' fixed
+// reserve (fds.go), not the NFS connections' share.
+var portmapLimits = rpcserver.Limits{MaxRecord: 8 << 10, PerConnInflight: 4, Inflight: 16, InflightBytes: 128 << 10, PerClientConns: 4, MaxConns: 64, RecordTimeout: 10 * time.Second}
 
 func addrOf(l net.Listener) string {
 	if l == nil {

@@ -265,7 +265,7 @@ func TestSlowCallDoesNotBlockFastCall(t *testing.T) {
 // other clients are served meanwhile.
 func TestPipeliningIsBounded(t *testing.T) {
 	ts := startServer(t, small)
-	greedy := rpctest.Dial(t, ts.addr)
+	greedy := rpctest.DialFrom(t, "127.0.0.2", ts.addr) // others share no client budget with it
 	const n = 200
 	// Calls that block, then calls with big replies the client never
 	// reads: neither kind may let more than PerConnInflight in at once.
@@ -282,7 +282,10 @@ func TestPipeliningIsBounded(t *testing.T) {
 	go greedy.Write(stream)
 	<-ts.h.started
 	<-ts.h.started
-	rpctest.Eventually(t, "the greedy connection to reach its limit", func() bool { return ts.Stats().Calls == small.PerConnInflight })
+	rpctest.Eventually(t, "the greedy connection to reach its limit", func() bool {
+		st := ts.Stats()
+		return st.Calls+st.Replying == small.PerConnInflight
+	})
 
 	// Other clients are served while the greedy one sits at its limit.
 	other := rpctest.Dial(t, ts.addr)
@@ -297,7 +300,8 @@ func TestPipeliningIsBounded(t *testing.T) {
 	ts.h.release(1000)
 	ts.h.release(1001)
 	rpctest.Eventually(t, "the greedy connection to be stuck at its limit again", func() bool {
-		return ts.Stats().Calls == small.PerConnInflight
+		st := ts.Stats()
+		return st.Calls+st.Replying == small.PerConnInflight
 	})
 	other.Call(99, testProg, 1, procNull, nil)
 	other.ExpectReply(99)
@@ -403,6 +407,7 @@ func TestPerClientConnectionCap(t *testing.T) {
 func TestHalfSentRecordsDoNotDeadlock(t *testing.T) {
 	lim := small
 	lim.InflightBytes = 2 * int64(lim.MaxRecord)
+	lim.PerClientBytes = lim.InflightBytes // all from one address
 	ts := startServer(t, lim)
 	const clients = 6
 	msg := rpctest.CallMsg(1, testProg, 1, procNull, rpctest.None(), make([]byte, lim.MaxRecord-100))
