@@ -157,12 +157,22 @@ func (m *monitor) currentState() int32 {
 // the client's record first if it is new or changed. The record cannot
 // be swept until release. rebooted reports that the client's NSM state
 // moved on from one it used before: it restarted.
-func (m *monitor) hold(name string, addr, server netip.Addr, state int32) (rebooted bool, err error) {
+//
+// A record names the address its client's locks were taken from. If
+// busyAt reports that the recorded address still holds something, a
+// request under the same name from another address does not take the
+// record over (nor count as a restart): else anyone could redirect a
+// client's reboot notification, or make its state look new, by naming it.
+func (m *monitor) hold(name string, addr, server netip.Addr, state int32, busyAt func(addr string) bool) (rebooted bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec := m.recs[name]
 	if rec == nil && len(m.recs) >= m.max {
 		return false, ErrTooManyClients
+	}
+	if rec != nil && rec.Addr != addr.String() && busyAt(rec.Addr) {
+		m.inflight[name]++
+		return false, nil
 	}
 	want := monRecord{Name: name, Addr: addr.String(), State: state}
 	if server.IsValid() {
@@ -205,6 +215,14 @@ func (m *monitor) has(name string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.recs[name] != nil
+}
+
+// recordedAt reports whether client name's record names addr.
+func (m *monitor) recordedAt(name, addr string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec := m.recs[name]
+	return rec != nil && rec.Addr == addr
 }
 
 func (m *monitor) namesByAddr(addr string) []string {

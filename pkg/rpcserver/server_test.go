@@ -112,10 +112,8 @@ func TestGarbageRecordsAreDropped(t *testing.T) {
 		{0, 0, 0, 9, 0, 0, 0}, // XID and half a message type
 		rpctest.U32(42),       // XID only
 		append(rpctest.U32(1), rpctest.U32(7)...), // message type 7
-		// a call header cut inside the credential
-		rpctest.CallMsg(3, testProg, 1, procNull, rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: make([]byte, 40)}, nil)[:30],
-		// a credential longer than RFC 5531 allows
-		rpctest.CallMsg(3, testProg, 1, procNull, rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: make([]byte, 404)}, nil),
+		// a call header cut before its procedure number
+		rpctest.CallMsg(3, testProg, 1, procNull, rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: make([]byte, 40)}, nil)[:22],
 		bytes.Repeat([]byte{0xff}, 333),
 	}
 	for _, g := range garbage {
@@ -212,6 +210,29 @@ func TestBadCredentials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c.Send(rpctest.CallMsg(11, testProg, 1, procNull, tc.cred, nil))
 			re := c.ExpectError(11)
+			if !re.Denied || re.Mismatch || re.Auth != rpc.AuthBadCred {
+				t.Fatalf("got %+v, want MSG_DENIED AUTH_ERROR AUTH_BADCRED", re)
+			}
+		})
+	}
+	// A credential or verifier that is too long, or runs past the
+	// message, once the caller is known by XID: answered, not silence.
+	long := rpctest.CallMsg(13, testProg, 1, procNull, rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: make([]byte, 404)}, nil)
+	longVerf := rpctest.CallMsg(13, testProg, 1, procNull, rpctest.None(), nil)
+	longVerf = append(append(longVerf[:len(longVerf)-4], rpctest.U32(1000)...), make([]byte, 1000)...)
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"credential of 404 bytes", long},
+		{"credential of 1 GB", append(rpctest.CallMsg(13, testProg, 1, procNull, rpctest.None(), nil)[:28], rpctest.U32(1<<30)...)},
+		{"credential cut short", long[:100]},
+		{"credential length cut short", long[:30]},
+		{"verifier of 1000 bytes", longVerf},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.Send(tc.msg)
+			re := c.ExpectError(13)
 			if !re.Denied || re.Mismatch || re.Auth != rpc.AuthBadCred {
 				t.Fatalf("got %+v, want MSG_DENIED AUTH_ERROR AUTH_BADCRED", re)
 			}

@@ -1,0 +1,120 @@
+package locking
+
+import (
+	"net"
+	"testing"
+
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
+)
+
+// Adversarial lock clients: caller_name is whatever a client says it is,
+// so the lock manager decides by the address a request came from. A host
+// naming another host's caller_name can release nothing of the real
+// one's, redirect nothing and end nothing of its (see Owner).
+
+// dialNLMFrom is dialNLM from local address src (all of 127/8 is
+// loopback: one address per simulated host).
+func dialNLMFrom(t *testing.T, d *lockServer, src string) *nlmClient {
+	t.Helper()
+	dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	conn, err := dl.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rpc.NewClient(conn)
+	t.Cleanup(func() { c.Close() })
+	return &nlmClient{t: t, c: c}
+}
+
+func TestReleasesNamingAnotherHostReleaseNothing(t *testing.T) {
+	h := startClientHost(t)
+	d := startLockServer(t, h, Config{})
+	victim := dialNLMFrom(t, d, "127.0.0.1")
+	spoofer := dialNLMFrom(t, d, "127.0.0.2")
+	mine := lk("hostA", 1, fh1, 0, 0)
+	if st := victim.lock(LockArgs{Exclusive: true, Lock: mine, State: 3}); st != StatGranted {
+		t.Fatalf("lock: %v", st)
+	}
+	share := ShareArgs{Share: Share4{CallerName: "hostA", FH: []byte("vol/v1/file2"), OH: []byte("oh"), Mode: ShareWrite, Access: ShareRead}}
+	var sr ShareRes
+	if err := sr.Decode(victim.mustCall(ProcShare, share.Encode)); err != nil || sr.Stat != StatGranted {
+		t.Fatalf("share: %v %v", sr.Stat, err)
+	}
+	held := func(what string) {
+		t.Helper()
+		e := d.svc.Locks("", "hostA")
+		if len(e) != 2 || e[0].Owner.Addr.String() != "127.0.0.1" {
+			t.Fatalf("after %s: hostA holds %+v", what, e)
+		}
+		if res := dialNLMFrom(t, d, "127.0.0.3").test(true, lk("hostC", 9, fh1, 0, 1)); res.Stat != StatDenied {
+			t.Fatalf("after %s: the victim's lock is gone (TEST %v)", what, res.Stat)
+		}
+	}
+	// The same caller_name, svid and owner handle from another address
+	// is another owner: it conflicts, and releases nothing.
+	if st := spoofer.lock(LockArgs{Exclusive: true, Lock: mine, State: 99}); st != StatDenied {
+		t.Fatalf("a spoofed lock on the victim's range: %v, want denied", st)
+	}
+	spoofer.unlock(mine)
+	held("UNLOCK")
+	spoofer.res(ProcCancel, (&CancArgs{Exclusive: true, Lock: mine}).Encode)
+	held("CANCEL")
+	spoofer.mustCall(ProcUnshare, share.Encode)
+	held("UNSHARE")
+	spoofer.mustCall(ProcFreeAll, (&Notify{Name: "hostA", State: 99}).Encode)
+	held("FREE_ALL")
+	if _, err := spoofer.call(NSMProg, NSMVers, SMProcNotify, (&StatChge{MonName: "hostA", State: 99}).Encode); err != nil {
+		t.Fatal(err)
+	}
+	held("SM_NOTIFY")
+	// A lock under the victim's name from elsewhere with a new state
+	// neither counts as the victim's restart nor redirects its record.
+	if st := spoofer.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, "vol/v1/other", 0, 0), State: 101}); st != StatGranted {
+		t.Fatalf("lock on another file: %v", st)
+	}
+	if st := victim.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 0), State: 3}); st != StatGranted {
+		t.Fatalf("the victim relocking: %v", st)
+	}
+	for _, ci := range d.svc.Clients() {
+		if ci.Name == "hostA" && (ci.Addr != "127.0.0.1" || ci.State != 3) {
+			t.Fatalf("the victim's record was taken over: %+v", ci)
+		}
+	}
+	if e := d.svc.Locks("", "hostA"); len(e) != 3 {
+		t.Fatalf("hostA holds %+v", e)
+	}
+	// The victim itself frees its own, and only its own.
+	victim.mustCall(ProcFreeAll, (&Notify{Name: "hostA", State: 5}).Encode)
+	if e := d.svc.Locks("", "hostA"); len(e) != 1 || e[0].Owner.Addr.String() != "127.0.0.2" {
+		t.Fatalf("after the victim's FREE_ALL: %+v", e)
+	}
+}
+
+// Requests that fail leave nothing behind: no owner, no client entry, no
+// count, so that a flood of refused requests holds nothing.
+func TestFailedLocksLeaveNothing(t *testing.T) {
+	tb := NewTable(Limits{MaxLocksPerOwner: 1, MaxWaitersPerFile: 1}, nil)
+	holder := Owner{Caller: "hostA", Svid: 1, OH: "a"}
+	if st := tb.Lock(LockRequest{File: "f", Volume: "v", Owner: holder, Exclusive: true, Range: Range{0, ToEOF}}).Status; st != StatGranted {
+		t.Fatal(st)
+	}
+	empty := func(what string) {
+		t.Helper()
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		if len(tb.owners) != 1 || len(tb.clients) != 1 || tb.nlocks != 1 || tb.nwaiters != 0 {
+			t.Fatalf("after %s: owners %d clients %v locks %d waiters %d", what, len(tb.owners), tb.clients, tb.nlocks, tb.nwaiters)
+		}
+	}
+	other := Owner{Caller: "hostB", Svid: 1, OH: "b"}
+	tb.Lock(LockRequest{File: "f", Volume: "v", Owner: other, Exclusive: true, Range: Range{0, 0}})
+	empty("a denied lock")
+	tb.Lock(LockRequest{File: "f", Volume: "v", Owner: other, Exclusive: true, Range: Range{0, 0}, Block: true})
+	tb.Cancel("f", other, true, Range{0, 0})
+	empty("a cancelled blocked lock")
+	tb.Lock(LockRequest{File: "g", Volume: "v", Owner: holder, Exclusive: true, Range: Range{0, 0}})
+	empty("a lock over the owner's limit")
+	tb.Unlock("f", other, Range{0, ToEOF})
+	tb.Unshare("f", other)
+	empty("releases of what was never held")
+}
