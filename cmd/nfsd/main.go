@@ -24,7 +24,7 @@ func main() {
 	}
 	root := flag.String("root", "./nfsd-data", "directory holding volumes/ and state/")
 	listen := flag.String("listen", ":2049", "NFS and MOUNT address (TCP)")
-	portmap := flag.String("portmap-listen", ":111", `portmapper address (TCP and UDP); "off" to serve none`)
+	portmap := flag.String("portmap-listen", ":111", `portmapper addresses, comma-separated (TCP and UDP; it must not face untrusted networks); "off" to serve none`)
 	metricsAddr := flag.String("metrics-listen", "127.0.0.1:9102", `address of /metrics and /healthz; "off" to serve none`)
 	pprof := flag.Bool("pprof", false, "serve /debug/pprof/ on --metrics-listen")
 	noLocking := flag.Bool("no-locking", false, "serve no NLM/NSM (clients must then mount with -o nolock)")

@@ -2,10 +2,13 @@ package rpcserver
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/rwxnfs/rwxnfs/internal/rpctest"
+	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 )
 
 // Abusive clients beside a well-behaved one: whatever an abuser from other
@@ -123,5 +126,63 @@ func TestConnectionCapReclaimsIdle(t *testing.T) {
 	user.ExpectReply(xid)
 	if st := ts.Stats(); st.Conns > lim.MaxConns {
 		t.Fatalf("%d connections open, cap %d", st.Conns, lim.MaxConns)
+	}
+}
+
+// A flood of portmapper DUMP calls over UDP, as a reflector's forged calls
+// would come: the replies to that source stay within its byte rate, and
+// another source is answered meanwhile.
+func TestUDPRepliesAreRateLimitedPerSource(t *testing.T) {
+	lim := small
+	lim.UDPBytesPerSource = 1000 // burst 4000
+	ts := startServer(t, lim)
+	dial := func(src string) *net.UDPConn {
+		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(ts.udp)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	flood := dial("127.0.0.2")
+	dump := rpctest.CallMsg(1, portmap.Prog, 2, portmap.ProcDump, rpctest.None(), nil)
+	start := time.Now()
+	const calls = 500
+	got, replies := 0, 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			flood.SetReadDeadline(time.Now().Add(time.Second))
+			n, err := flood.Read(buf)
+			if err != nil {
+				return
+			}
+			got += n
+			replies++
+		}
+	}()
+	for range calls {
+		if _, err := flood.Write(dump); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := dial("127.0.0.3")
+	other.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := other.Write(dump); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Read(make([]byte, 1500)); err != nil {
+		t.Fatalf("another source is not answered: %v", err)
+	}
+	<-done
+	elapsed := time.Since(start).Seconds()
+	replySize := got / max(replies, 1)
+	if bound := 4000 + int(1000*elapsed) + replySize; got > bound || replies == calls {
+		t.Fatalf("%d replies, %d bytes, to one source in %.1fs: bound %d bytes", replies, got, elapsed, bound)
+	}
+	if ts.Stats().UDPDropped == 0 {
+		t.Fatal("nothing dropped")
 	}
 }

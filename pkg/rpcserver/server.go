@@ -60,17 +60,22 @@ type Limits struct {
 	// derives it from RLIMIT_NOFILE, see pkg/nfsd). At the cap the
 	// connection idle longest is closed to admit a new one.
 	MaxConns int
+	// UDPBytesPerSource is the reply bytes a second (with four seconds'
+	// burst) sent to one source address over UDP (default 16 KiB), so the
+	// server cannot be used to reflect traffic at a forged address.
+	UDPBytesPerSource int
 }
 
 // DefaultLimits fit a 1 MiB wsize with headroom.
 var DefaultLimits = Limits{
-	MaxRecord:       1<<20 + 64<<10,
-	PerConnInflight: 64,
-	Inflight:        256,
-	InflightBytes:   256 << 20,
-	RecordTimeout:   2 * time.Minute,
-	PerClientConns:  64,
-	MaxConns:        4096,
+	MaxRecord:         1<<20 + 64<<10,
+	PerConnInflight:   64,
+	Inflight:          256,
+	InflightBytes:     256 << 20,
+	RecordTimeout:     2 * time.Minute,
+	PerClientConns:    64,
+	MaxConns:          4096,
+	UDPBytesPerSource: 16 << 10,
 }
 
 // withDefaults fills unset limits from DefaultLimits and makes the byte
@@ -98,6 +103,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxConns <= 0 {
 		l.MaxConns = DefaultLimits.MaxConns
+	}
+	if l.UDPBytesPerSource <= 0 {
+		l.UDPBytesPerSource = DefaultLimits.UDPBytesPerSource
 	}
 	l.InflightBytes = max(l.InflightBytes, int64(l.MaxRecord))
 	if l.PerClientInflight <= 0 {
@@ -127,6 +135,7 @@ type Stats struct {
 	// ReclaimedConns counts idle connections closed to make room under
 	// MaxConns.
 	ReclaimedConns int64
+	UDPDropped     int64 // UDP calls dropped for their source's reply rate
 }
 
 // Server serves RPC calls to one Handler (usually an rpc.Mux).
