@@ -34,8 +34,8 @@ import (
 
 // Config configures a daemon.
 type Config struct {
-	Root          string // volumes in Root/volumes, state in Root/state
-	Listen        string // NFS + MOUNT, TCP
+	Root   string // volumes in Root/volumes, state in Root/state
+	Listen string // NFS + MOUNT, TCP
 	// PortmapListen is the portmapper's addresses, comma-separated, each
 	// served over TCP and UDP; "" to serve none. The portmapper answers
 	// on these and (TCP only) on the NFS port, nowhere else.
