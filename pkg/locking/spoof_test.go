@@ -1,10 +1,14 @@
 package locking
 
 import (
+	"errors"
 	"net"
+	"strings"
 	"testing"
 
+	"github.com/rwxnfs/rwxnfs/internal/rpctest"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
+	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
 // Adversarial lock clients: caller_name is whatever a client says it is,
@@ -117,4 +121,57 @@ func TestFailedLocksLeaveNothing(t *testing.T) {
 	tb.Unlock("f", other, Range{0, ToEOF})
 	tb.Unshare("f", other)
 	empty("releases of what was never held")
+}
+
+// NLM and NSM arguments whose lengths disagree with the data, or pass the
+// protocol's bounds: GARBAGE_ARGS (or, for a handle that decodes but can
+// name no file, NLM4_STALE_FH), never silence, and nothing is held.
+func TestMalformedLockArgumentsAreAnswered(t *testing.T) {
+	d := startLockServer(t, startClientHost(t), Config{})
+	c := dialNLM(t, d)
+	lockArgs := func(l Lock4) []byte {
+		return rpctest.Encode(&LockArgs{Cookie: []byte("c"), Exclusive: true, Lock: l, State: 1})
+	}
+	good := lockArgs(lk("hostA", 1, fh1, 0, 0))
+	for _, tc := range []struct {
+		name      string
+		prog      uint32
+		proc      uint32
+		args      []byte
+		wantStale bool
+	}{
+		{"cookie of 2000 bytes", NLMProg, ProcLock, rpctest.Encode(&LockArgs{Cookie: make([]byte, 2000), Lock: lk("hostA", 1, fh1, 0, 0)}), false},
+		{"cookie length past the record", NLMProg, ProcLock, append(rpctest.U32(500), good[4:40]...), false},
+		{"caller_name of 1025 bytes", NLMProg, ProcLock, lockArgs(lk(strings.Repeat("h", 1025), 1, fh1, 0, 0)), false},
+		{"handle of 2000 bytes", NLMProg, ProcLock, lockArgs(Lock4{CallerName: "hostA", FH: make([]byte, 2000), OH: []byte("o")}), false},
+		{"handle of 100 bytes", NLMProg, ProcLock, lockArgs(Lock4{CallerName: "hostA", FH: make([]byte, 100), OH: []byte("o")}), true},
+		{"record cut in the lock", NLMProg, ProcLock, good[:len(good)-10], false},
+		{"FREE_ALL name of 2000 bytes", NLMProg, ProcFreeAll, rpctest.Encode(&Notify{Name: strings.Repeat("h", 2000)}), false},
+		{"SM_NOTIFY mon_name of 2000 bytes", NSMProg, SMProcNotify, rpctest.Encode(&StatChge{MonName: strings.Repeat("h", 2000), State: 3}), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vers := uint32(NLMVers)
+			if tc.prog == NSMProg {
+				vers = NSMVers
+			}
+			res, err := c.call(tc.prog, vers, tc.proc, func(w *xdr.Writer) { w.FixedOpaque(tc.args) })
+			if tc.wantStale {
+				var r Res
+				if err != nil || r.Decode(xdr.NewReader(res)) != nil || r.Stat != StatStaleFH {
+					t.Fatalf("got %v %x, want NLM4_STALE_FH", err, res)
+				}
+				return
+			}
+			var re *rpc.ReplyError
+			if !errors.As(err, &re) || re.Accept != rpc.GarbageArgs {
+				t.Fatalf("got %v %x, want GARBAGE_ARGS", err, res)
+			}
+		})
+	}
+	if locks, waiters := d.svc.Table().Counts(); locks != 0 || waiters != 0 {
+		t.Fatalf("malformed requests left %d locks, %d waiters", locks, waiters)
+	}
+	if st := c.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 0)}); st != StatGranted {
+		t.Fatalf("a good lock after them: %v", st)
+	}
 }
