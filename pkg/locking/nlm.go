@@ -430,12 +430,12 @@ func (s *Service) lock(c call, a *LockArgs, nm bool) Stat {
 		return st
 	}
 	if !nm {
-		rebooted, err := s.mon.hold(owner.Caller, c.host, c.local, a.State, s.busyAt(owner.Caller))
+		rebooted, created, err := s.mon.hold(owner.Caller, c.host, c.local, a.State, s.busyAt(owner.Caller))
 		if err != nil {
 			s.log.Warn("cannot monitor client; refusing lock", "client", owner.Caller, "err", err)
 			return StatDeniedNoLocks
 		}
-		defer s.mon.release(owner.Caller)
+		defer s.releaseHold(owner.Caller, created)
 		if rebooted {
 			// Its NSM state changed: the client restarted and its old
 			// locks are orphans (its SM_NOTIFY may still be on the way).
@@ -496,10 +496,11 @@ func (s *Service) share(c call, a *ShareArgs, unshare bool) Stat {
 	if st := s.grace.admit(caller, a.Reclaim); st != StatGranted {
 		return st
 	}
-	if _, err := s.mon.hold(caller, c.host, c.local, 0, s.busyAt(caller)); err != nil {
+	_, created, err := s.mon.hold(caller, c.host, c.local, 0, s.busyAt(caller))
+	if err != nil {
 		return StatDeniedNoLocks
 	}
-	defer s.mon.release(caller)
+	defer s.releaseHold(caller, created)
 	return s.table.Share(string(a.Share.FH), vol, owner, a.Share.Mode, a.Share.Access)
 }
 

@@ -2,6 +2,7 @@ package locking
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -173,5 +174,33 @@ func TestMalformedLockArgumentsAreAnswered(t *testing.T) {
 	}
 	if st := c.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 0)}); st != StatGranted {
 		t.Fatalf("a good lock after them: %v", st)
+	}
+}
+
+// Refused lock requests under ever new caller_names do not fill the
+// monitor list (MaxClients): the record a refused first request wrote
+// goes with it, and a real client can still lock.
+func TestRefusedLocksFillNoMonitorList(t *testing.T) {
+	d := startLockServer(t, startClientHost(t), Config{MaxClients: 3})
+	c := dialNLM(t, d)
+	if st := c.lock(LockArgs{Exclusive: true, Lock: lk("hostA", 1, fh1, 0, 0)}); st != StatGranted {
+		t.Fatal(st)
+	}
+	for i := range 20 {
+		if st := c.lock(LockArgs{Exclusive: true, Lock: lk(fmt.Sprintf("flood%d", i), 1, fh1, 0, 0)}); st != StatDenied {
+			t.Fatalf("flood %d: %v", i, st)
+		}
+	}
+	monitored := 0
+	for _, ci := range d.svc.Clients() {
+		if ci.Monitored {
+			monitored++
+		}
+	}
+	if monitored != 1 {
+		t.Fatalf("monitored after refused requests: %+v", d.svc.Clients())
+	}
+	if st := c.lock(LockArgs{Exclusive: true, Lock: lk("hostB", 1, "vol/v1/other", 0, 0)}); st != StatGranted {
+		t.Fatalf("a real client after the flood: %v", st)
 	}
 }
