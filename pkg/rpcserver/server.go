@@ -48,7 +48,9 @@ type Limits struct {
 	// its connections, that are read and not yet answered: being served,
 	// or served with the reply not yet taken by the client. A client that
 	// stops reading replies holds at most this many (default the larger
-	// of PerConnInflight and Inflight/4).
+	// of PerConnInflight and Inflight/2: 128, what nfsbench's 8
+	// connections × 16 calls keep in flight; at most half the server's
+	// call slots can then be in one client's handlers at once).
 	PerClientInflight int
 	// PerClientBytes caps the bytes of calls one client address holds
 	// reserved from InflightBytes (default InflightBytes/16, at least
@@ -109,7 +111,7 @@ func (l Limits) withDefaults() Limits {
 	}
 	l.InflightBytes = max(l.InflightBytes, int64(l.MaxRecord))
 	if l.PerClientInflight <= 0 {
-		l.PerClientInflight = max(l.PerConnInflight, l.Inflight/4)
+		l.PerClientInflight = max(l.PerConnInflight, l.Inflight/2)
 	}
 	if l.PerClientBytes <= 0 {
 		l.PerClientBytes = l.InflightBytes / 16
