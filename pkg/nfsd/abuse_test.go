@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,10 +146,9 @@ func TestDescriptorsKeptForWork(t *testing.T) {
 			t.Errorf("child: %v", err)
 		}
 	}()
-	var addr string
+	var addr, metricsAddr string
 	for sc := bufio.NewScanner(stdout); sc.Scan(); {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
+		if _, err := fmt.Sscanf(sc.Text(), "ADDR %s METRICS %s", &addr, &metricsAddr); err == nil {
 			break
 		}
 	}
@@ -175,7 +173,16 @@ func TestDescriptorsKeptForWork(t *testing.T) {
 			ic.Close()
 		}
 	}()
-	// 3,000 connections in all, from 60 addresses, while the client
+	// 500 idle connections to the metrics endpoint: they wait in its
+	// listen backlog beyond a few, holding no descriptor of the daemon's.
+	for range 500 {
+		mc, err := net.Dial("tcp", metricsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, mc)
+	}
+	// 3,000 NFS connections in all, from 60 addresses, while the client
 	// creates, writes and reads 600 files (three times the node cache).
 	for i := range 600 {
 		for j := range 5 {
@@ -220,6 +227,7 @@ func fdTestChild(t *testing.T) {
 	d, err := Start(Config{
 		Root:          os.Getenv("RWXNFS_FDTEST_CHILD"),
 		Listen:        "127.0.0.1:0",
+		MetricsListen: "127.0.0.1:0",
 		DefaultVolume: "default",
 		Log:           rpctest.Logger(t),
 		NoLocking:     true,
@@ -228,7 +236,7 @@ func fdTestChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop(t, d)
-	fmt.Printf("ADDR %s\n", d.Addr())
+	fmt.Printf("ADDR %s METRICS %s\n", d.Addr(), d.MetricsAddr())
 	io.Copy(io.Discard, os.Stdin)
 	if st := d.rpc.Stats(); st.ReclaimedConns == 0 {
 		t.Errorf("no connection was reclaimed: %+v", st)

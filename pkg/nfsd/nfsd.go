@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/internal/version"
@@ -160,6 +161,9 @@ func Start(cfg Config) (d *Daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
+		// Its connections come out of the descriptors' fixed reserve
+		// (fds.go): beyond this many, more wait in the listen backlog.
+		d.metricsL = netutil.LimitListener(d.metricsL, maxMetricsConns)
 		d.http = &http.Server{Handler: d.Metrics.Handler(func() error { return nil }, cfg.Pprof)}
 	}
 
@@ -258,6 +262,9 @@ func (d *Daemon) startLocking(cfg Config, port int) error {
 	)
 	return nil
 }
+
+// maxMetricsConns bounds the metrics endpoint's open connections.
+const maxMetricsConns = 32
 
 // portmapLimits bound the portmapper's own TCP server: its calls are
 // small and brief, and its connections come out of the descriptors' fixed
