@@ -2,6 +2,7 @@ package csi
 
 import (
 	"context"
+	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -45,20 +46,23 @@ func (s *identityServer) Probe(ctx context.Context, req *csi.ProbeRequest) (*csi
 }
 
 func (s *identityServer) ready(ctx context.Context) (bool, string) {
+	// Every reason at once: an operator fixing a node wants the whole list,
+	// not one problem per restart.
+	var why []string
 	if s.cs != nil {
 		if err := s.cs.probe(ctx); err != nil {
-			return false, err.Error()
+			why = append(why, err.Error())
 		}
 	}
 	if s.ns != nil {
 		if err := s.ns.probe(); err != nil {
-			return false, err.Error()
+			why = append(why, err.Error())
 		}
 	}
 	if s.reg != nil {
-		if why := s.reg.refused(); why != "" {
-			return false, "kubelet refused the plugin registration: " + why
+		if r := s.reg.refused(); r != "" {
+			why = append(why, "kubelet refused the plugin registration: "+r)
 		}
 	}
-	return true, ""
+	return len(why) == 0, strings.Join(why, "; ")
 }
