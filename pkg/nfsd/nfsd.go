@@ -179,6 +179,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
+	d.registerLimitMetrics()
 	d.goServe("nfs", func() error { return d.rpc.Serve(d.listener) })
 	if d.udp != nil {
 		d.goServe("nsm/udp", func() error { return d.udp.ServeUDP(d.udpConn) })
