@@ -536,7 +536,9 @@ func (s *Service) clientRebooted(name string, from netip.Addr, state int32, noti
 	n := 0
 	for _, nm := range names {
 		if from.IsValid() && !s.mon.recordedAt(nm, from.String()) && !s.table.HoldsFrom(nm, from) {
-			s.log.Warn("ignoring a reboot notice or FREE_ALL for a client from another address", "client", nm, "from", from)
+			if s.mon.has(nm) || s.table.ClientActive(nm) {
+				s.log.Warn("ignoring a reboot notice or FREE_ALL for a client from another address", "client", nm, "from", from)
+			}
 			continue
 		}
 		if notify && !s.mon.newState(nm, state) {
