@@ -24,7 +24,7 @@ func main() {
 	}
 	root := flag.String("root", "./nfsd-data", "directory holding volumes/ and state/")
 	listen := flag.String("listen", ":2049", "NFS and MOUNT address (TCP)")
-	portmap := flag.String("portmap-listen", ":111", `portmapper address (TCP and UDP); "off" to serve none`)
+	portmap := flag.String("portmap-listen", ":111", `portmapper addresses, comma-separated (TCP and UDP; it must not face untrusted networks); "off" to serve none`)
 	metricsAddr := flag.String("metrics-listen", "127.0.0.1:9102", `address of /metrics and /healthz; "off" to serve none`)
 	pprof := flag.Bool("pprof", false, "serve /debug/pprof/ on --metrics-listen")
 	noLocking := flag.Bool("no-locking", false, "serve no NLM/NSM (clients must then mount with -o nolock)")
@@ -39,6 +39,7 @@ func main() {
 	adminCA := flag.String("admin-tls-client-ca", "", "CA (PEM) that admin clients' certificates must chain to (mTLS)")
 	drain := flag.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
 	perClient := flag.Int("max-conns-per-client", rpcserver.DefaultLimits.PerClientConns, "open connections allowed from one client address (raise it for many clients behind one NAT address)")
+	maxConns := flag.Int("max-conns", 0, "open NFS connections in all; at the cap the connection idle longest is closed for a new one (0: derived from the open file limit)")
 	flag.Parse()
 
 	var level slog.Level
@@ -62,7 +63,7 @@ func main() {
 		Pprof:         *pprof,
 		NoLocking:     *noLocking,
 		LockGrace:     *lockGrace,
-		Limits:        rpcserver.Limits{PerClientConns: *perClient},
+		Limits:        rpcserver.Limits{PerClientConns: *perClient, MaxConns: *maxConns},
 		Log:           log,
 		Admin: admin.Config{
 			Listen: *adminListen, TokenFile: *adminToken,

@@ -77,7 +77,18 @@ type Conn struct {
 // an I/O deadline of a minute turns a hang into a failure.
 func Dial(tb testing.TB, addr string) *Conn {
 	tb.Helper()
-	c, err := net.Dial("tcp", addr)
+	return DialFrom(tb, "", addr)
+}
+
+// DialFrom is Dial from the local address src ("" for any): all of
+// 127/8 is loopback, so tests play many client hosts with 127.0.0.x.
+func DialFrom(tb testing.TB, src, addr string) *Conn {
+	tb.Helper()
+	var d net.Dialer
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}

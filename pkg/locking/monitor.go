@@ -157,13 +157,28 @@ func (m *monitor) currentState() int32 {
 // the client's record first if it is new or changed. The record cannot
 // be swept until release. rebooted reports that the client's NSM state
 // moved on from one it used before: it restarted.
-func (m *monitor) hold(name string, addr, server netip.Addr, state int32) (rebooted bool, err error) {
+//
+// A record names the address its client's locks were taken from. If
+// busyAt reports that the recorded address still holds something, a
+// request under the same name from another address does not take the
+// record over (nor count as a restart): else anyone could redirect a
+// client's reboot notification, or make its state look new, by naming it.
+//
+// created reports that this call wrote the client's first record: if the
+// request then leaves the client holding nothing, releaseNew removes it
+// at once, so refused requests do not fill the monitor list.
+func (m *monitor) hold(name string, addr, server netip.Addr, state int32, busyAt func(addr string) bool) (rebooted, created bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec := m.recs[name]
 	if rec == nil && len(m.recs) >= m.max {
-		return false, ErrTooManyClients
+		return false, false, ErrTooManyClients
 	}
+	if rec != nil && rec.Addr != addr.String() && busyAt(rec.Addr) {
+		m.inflight[name]++
+		return false, false, nil
+	}
+	created = rec == nil
 	want := monRecord{Name: name, Addr: addr.String(), State: state}
 	if server.IsValid() {
 		want.ServerAddr = server.String()
@@ -177,7 +192,7 @@ func (m *monitor) hold(name string, addr, server netip.Addr, state int32) (reboo
 	if rec == nil || rec.Addr != want.Addr || rec.ServerAddr != want.ServerAddr || rec.State != want.State {
 		b, _ := json.Marshal(want)
 		if err := atomicfile.Write(filepath.Join(m.dir, "sm", recordFile(name)), b, 0o600); err != nil {
-			return false, err
+			return false, false, err
 		}
 		if rec == nil {
 			rec = &monRecord{}
@@ -187,7 +202,19 @@ func (m *monitor) hold(name string, addr, server netip.Addr, state int32) (reboo
 	}
 	rec.lastUsed = time.Now()
 	m.inflight[name]++
-	return rebooted, nil
+	return rebooted, created, nil
+}
+
+// releaseNew is release for a hold that created the record: the record
+// goes at once unless keep(name) (the client holds or awaits something)
+// or another request of the client is in flight.
+func (m *monitor) releaseNew(name string, keep func(name string) bool) {
+	m.release(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.recs[name] != nil && m.inflight[name] == 0 && !keep(name) {
+		m.removeLocked(name)
+	}
 }
 
 func (m *monitor) release(name string) {
@@ -205,6 +232,14 @@ func (m *monitor) has(name string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.recs[name] != nil
+}
+
+// recordedAt reports whether client name's record names addr.
+func (m *monitor) recordedAt(name, addr string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec := m.recs[name]
+	return rec != nil && rec.Addr == addr
 }
 
 func (m *monitor) namesByAddr(addr string) []string {
@@ -244,14 +279,19 @@ func (m *monitor) sweep(now time.Time, idle time.Duration, keep func(name string
 		if m.inflight[name] > 0 || now.Sub(rec.lastUsed) < idle || keep(name) {
 			continue
 		}
-		err := os.Remove(filepath.Join(m.dir, "sm", recordFile(name)))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			m.log.Warn("cannot remove NSM record", "client", name, "err", err)
-			continue
-		}
-		atomicfile.SyncDir(filepath.Join(m.dir, "sm"))
-		delete(m.recs, name)
+		m.removeLocked(name)
 	}
+}
+
+// removeLocked removes a client's record; m.mu is held.
+func (m *monitor) removeLocked(name string) {
+	err := os.Remove(filepath.Join(m.dir, "sm", recordFile(name)))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.log.Warn("cannot remove NSM record", "client", name, "err", err)
+		return
+	}
+	atomicfile.SyncDir(filepath.Join(m.dir, "sm"))
+	delete(m.recs, name)
 }
 
 func (m *monitor) list() []monRecord {
@@ -266,9 +306,22 @@ func (m *monitor) list() []monRecord {
 }
 
 func (s *Service) sweep(now time.Time) {
-	s.mon.sweep(now, s.cfg.UnmonitorAfter, func(name string) bool {
-		return s.table.ClientActive(name) || s.grace.isPending(name)
-	})
+	s.mon.sweep(now, s.cfg.UnmonitorAfter, s.keepRecord)
+}
+
+// keepRecord reports whether a client's record must stay: it holds or
+// awaits something, or the grace period waits for it.
+func (s *Service) keepRecord(name string) bool {
+	return s.table.ClientActive(name) || s.grace.isPending(name)
+}
+
+// releaseHold ends a request's hold on its client's record.
+func (s *Service) releaseHold(name string, created bool) {
+	if created {
+		s.mon.releaseNew(name, s.keepRecord)
+	} else {
+		s.mon.release(name)
+	}
 }
 
 func (m *monitor) addReg(g smReg) bool {

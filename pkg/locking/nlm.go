@@ -270,7 +270,7 @@ func callerOf(name string, host netip.Addr) string {
 }
 
 func ownerOf(l *Lock4, host netip.Addr) Owner {
-	return Owner{Caller: callerOf(l.CallerName, host), Svid: l.Svid, OH: string(l.OH)}
+	return Owner{Caller: callerOf(l.CallerName, host), Svid: l.Svid, OH: string(l.OH), Addr: host}
 }
 
 // ServeRPC implements rpc.Handler for NLM v4.
@@ -362,7 +362,8 @@ func (h nlmHandler) ServeRPC(_ context.Context, req *rpc.Request, w *xdr.Writer)
 		if a.Decode(r) != nil {
 			return rpc.ErrGarbageArgs
 		}
-		s.clientRebooted(a.Name, netip.Addr{}, a.State, false)
+		// Only what the caller itself took is freed (see Owner).
+		s.clientRebooted(a.Name, c.host, a.State, false)
 	default:
 		return rpc.ErrProcUnavail
 	}
@@ -429,17 +430,17 @@ func (s *Service) lock(c call, a *LockArgs, nm bool) Stat {
 		return st
 	}
 	if !nm {
-		rebooted, err := s.mon.hold(owner.Caller, c.host, c.local, a.State)
+		rebooted, created, err := s.mon.hold(owner.Caller, c.host, c.local, a.State, s.busyAt(owner.Caller))
 		if err != nil {
 			s.log.Warn("cannot monitor client; refusing lock", "client", owner.Caller, "err", err)
 			return StatDeniedNoLocks
 		}
-		defer s.mon.release(owner.Caller)
+		defer s.releaseHold(owner.Caller, created)
 		if rebooted {
 			// Its NSM state changed: the client restarted and its old
 			// locks are orphans (its SM_NOTIFY may still be on the way).
 			s.log.Info("client restarted; releasing its old locks", "client", owner.Caller, "state", a.State)
-			s.table.FreeAll(owner.Caller)
+			s.table.FreeAllFrom(owner.Caller, c.host)
 		}
 	}
 	req := LockRequest{
@@ -481,11 +482,12 @@ func (s *Service) cancelLock(c call, a *CancArgs) Stat {
 
 func (s *Service) share(c call, a *ShareArgs, unshare bool) Stat {
 	caller := callerOf(a.Share.CallerName, c.host)
+	owner := Owner{Caller: caller, OH: string(a.Share.OH), Addr: c.host}
 	if unshare {
 		if len(a.Share.FH) > MaxHandle {
 			return StatGranted
 		}
-		return s.table.Unshare(string(a.Share.FH), caller, string(a.Share.OH))
+		return s.table.Unshare(string(a.Share.FH), owner)
 	}
 	vol, st := s.resolve(a.Share.FH, c.host)
 	if st != StatGranted {
@@ -494,19 +496,35 @@ func (s *Service) share(c call, a *ShareArgs, unshare bool) Stat {
 	if st := s.grace.admit(caller, a.Reclaim); st != StatGranted {
 		return st
 	}
-	if _, err := s.mon.hold(caller, c.host, c.local, 0); err != nil {
+	_, created, err := s.mon.hold(caller, c.host, c.local, 0, s.busyAt(caller))
+	if err != nil {
 		return StatDeniedNoLocks
 	}
-	defer s.mon.release(caller)
-	return s.table.Share(string(a.Share.FH), vol, caller, string(a.Share.OH), a.Share.Mode, a.Share.Access)
+	defer s.releaseHold(caller, created)
+	return s.table.Share(string(a.Share.FH), vol, owner, a.Share.Mode, a.Share.Access)
 }
 
-// clientRebooted releases everything a client host held, because it told
-// us it restarted (SM_NOTIFY) or asked us to (FREE_ALL). For SM_NOTIFY the
+// busyAt reports whether caller still holds anything taken from an
+// address (in its text form, as the monitor records it).
+func (s *Service) busyAt(caller string) func(string) bool {
+	return func(addr string) bool {
+		a, err := netip.ParseAddr(addr)
+		return err == nil && s.table.HoldsFrom(caller, a)
+	}
+}
+
+// clientRebooted releases what a client host held, because it told us it
+// restarted (SM_NOTIFY) or asked us to (FREE_ALL). For SM_NOTIFY the
 // client is found by name or, failing that, by the address the
 // notification came from; a notification carrying the state the client
 // already uses in its lock requests is a late duplicate and is ignored
 // (its locks were freed when that state first appeared).
+//
+// Names are only claims, so a request from from acts on a client only if
+// from is where that client's locks were taken or its record points:
+// only what was taken from from is released, and a notification from
+// anywhere else neither records a new state (which would make the real
+// client's next request look like a restart) nor ends its grace wait.
 func (s *Service) clientRebooted(name string, from netip.Addr, state int32, notify bool) int {
 	var names []string
 	switch {
@@ -517,10 +535,20 @@ func (s *Service) clientRebooted(name string, from netip.Addr, state int32, noti
 	}
 	n := 0
 	for _, nm := range names {
+		if from.IsValid() && !s.mon.recordedAt(nm, from.String()) && !s.table.HoldsFrom(nm, from) {
+			if s.mon.has(nm) || s.table.ClientActive(nm) {
+				s.log.Warn("ignoring a reboot notice or FREE_ALL for a client from another address", "client", nm, "from", from)
+			}
+			continue
+		}
 		if notify && !s.mon.newState(nm, state) {
 			continue
 		}
-		n += s.table.FreeAll(nm)
+		if from.IsValid() {
+			n += s.table.FreeAllFrom(nm, from)
+		} else {
+			n += s.table.FreeAll(nm)
+		}
 		s.grace.done(nm, "client restarted or freed its locks")
 	}
 	if n > 0 {

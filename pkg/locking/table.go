@@ -18,6 +18,7 @@ package locking
 import (
 	"cmp"
 	"math"
+	"net/netip"
 	"slices"
 	"sync"
 )
@@ -73,12 +74,18 @@ func (r Range) touches(o Range) bool {
 }
 
 // Owner identifies a lock owner: the client host's caller_name, the
-// process (svid) and the opaque owner handle the client sent. Two requests
-// with the same Owner never conflict with each other.
+// process (svid) and the opaque owner handle the client sent, and the
+// address the requests came from. Two requests with the same Owner never
+// conflict with each other. caller_name is whatever the client says it
+// is, so the address is part of the owner (as in Linux's lockd, which
+// keys hosts by name and address): a request naming another host's
+// caller_name from elsewhere is another owner, and can release nothing of
+// the real one's.
 type Owner struct {
 	Caller string
 	Svid   int32
 	OH     string
+	Addr   netip.Addr // zero when not known (tests, the admin API)
 }
 
 // Holder describes a held lock, as TEST reports it.
@@ -173,7 +180,7 @@ type lock struct {
 }
 
 type share struct {
-	caller, oh   string
+	owner        Owner // Svid unused
 	mode, access uint32
 }
 
@@ -596,14 +603,15 @@ func (t *Table) Revoke(w *Waiter) bool {
 	return true
 }
 
-// dropLocked removes everything of f that match selects (all of it when
-// match is nil) and reports how many locks, waiters and shares went.
-func (t *Table) dropLocked(f *fileState, caller *string) int {
+// dropLocked removes everything of f whose owner match selects (all of
+// it when match is nil) and reports how many locks, waiters and shares
+// went.
+func (t *Table) dropLocked(f *fileState, match func(Owner) bool) int {
 	n := 0
-	all := caller == nil
+	all := match == nil
 	kept := f.locks[:0]
 	for _, l := range f.locks {
-		if all || l.owner.Caller == *caller {
+		if all || match(l.owner.Owner) {
 			n++
 			l.owner.nlocks--
 			t.nlocks--
@@ -615,15 +623,15 @@ func (t *Table) dropLocked(f *fileState, caller *string) int {
 	}
 	clear(f.locks[len(kept):])
 	f.locks = kept
-	n += t.removeWaiters(f, func(w *Waiter) bool { return all || w.Owner.Caller == *caller })
-	t.settle(f, func(w *Waiter) bool { return all || w.Owner.Caller == *caller })
+	n += t.removeWaiters(f, func(w *Waiter) bool { return all || match(w.Owner) })
+	t.settle(f, func(w *Waiter) bool { return all || match(w.Owner) })
 	keptS := f.shares[:0]
 	for _, s := range f.shares {
-		if all || s.caller == *caller {
+		if all || match(s.owner) {
 			n++
 			t.nlocks--
-			t.client(s.caller).shares--
-			t.tidyClient(s.caller)
+			t.client(s.owner.Caller).shares--
+			t.tidyClient(s.owner.Caller)
 			continue
 		}
 		keptS = append(keptS, s)
@@ -637,6 +645,17 @@ func (t *Table) dropLocked(f *fileState, caller *string) int {
 // host (NLM FREE_ALL, or SM_NOTIFY from a rebooted client), granting
 // whatever that lets through. It returns how many items went.
 func (t *Table) FreeAll(caller string) int {
+	return t.freeAll(caller, func(o Owner) bool { return o.Caller == caller })
+}
+
+// FreeAllFrom is FreeAll for what caller holds from addr only: a client
+// host's request to free its locks frees nothing that another address
+// took under the same caller_name.
+func (t *Table) FreeAllFrom(caller string, addr netip.Addr) int {
+	return t.freeAll(caller, func(o Owner) bool { return o.Caller == caller && o.Addr == addr })
+}
+
+func (t *Table) freeAll(caller string, match func(Owner) bool) int {
 	t.mu.Lock()
 	var granted []*Waiter
 	defer func() { t.unlockAndNotify(granted) }()
@@ -645,7 +664,7 @@ func (t *Table) FreeAll(caller string) int {
 	}
 	n := 0
 	for _, f := range t.files {
-		if m := t.dropLocked(f, &caller); m > 0 {
+		if m := t.dropLocked(f, match); m > 0 {
 			n += m
 			granted = t.wake(f, granted)
 		}
@@ -683,15 +702,17 @@ func (t *Table) DropVolume(volume string) int {
 }
 
 // Share places a DOS share reservation. A reservation conflicts with one
-// of another owner (caller, oh) when either's access meets the other's
-// deny mode. The same owner sharing again replaces its reservation.
-func (t *Table) Share(file, volume, caller, oh string, mode, access uint32) Status {
+// of another owner (caller, oh, address) when either's access meets the
+// other's deny mode. The same owner sharing again replaces its
+// reservation.
+func (t *Table) Share(file, volume string, o Owner, mode, access uint32) Status {
+	o.Svid = 0
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	f := t.file(file, volume)
 	defer t.tidyFile(f)
 	for _, s := range f.shares {
-		if s.caller == caller && s.oh == oh {
+		if s.owner == o {
 			continue
 		}
 		if access&s.mode != 0 || mode&s.access != 0 {
@@ -699,7 +720,7 @@ func (t *Table) Share(file, volume, caller, oh string, mode, access uint32) Stat
 		}
 	}
 	for i, s := range f.shares {
-		if s.caller == caller && s.oh == oh {
+		if s.owner == o {
 			f.shares[i].mode, f.shares[i].access = mode, access
 			return StatGranted
 		}
@@ -707,14 +728,15 @@ func (t *Table) Share(file, volume, caller, oh string, mode, access uint32) Stat
 	if t.nlocks >= t.lim.MaxLocks {
 		return StatDeniedNoLocks
 	}
-	f.shares = append(f.shares, share{caller, oh, mode, access})
+	f.shares = append(f.shares, share{o, mode, access})
 	t.nlocks++
-	t.client(caller).shares++
+	t.client(o.Caller).shares++
 	return StatGranted
 }
 
 // Unshare removes owner's share reservation, if any.
-func (t *Table) Unshare(file, caller, oh string) Status {
+func (t *Table) Unshare(file string, o Owner) Status {
+	o.Svid = 0
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	f := t.files[file]
@@ -722,11 +744,11 @@ func (t *Table) Unshare(file, caller, oh string) Status {
 		return StatGranted
 	}
 	for i, s := range f.shares {
-		if s.caller == caller && s.oh == oh {
+		if s.owner == o {
 			f.shares = slices.Delete(f.shares, i, i+1)
 			t.nlocks--
-			t.client(caller).shares--
-			t.tidyClient(caller)
+			t.client(o.Caller).shares--
+			t.tidyClient(o.Caller)
 			break
 		}
 	}
@@ -740,6 +762,34 @@ func (t *Table) ClientActive(caller string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.clients[caller] != nil
+}
+
+// HoldsFrom reports whether caller holds or waits for anything taken
+// from addr.
+func (t *Table) HoldsFrom(caller string, addr netip.Addr) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.clients[caller] == nil {
+		return false
+	}
+	for _, f := range t.files {
+		for _, l := range f.locks {
+			if l.owner.Caller == caller && l.owner.Addr == addr {
+				return true
+			}
+		}
+		for _, w := range f.waiters {
+			if w.Owner.Caller == caller && w.Owner.Addr == addr {
+				return true
+			}
+		}
+		for _, s := range f.shares {
+			if s.owner.Caller == caller && s.owner.Addr == addr {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Counts returns how many locks (and shares) and queued requests the
@@ -810,8 +860,8 @@ func (t *Table) List(volume, caller string) []Entry {
 			}
 		}
 		for _, s := range f.shares {
-			if ok(s.caller) {
-				out = append(out, Entry{Kind: KindShare, File: k, Volume: f.volume, Owner: Owner{Caller: s.caller, OH: s.oh}, ShareMode: s.mode, ShareAccess: s.access})
+			if ok(s.owner.Caller) {
+				out = append(out, Entry{Kind: KindShare, File: k, Volume: f.volume, Owner: s.owner, ShareMode: s.mode, ShareAccess: s.access})
 			}
 		}
 	}

@@ -280,7 +280,7 @@ func TestFreeAllDropFileDropVolume(t *testing.T) {
 	tb.Lock(LockRequest{File: "f3", Volume: "v2", Owner: ownA, Range: rg(0, 9)})
 	tb.Lock(LockRequest{File: "f3", Volume: "v2", Owner: ownB, Range: rg(5, 15)})
 	tb.Lock(LockRequest{File: "f1", Volume: "v1", Owner: ownB, Range: rg(0, 0), Block: true})
-	tb.Share("f4", "v2", "hostA", "oh", ShareWrite, ShareRead)
+	tb.Share("f4", "v2", Owner{Caller: "hostA", OH: "oh"}, ShareWrite, ShareRead)
 	if n := tb.FreeAll("hostA"); n != 4 {
 		t.Fatalf("freed %d", n)
 	}
@@ -307,29 +307,29 @@ func TestFreeAllDropFileDropVolume(t *testing.T) {
 
 func TestShares(t *testing.T) {
 	tb := NewTable(Limits{}, nil)
-	if tb.Share("f", "v", "a", "1", ShareWrite, ShareRead) != StatGranted {
+	if tb.Share("f", "v", Owner{Caller: "a", OH: "1"}, ShareWrite, ShareRead) != StatGranted {
 		t.Fatal("first share")
 	}
-	if tb.Share("f", "v", "b", "1", ShareNone, ShareWrite) != StatDenied {
+	if tb.Share("f", "v", Owner{Caller: "b", OH: "1"}, ShareNone, ShareWrite) != StatDenied {
 		t.Fatal("write access against deny-write")
 	}
-	if tb.Share("f", "v", "b", "1", ShareRead, ShareRead) != StatDenied {
+	if tb.Share("f", "v", Owner{Caller: "b", OH: "1"}, ShareRead, ShareRead) != StatDenied {
 		t.Fatal("deny-read against read access")
 	}
-	if tb.Share("f", "v", "b", "1", ShareNone, ShareRead) != StatGranted {
+	if tb.Share("f", "v", Owner{Caller: "b", OH: "1"}, ShareNone, ShareRead) != StatGranted {
 		t.Fatal("compatible share")
 	}
-	if tb.Share("f", "v", "a", "1", ShareBoth, ShareBoth) != StatDenied {
+	if tb.Share("f", "v", Owner{Caller: "a", OH: "1"}, ShareBoth, ShareBoth) != StatDenied {
 		t.Fatal("re-share conflicting with b")
 	}
-	tb.Unshare("f", "b", "1")
-	if tb.Share("f", "v", "a", "1", ShareBoth, ShareBoth) != StatGranted {
+	tb.Unshare("f", Owner{Caller: "b", OH: "1"})
+	if tb.Share("f", "v", Owner{Caller: "a", OH: "1"}, ShareBoth, ShareBoth) != StatGranted {
 		t.Fatal("replace own share")
 	}
-	if tb.Unshare("f", "zz", "1") != StatGranted || tb.Unshare("nofile", "a", "1") != StatGranted {
+	if tb.Unshare("f", Owner{Caller: "zz", OH: "1"}) != StatGranted || tb.Unshare("nofile", Owner{Caller: "a", OH: "1"}) != StatGranted {
 		t.Fatal("unshare of nothing")
 	}
-	tb.Unshare("f", "a", "1")
+	tb.Unshare("f", Owner{Caller: "a", OH: "1"})
 	if l, _ := tb.Counts(); l != 0 || len(tb.files) != 0 {
 		t.Fatal("share left")
 	}

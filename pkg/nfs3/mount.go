@@ -2,6 +2,7 @@ package nfs3
 
 import (
 	"context"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -18,12 +19,23 @@ import (
 // UMNTALL keep an advisory list of who mounted what. That list lives in
 // memory: like rmtab, it is informational, and a restart does not
 // invalidate any mount.
+//
+// What a caller can learn without credentials (MOUNT takes AUTH_NONE):
+// EXPORT lists only the exports the caller's address may mount, and DUMP
+// only the caller's own mounts. Volume names and the other clients of a
+// multi-tenant server are not for every host that can reach the port
+// (knfsd's mountd, built for one site, lists everything).
+//
+// The list is bounded (maxMountEntries): past that, mounts still work but
+// are not listed.
 type Mount struct {
 	FS vfs.FS
 
 	mu     sync.Mutex
 	mounts map[wire.MountEntry]struct{}
 }
+
+const maxMountEntries = 16384
 
 // Program returns the registration of the MOUNT program. Versions 1 and 2
 // answer everything but MNT, whose v1/v2 handles are a different format.
@@ -48,10 +60,13 @@ func (m *Mount) ServeRPC(ctx context.Context, req *rpc.Request, w *xdr.Writer) e
 		res.Encode(w)
 		return nil
 	case wire.MountProcDump:
+		host := req.RemoteIP.String()
 		m.mu.Lock()
-		list := make(wire.MountList, 0, len(m.mounts))
+		var list wire.MountList
 		for e := range m.mounts {
-			list = append(list, e)
+			if e.Host == host {
+				list = append(list, e)
+			}
 		}
 		m.mu.Unlock()
 		sort.Slice(list, func(i, j int) bool {
@@ -81,7 +96,9 @@ func (m *Mount) ServeRPC(ctx context.Context, req *rpc.Request, w *xdr.Writer) e
 	case wire.MountProcExport:
 		var list wire.Exports
 		for _, e := range m.FS.Exports() {
-			list = append(list, wire.Export{Dir: e.Path, Groups: e.Clients})
+			if allows(e.Clients, req.RemoteIP) {
+				list = append(list, wire.Export{Dir: e.Path, Groups: e.Clients})
+			}
 		}
 		list.Encode(w)
 		return nil
@@ -101,7 +118,23 @@ func (m *Mount) mnt(ctx context.Context, req *rpc.Request, path string) wire.Mnt
 	if m.mounts == nil {
 		m.mounts = make(map[wire.MountEntry]struct{})
 	}
-	m.mounts[wire.MountEntry{Host: req.RemoteIP.String(), Dir: strings.TrimRight(path, "/")}] = struct{}{}
+	if len(m.mounts) < maxMountEntries {
+		m.mounts[wire.MountEntry{Host: req.RemoteIP.String(), Dir: strings.TrimRight(path, "/")}] = struct{}{}
+	}
 	m.mu.Unlock()
 	return wire.MntRes{Status: wire.MountOK, FH: fh, Flavors: []uint32{rpc.AuthSys}}
+}
+
+// allows reports whether an export's client list (address prefixes; empty:
+// any) admits ip. A prefix that does not parse admits nobody.
+func allows(clients []string, ip netip.Addr) bool {
+	if len(clients) == 0 {
+		return true
+	}
+	for _, c := range clients {
+		if p, err := netip.ParsePrefix(c); err == nil && ip.IsValid() && p.Contains(ip.Unmap()) {
+			return true
+		}
+	}
+	return false
 }

@@ -78,13 +78,12 @@ func (h *Handler) readlink(ctx context.Context, r *xdr.Reader, c vfs.Caller, w *
 // whether UNSTABLE data it has not seen committed must be sent again.
 func (h *Handler) write(ctx context.Context, r *xdr.Reader, c vfs.Caller, w *xdr.Writer) (wire.Status, error) {
 	var a wire.WriteArgs
-	if a.Decode(r) != nil {
+	// A count that disagrees with the data's length is a malformed
+	// call, as knfsd holds: writing either length would guess.
+	if a.Decode(r) != nil || int(a.Count) != len(a.Data) {
 		return 0, rpc.ErrGarbageArgs
 	}
 	data := a.Data
-	if int(a.Count) < len(data) {
-		data = data[:a.Count]
-	}
 	wr, err := h.FS.Write(ctx, c, a.FH, a.Offset, data, vfs.Stability(a.Stable))
 	res := wire.WriteRes{Status: status(err), Wcc: wccData(&wr.Wcc), Count: wr.Count, Committed: uint32(wr.Committed), Verf: h.verifier}
 	res.Encode(w)

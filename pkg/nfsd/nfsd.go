@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/internal/version"
@@ -33,9 +35,12 @@ import (
 
 // Config configures a daemon.
 type Config struct {
-	Root          string // volumes in Root/volumes, state in Root/state
-	Listen        string // NFS + MOUNT, TCP
-	PortmapListen string // portmapper, TCP and UDP; "" to serve none
+	Root   string // volumes in Root/volumes, state in Root/state
+	Listen string // NFS + MOUNT, TCP
+	// PortmapListen is the portmapper's addresses, comma-separated, each
+	// served over TCP and UDP; "" to serve none. The portmapper answers
+	// on these and (TCP only) on the NFS port, nowhere else.
+	PortmapListen string
 	MetricsListen string // /metrics and /healthz; "" to serve none
 	Pprof         bool   // also serve /debug/pprof/ on MetricsListen
 	// DefaultVolume, if set, is created on a first start with no volumes.
@@ -68,8 +73,8 @@ type Daemon struct {
 	pmap     *rpcserver.Server
 	http     *http.Server
 	listener net.Listener
-	pmTCP    net.Listener
-	pmUDP    net.PacketConn
+	pmTCP    []net.Listener
+	pmUDP    []net.PacketConn
 	metricsL net.Listener
 	wg       sync.WaitGroup
 	Admin    *admin.Server // nil unless Config.Admin.Listen is set
@@ -96,8 +101,10 @@ func Start(cfg Config) (d *Daemon, err error) {
 	// Clients apply their own umask; the server must not apply another.
 	unix.Umask(0)
 	raiseFileLimit(log)
+	var nodes int
+	cfg.Limits, nodes = fdLimits(cfg.Limits, log)
 
-	t, err := exports.Open(exports.Config{Root: cfg.Root, Log: log})
+	t, err := exports.Open(exports.Config{Root: cfg.Root, Log: log, MaxOpenNodes: nodes})
 	if err != nil {
 		return nil, err
 	}
@@ -144,21 +151,19 @@ func Start(cfg Config) (d *Daemon, err error) {
 	}
 
 	if cfg.PortmapListen != "" {
-		d.pmTCP, err = net.Listen("tcp", cfg.PortmapListen)
-		if err != nil {
-			return nil, fmt.Errorf("portmapper listener (is rpcbind running? stop it or pass --portmap-listen): %w", err)
+		if err := d.listenPortmap(cfg.PortmapListen); err != nil {
+			return nil, err
 		}
-		d.pmUDP, err = net.ListenPacket("udp", d.pmTCP.Addr().String())
-		if err != nil {
-			return nil, fmt.Errorf("portmapper UDP listener: %w", err)
-		}
-		d.pmap = &rpcserver.Server{Handler: d.mux.Only(portmap.Prog), Log: log, Observer: d.Metrics}
+		d.pmap = &rpcserver.Server{Handler: d.mux.Only(portmap.Prog), Log: log, Observer: d.Metrics, Limits: portmapLimits}
 	}
 	if cfg.MetricsListen != "" {
 		d.metricsL, err = net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
+		// Its connections come out of the descriptors' fixed reserve
+		// (fds.go): beyond this many, more wait in the listen backlog.
+		d.metricsL = netutil.LimitListener(d.metricsL, maxMetricsConns)
 		d.http = &http.Server{Handler: d.Metrics.Handler(func() error { return nil }, cfg.Pprof)}
 	}
 
@@ -174,15 +179,18 @@ func Start(cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
+	d.registerLimitMetrics()
 	d.goServe("nfs", func() error { return d.rpc.Serve(d.listener) })
 	if d.udp != nil {
 		d.goServe("nsm/udp", func() error { return d.udp.ServeUDP(d.udpConn) })
 		// Told of our restart, clients reclaim their locks at once.
 		d.Locks.Start()
 	}
-	if d.pmap != nil {
-		d.goServe("portmap/tcp", func() error { return d.pmap.Serve(d.pmTCP) })
-		d.goServe("portmap/udp", func() error { return d.pmap.ServeUDP(d.pmUDP) })
+	for _, l := range d.pmTCP {
+		d.goServe("portmap/tcp", func() error { return d.pmap.Serve(l) })
+	}
+	for _, pc := range d.pmUDP {
+		d.goServe("portmap/udp", func() error { return d.pmap.ServeUDP(pc) })
 	}
 	if d.http != nil {
 		d.goServe("metrics", func() error { return d.http.Serve(d.metricsL) })
@@ -197,7 +205,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 			t.ReconcileAll(2, d.stopBG)
 		}
 	}()
-	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
+	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrsOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
 	return d, nil
 }
 
@@ -244,15 +252,59 @@ func (d *Daemon) startLocking(cfg Config, port int) error {
 		svc.Close()
 		return fmt.Errorf("NSM UDP listener: %w", err)
 	}
-	// Over UDP only the status monitor (statd's SM_NOTIFY) and the
-	// portmapper answer.
-	d.udp = &rpcserver.Server{Handler: d.mux.Only(locking.NSMProg, portmap.Prog), Log: d.log, Observer: d.Metrics}
+	// Over UDP only the status monitor (statd's SM_NOTIFY) answers: the
+	// portmapper answers over UDP only on the addresses it is given,
+	// where its replies are rate-limited like these.
+	d.udp = &rpcserver.Server{Handler: d.mux.Only(locking.NSMProg), Log: d.log, Observer: d.Metrics}
 	d.Portmap.Add(
 		portmap.Mapping{Prog: locking.NLMProg, Vers: locking.NLMVers, Network: "tcp", Port: port},
 		portmap.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "tcp", Port: port},
 		portmap.Mapping{Prog: locking.NSMProg, Vers: locking.NSMVers, Network: "udp", Port: port},
 	)
 	return nil
+}
+
+// maxMetricsConns bounds the metrics endpoint's open connections.
+const maxMetricsConns = 32
+
+// portmapLimits bound the portmapper's own TCP server: its calls are
+// small and brief, and its connections come out of the descriptors' fixed
+// reserve (fds.go), not the NFS connections' share.
+var portmapLimits = rpcserver.Limits{MaxRecord: 8 << 10, PerConnInflight: 4, Inflight: 16, InflightBytes: 128 << 10, PerClientConns: 4, MaxConns: 64, RecordTimeout: 10 * time.Second}
+
+// listenPortmap opens TCP and UDP on each of the comma-separated
+// addresses. A wildcard address gets a warning: the portmapper lists what
+// the server serves and answers UDP from anyone, so it belongs on the
+// network the clients are on, not one facing untrusted hosts.
+func (d *Daemon) listenPortmap(addrs string) error {
+	for _, a := range strings.Split(addrs, ",") {
+		a = strings.TrimSpace(a)
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("portmapper listener %s (is rpcbind running? stop it or pass --portmap-listen): %w", a, err)
+		}
+		d.pmTCP = append(d.pmTCP, l)
+		pc, err := net.ListenPacket("udp", l.Addr().String())
+		if err != nil {
+			return fmt.Errorf("portmapper UDP listener %s: %w", a, err)
+		}
+		d.pmUDP = append(d.pmUDP, pc)
+		if ip := l.Addr().(*net.TCPAddr).IP; ip.IsUnspecified() {
+			d.log.Warn("the portmapper listens on every address; it must not face untrusted networks (give --portmap-listen the clients' side only)", "addr", l.Addr().String())
+		}
+	}
+	return nil
+}
+
+func addrsOf(ls []net.Listener) string {
+	if len(ls) == 0 {
+		return "off"
+	}
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Addr().String())
+	}
+	return strings.Join(out, ",")
 }
 
 func addrOf(l net.Listener) string {
@@ -278,12 +330,21 @@ func (d *Daemon) Addr() net.Addr { return d.listener.Addr() }
 // Port is the NFS/MOUNT port.
 func (d *Daemon) Port() int { return d.listener.Addr().(*net.TCPAddr).Port }
 
-// PortmapAddr is the portmapper's TCP address, or nil.
+// PortmapAddr is the portmapper's (first) TCP address, or nil.
 func (d *Daemon) PortmapAddr() net.Addr {
-	if d.pmTCP == nil {
+	if len(d.pmTCP) == 0 {
 		return nil
 	}
-	return d.pmTCP.Addr()
+	return d.pmTCP[0].Addr()
+}
+
+// PortmapAddrs are the portmapper's TCP addresses (UDP: the same).
+func (d *Daemon) PortmapAddrs() []net.Addr {
+	var out []net.Addr
+	for _, l := range d.pmTCP {
+		out = append(out, l.Addr())
+	}
+	return out
 }
 
 // MetricsAddr is the metrics address, or nil.
@@ -331,12 +392,12 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 }
 
 func (d *Daemon) closeListeners() {
-	for _, l := range []net.Listener{d.listener, d.pmTCP, d.metricsL} {
+	for _, l := range append([]net.Listener{d.listener, d.metricsL}, d.pmTCP...) {
 		if l != nil {
 			l.Close()
 		}
 	}
-	for _, c := range []net.PacketConn{d.pmUDP, d.udpConn} {
+	for _, c := range append([]net.PacketConn{d.udpConn}, d.pmUDP...) {
 		if c != nil {
 			c.Close()
 		}

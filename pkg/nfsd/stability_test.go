@@ -131,6 +131,9 @@ func TestMetricsAndHealth(t *testing.T) {
 		`rwxnfs_rpc_duration_seconds_bucket{procedure="GetAttr",program="nfs"`,
 		`rwxnfs_connections_open 1`,
 		`rwxnfs_written_bytes_total`,
+		`rwxnfs_rpc_replies_unsent 0`,
+		`rwxnfs_rpc_reclaimed_connections_total 0`,
+		`rwxnfs_rpc_udp_dropped_total 0`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -109,6 +109,12 @@ var ErrNotCall = errors.New("rpc: message is not a call")
 // ErrBadRPCVersion means the call used an RPC version other than 2.
 var ErrBadRPCVersion = errors.New("rpc: unsupported RPC version")
 
+// ErrBadAuth means the call's header is whole up to its procedure, but its
+// credential or verifier is longer than MaxAuthBody or runs past the
+// message: the caller, known by XID, is answered AUTH_BADCRED (as knfsd
+// does) rather than left to time out.
+var ErrBadAuth = errors.New("rpc: credential or verifier too long")
+
 // ParseCall decodes a call header from r, leaving r at the procedure
 // arguments. On ErrBadRPCVersion the XID is valid so the caller can reply
 // RPC_MISMATCH; on other errors the XID may be zero.
@@ -131,11 +137,17 @@ func ParseCall(r *xdr.Reader) (CallHeader, error) {
 	h.Prog = r.Uint32()
 	h.Vers = r.Uint32()
 	h.Proc = r.Uint32()
+	if r.Err() != nil {
+		return h, r.Err()
+	}
 	h.Cred.Flavor = r.Uint32()
 	h.Cred.Body = r.Opaque(MaxAuthBody)
 	h.Verf.Flavor = r.Uint32()
 	h.Verf.Body = r.Opaque(MaxAuthBody)
-	return h, r.Err()
+	if r.Err() != nil {
+		return h, ErrBadAuth
+	}
+	return h, nil
 }
 
 // WriteCall encodes a call header with the given credential and an

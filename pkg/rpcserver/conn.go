@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
@@ -26,13 +27,23 @@ type conn struct {
 	wmu sync.Mutex     // one reply record at a time on the wire
 	wg  sync.WaitGroup // calls in flight
 
-	calls int        // server-wide call slots held; guarded by s.statsMu
-	ip    netip.Addr // the client's address, counted in s.perIP
+	calls int        // calls read and not yet answered; guarded by s.statsMu
+	ip    netip.Addr // the client's address, counted in s.clients
+	cl    *client    // the client's budgets; nil if the address is unknown
+
+	// For idle reclaim (client.go): calls from first byte to reply, and
+	// when the last one ended. reclaimed is guarded by s.mu.
+	busy      atomic.Int32
+	lastUsed  atomic.Int64
+	reclaimed bool
 
 	remote, local net.Addr
 }
 
-var errTooManyConns = errors.New("too many connections from this client address")
+var (
+	errTooManyConns      = errors.New("too many connections from this client address")
+	errTooManyConnsTotal = errors.New("too many connections")
+)
 
 func (s *Server) newConn(nc net.Conn) (*conn, error) {
 	s.mu.Lock()
@@ -41,13 +52,24 @@ func (s *Server) newConn(nc net.Conn) (*conn, error) {
 		return nil, ErrServerClosed
 	}
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr(), local: nc.LocalAddr()}
+	c.lastUsed.Store(time.Now().UnixNano())
 	if ap, ok := rpc.AddrPort(c.remote); ok {
 		c.ip = ap.Addr().Unmap()
-		if s.perIP[c.ip] >= s.Limits.PerClientConns {
-			return nil, fmt.Errorf("%w (%d open, limit %d)", errTooManyConns, s.perIP[c.ip], s.Limits.PerClientConns)
+		if cl := s.clients[c.ip]; cl != nil && cl.conns >= s.Limits.PerClientConns {
+			return nil, fmt.Errorf("%w (%d open, limit %d)", errTooManyConns, cl.conns, s.Limits.PerClientConns)
 		}
-		s.perIP[c.ip]++
 	}
+	if err := s.makeRoom(); err != nil {
+		return nil, err
+	}
+	if c.ip.IsValid() {
+		cl, err := s.addClientConn(c.ip)
+		if err != nil {
+			return nil, err
+		}
+		c.cl = cl
+	}
+	s.live++
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.count(func(st *Stats) { st.Conns++ })
@@ -120,6 +142,7 @@ func (c *conn) readCall(rr *rpc.RecordReader) (call, error) {
 		if !started {
 			// From here the whole call must arrive in time.
 			started = true
+			c.markBusy()
 			c.setReadDeadline(time.Now().Add(s.Limits.RecordTimeout))
 		}
 		if cl.reserved > 0 {
@@ -132,7 +155,7 @@ func (c *conn) readCall(rr *rpc.RecordReader) (call, error) {
 		if want == 0 {
 			return nil
 		}
-		if err := s.acquireBytes(s.baseCtx, want); err != nil {
+		if err := s.acquireClientBytes(s.baseCtx, c, want); err != nil {
 			return err
 		}
 		cl.reserved = want
@@ -142,15 +165,23 @@ func (c *conn) readCall(rr *rpc.RecordReader) (call, error) {
 		c.setReadDeadline(time.Time{}) // waiting for the next call has no limit
 	}
 	if err == nil && cl.reserved > int64(len(rec)) {
-		s.releaseBytes(cl.reserved - int64(len(rec))) // a multi-fragment record's excess
+		s.releaseClientBytes(c, cl.reserved-int64(len(rec))) // a multi-fragment record's excess
 		cl.reserved = int64(len(rec))
 	}
 	if err == nil {
-		err = s.acquireCall(s.baseCtx, c)
+		err = s.acquireClientCall(s.baseCtx, c)
+		if err == nil {
+			if err = s.acquireCall(s.baseCtx, c); err != nil {
+				s.releaseClientCall(c)
+			}
+		}
 	}
 	if err != nil {
-		s.releaseBytes(cl.reserved)
+		s.releaseClientBytes(c, cl.reserved)
 		recPool.Put(cl.buf)
+		if started {
+			c.markIdle()
+		}
 		c.readEnded(err, started)
 		return call{}, err
 	}
@@ -176,24 +207,27 @@ func (c *conn) readEnded(err error, started bool) {
 	}
 }
 
-// run serves one call and gives back what it held, its connection slot
-// last.
+// run serves one call. Once served, the call gives back its record and
+// its server-wide slot; its client's and connection's slots are held until
+// the reply is written, so unsent replies count against their owner only.
 func (c *conn) run(cl call, slots <-chan struct{}) {
 	s := c.s
-	defer func() {
-		*cl.buf = cl.rec[:0]
-		recPool.Put(cl.buf)
-		s.releaseBytes(cl.reserved)
-		s.releaseCall(c)
-		<-slots
-		c.wg.Done()
-	}()
 	w := getWriter()
-	defer putWriter(w)
 	w.Uint32(0) // record mark
-	if s.dispatch(s.baseCtx, cl.rec, w, c.remote, c.local, "tcp") {
+	ok := s.dispatch(s.baseCtx, cl.rec, w, c.remote, c.local, "tcp")
+	*cl.buf = cl.rec[:0]
+	recPool.Put(cl.buf)
+	s.releaseClientBytes(c, cl.reserved)
+	s.servedCall(c)
+	if ok {
 		c.reply(w.Bytes())
 	}
+	putWriter(w)
+	s.repliedCall(c)
+	s.releaseClientCall(c)
+	c.markIdle()
+	<-slots
+	c.wg.Done()
 }
 
 // reply writes one reply record. Replies go out in the order calls
@@ -219,10 +253,11 @@ func (c *conn) close() {
 	c.nc.Close()
 	s.mu.Lock()
 	delete(s.conns, c)
-	if c.ip.IsValid() {
-		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-			delete(s.perIP, c.ip)
-		}
+	if !c.reclaimed {
+		s.live--
+	}
+	if c.cl != nil {
+		s.dropClientConn(c.ip)
 	}
 	s.mu.Unlock()
 	s.count(func(st *Stats) { st.Conns-- })

@@ -21,6 +21,10 @@ func (s *Server) dispatch(ctx context.Context, rec []byte, w *xdr.Writer, remote
 	case errors.Is(err, rpc.ErrBadRPCVersion):
 		rpc.WriteRPCMismatch(w, h.XID)
 		return true
+	case errors.Is(err, rpc.ErrBadAuth):
+		rpc.WriteCallError(w, h.XID, rpc.ErrAuthBadCred)
+		s.observe(h, start, rpc.ErrAuthBadCred)
+		return true
 	case err != nil:
 		// Without a whole header there is no one to answer.
 		s.Log.Debug("dropping malformed call", "remote", remote, "err", err)

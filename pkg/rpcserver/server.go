@@ -44,16 +44,40 @@ type Limits struct {
 	// many connections. A Linux client uses one per server and mount
 	// options (nconnect: at most 16).
 	PerClientConns int
+	// PerClientInflight caps the calls of one client address, on all
+	// its connections, that are read and not yet answered: being served,
+	// or served with the reply not yet taken by the client. A client that
+	// stops reading replies holds at most this many (default the larger
+	// of PerConnInflight and Inflight/2: 128, what nfsbench's 8
+	// connections × 16 calls keep in flight; at most half the server's
+	// call slots can then be in one client's handlers at once).
+	PerClientInflight int
+	// PerClientBytes caps the bytes of calls one client address holds
+	// reserved from InflightBytes (default InflightBytes/16, at least
+	// MaxRecord), so stalled records from fewer than 16 hosts cannot
+	// take the whole budget; a record's bytes are reserved when its
+	// header arrives, and RecordTimeout bounds how long they are held.
+	PerClientBytes int64
+	// MaxConns caps the open connections in all (default 4096; nfsd
+	// derives it from RLIMIT_NOFILE, see pkg/nfsd). At the cap the
+	// connection idle longest is closed to admit a new one.
+	MaxConns int
+	// UDPBytesPerSource is the reply bytes a second (with four seconds'
+	// burst) sent to one source address over UDP (default 16 KiB), so the
+	// server cannot be used to reflect traffic at a forged address.
+	UDPBytesPerSource int
 }
 
 // DefaultLimits fit a 1 MiB wsize with headroom.
 var DefaultLimits = Limits{
-	MaxRecord:       1<<20 + 64<<10,
-	PerConnInflight: 64,
-	Inflight:        256,
-	InflightBytes:   256 << 20,
-	RecordTimeout:   2 * time.Minute,
-	PerClientConns:  64,
+	MaxRecord:         1<<20 + 64<<10,
+	PerConnInflight:   64,
+	Inflight:          256,
+	InflightBytes:     256 << 20,
+	RecordTimeout:     2 * time.Minute,
+	PerClientConns:    64,
+	MaxConns:          4096,
+	UDPBytesPerSource: 16 << 10,
 }
 
 // withDefaults fills unset limits from DefaultLimits and makes the byte
@@ -79,7 +103,22 @@ func (l Limits) withDefaults() Limits {
 	if l.PerClientConns <= 0 {
 		l.PerClientConns = DefaultLimits.PerClientConns
 	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultLimits.MaxConns
+	}
+	if l.UDPBytesPerSource <= 0 {
+		l.UDPBytesPerSource = DefaultLimits.UDPBytesPerSource
+	}
 	l.InflightBytes = max(l.InflightBytes, int64(l.MaxRecord))
+	if l.PerClientInflight <= 0 {
+		l.PerClientInflight = max(l.PerConnInflight, l.Inflight/2)
+	}
+	if l.PerClientBytes <= 0 {
+		l.PerClientBytes = l.InflightBytes / 16
+	}
+	// A client must be able to send one largest record, and cannot hold
+	// more than the whole budget.
+	l.PerClientBytes = min(max(l.PerClientBytes, int64(l.MaxRecord)), l.InflightBytes)
 	return l
 }
 
@@ -87,13 +126,18 @@ func (l Limits) withDefaults() Limits {
 // most it has held at once: the limits are the bounds on both.
 type Stats struct {
 	Conns         int   // open connections
-	Calls         int   // calls being read or served
+	Calls         int   // calls being served (holding a server-wide call slot)
+	Replying      int   // calls served whose replies are not yet written
 	Bytes         int64 // bytes of call records reserved
 	MaxCalls      int   // high-water mark of Calls
 	MaxBytes      int64 // high-water mark of Bytes
 	MaxConnCalls  int   // high-water mark of calls on any one connection
 	DroppedCalls  int64 // malformed messages dropped without a reply
 	RejectedConns int64 // connections closed for an oversized record, a stalled record or too many from one client
+	// ReclaimedConns counts idle connections closed to make room under
+	// MaxConns.
+	ReclaimedConns int64
+	UDPDropped     int64 // UDP calls dropped for their source's reply rate
 }
 
 // Server serves RPC calls to one Handler (usually an rpc.Mux).
@@ -113,7 +157,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[io.Closer]struct{}
 	conns     map[*conn]struct{}
-	perIP     map[netip.Addr]int // open connections by client address
+	clients   map[netip.Addr]*client // by address, while it has connections (client.go)
+	live      int                    // open connections not being reclaimed
 	closing   atomic.Bool
 	connWG    sync.WaitGroup
 	work      chan func() // to idle workers (workers.go)
@@ -132,7 +177,7 @@ func (s *Server) init() {
 		s.bytes = semaphore.NewWeighted(s.Limits.InflightBytes)
 		s.listeners = make(map[io.Closer]struct{})
 		s.conns = make(map[*conn]struct{})
-		s.perIP = make(map[netip.Addr]int)
+		s.clients = make(map[netip.Addr]*client)
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 		s.work = make(chan func())
 	})
@@ -165,9 +210,15 @@ func (s *Server) acquireCall(ctx context.Context, c *conn) error {
 	return nil
 }
 
-func (s *Server) releaseCall(c *conn) {
-	s.count(func(st *Stats) { st.Calls--; c.calls-- })
+// servedCall gives back c's call's server-wide slot once its handler has
+// returned; the call is counted as replying until repliedCall.
+func (s *Server) servedCall(c *conn) {
+	s.count(func(st *Stats) { st.Calls--; st.Replying++ })
 	s.calls.Release(1)
+}
+
+func (s *Server) repliedCall(c *conn) {
+	s.count(func(st *Stats) { st.Replying--; c.calls-- })
 }
 
 func (s *Server) acquireBytes(ctx context.Context, n int64) error {

@@ -112,10 +112,8 @@ func TestGarbageRecordsAreDropped(t *testing.T) {
 		{0, 0, 0, 9, 0, 0, 0}, // XID and half a message type
 		rpctest.U32(42),       // XID only
 		append(rpctest.U32(1), rpctest.U32(7)...), // message type 7
-		// a call header cut inside the credential
-		rpctest.CallMsg(3, testProg, 1, procNull, rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: make([]byte, 40)}, nil)[:30],
-		// a credential longer than RFC 5531 allows
-		rpctest.CallMsg(3, testProg, 1, procNull, rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: make([]byte, 404)}, nil),
+		// a call header cut before its procedure number
+		rpctest.CallMsg(3, testProg, 1, procNull, rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: make([]byte, 40)}, nil)[:22],
 		bytes.Repeat([]byte{0xff}, 333),
 	}
 	for _, g := range garbage {
@@ -217,6 +215,29 @@ func TestBadCredentials(t *testing.T) {
 			}
 		})
 	}
+	// A credential or verifier that is too long, or runs past the
+	// message, once the caller is known by XID: answered, not silence.
+	long := rpctest.CallMsg(13, testProg, 1, procNull, rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: make([]byte, 404)}, nil)
+	longVerf := rpctest.CallMsg(13, testProg, 1, procNull, rpctest.None(), nil)
+	longVerf = append(append(longVerf[:len(longVerf)-4], rpctest.U32(1000)...), make([]byte, 1000)...)
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"credential of 404 bytes", long},
+		{"credential of 1 GB", append(rpctest.CallMsg(13, testProg, 1, procNull, rpctest.None(), nil)[:28], rpctest.U32(1<<30)...)},
+		{"credential cut short", long[:100]},
+		{"credential length cut short", long[:30]},
+		{"verifier of 1000 bytes", longVerf},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.Send(tc.msg)
+			re := c.ExpectError(13)
+			if !re.Denied || re.Mismatch || re.Auth != rpc.AuthBadCred {
+				t.Fatalf("got %+v, want MSG_DENIED AUTH_ERROR AUTH_BADCRED", re)
+			}
+		})
+	}
 	c.Send(rpctest.CallMsg(12, testProg, 1, procNull, rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: good}, nil))
 	c.ExpectReply(12)
 }
@@ -265,7 +286,7 @@ func TestSlowCallDoesNotBlockFastCall(t *testing.T) {
 // other clients are served meanwhile.
 func TestPipeliningIsBounded(t *testing.T) {
 	ts := startServer(t, small)
-	greedy := rpctest.Dial(t, ts.addr)
+	greedy := rpctest.DialFrom(t, "127.0.0.2", ts.addr) // others share no client budget with it
 	const n = 200
 	// Calls that block, then calls with big replies the client never
 	// reads: neither kind may let more than PerConnInflight in at once.
@@ -282,7 +303,10 @@ func TestPipeliningIsBounded(t *testing.T) {
 	go greedy.Write(stream)
 	<-ts.h.started
 	<-ts.h.started
-	rpctest.Eventually(t, "the greedy connection to reach its limit", func() bool { return ts.Stats().Calls == small.PerConnInflight })
+	rpctest.Eventually(t, "the greedy connection to reach its limit", func() bool {
+		st := ts.Stats()
+		return st.Calls+st.Replying == small.PerConnInflight
+	})
 
 	// Other clients are served while the greedy one sits at its limit.
 	other := rpctest.Dial(t, ts.addr)
@@ -297,7 +321,8 @@ func TestPipeliningIsBounded(t *testing.T) {
 	ts.h.release(1000)
 	ts.h.release(1001)
 	rpctest.Eventually(t, "the greedy connection to be stuck at its limit again", func() bool {
-		return ts.Stats().Calls == small.PerConnInflight
+		st := ts.Stats()
+		return st.Calls+st.Replying == small.PerConnInflight
 	})
 	other.Call(99, testProg, 1, procNull, nil)
 	other.ExpectReply(99)
@@ -403,6 +428,7 @@ func TestPerClientConnectionCap(t *testing.T) {
 func TestHalfSentRecordsDoNotDeadlock(t *testing.T) {
 	lim := small
 	lim.InflightBytes = 2 * int64(lim.MaxRecord)
+	lim.PerClientBytes = lim.InflightBytes // all from one address
 	ts := startServer(t, lim)
 	const clients = 6
 	msg := rpctest.CallMsg(1, testProg, 1, procNull, rpctest.None(), make([]byte, lim.MaxRecord-100))

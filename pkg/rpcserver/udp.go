@@ -3,11 +3,15 @@ package rpcserver
 import (
 	"errors"
 	"net"
+	"net/netip"
+	"time"
+
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
 )
 
 // ServeUDP answers calls arriving as datagrams on pc until Shutdown. Calls
 // are handled one at a time: UDP is served for the portmapper, whose calls
-// are tiny.
+// are tiny. Replies are rate-limited per source (udplimit.go).
 func (s *Server) ServeUDP(pc net.PacketConn) error {
 	s.init()
 	if !s.track(pc, true) {
@@ -15,6 +19,7 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 	}
 	defer s.track(pc, false)
 	buf := make([]byte, 64<<10)
+	lim := newUDPLimiter(s.Limits.UDPBytesPerSource)
 	for {
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -26,9 +31,18 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			}
 			continue
 		}
+		var src netip.Addr
+		if ap, ok := rpc.AddrPort(from); ok {
+			src = ap.Addr().Unmap()
+		}
+		if !lim.allow(src, time.Now()) {
+			s.count(func(st *Stats) { st.UDPDropped++ })
+			continue
+		}
 		w := getWriter()
 		local := udpLocalAddr(pc, from)
 		if s.dispatch(s.baseCtx, buf[:n], w, from, local, "udp") {
+			lim.charge(src, w.Len())
 			pc.WriteTo(w.Bytes(), from)
 		}
 		putWriter(w)

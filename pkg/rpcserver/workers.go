@@ -9,9 +9,10 @@ package rpcserver
 //
 // There is no pool to size: a call is handed to an idle worker if one is
 // waiting, or a new worker is started. Calls start only once they hold a
-// server-wide call slot, so there are never more workers than
-// Limits.Inflight calls ran at once; idle ones wait for the next call
-// until Shutdown.
+// server-wide call slot, and a worker also writes its call's reply, so
+// there are never more workers than Limits.Inflight calls served at once
+// plus the replies being written (at most PerClientInflight per client);
+// idle ones wait for the next call until Shutdown.
 
 // spawn runs f on an idle worker, or on a new one if none is idle; it
 // never waits.

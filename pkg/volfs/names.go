@@ -188,7 +188,9 @@ func (fs *FS) Create(_ context.Context, c vfs.Caller, dirFH []byte, name string,
 			err = fs.setAttrsByName(&d, name, vfs.SetAttr{SetSize: true, Size: sa.Size})
 		}
 	case err == nil && !exclusive:
-		err = fs.applyCreateAttrs(&d, name, sa)
+		if err = fs.applyCreateAttrs(&d, name, sa); err != nil {
+			fs.undoCreate(&d, name, 0)
+		}
 	}
 	if err := fs.finish(&d, "CREATE", err); err != nil {
 		return vfs.Created{Dir: d.wcc}, err
@@ -259,7 +261,9 @@ func (fs *FS) Mkdir(_ context.Context, c vfs.Caller, dirFH []byte, name string, 
 	}
 	err = createCharged(d.dir, name, 0, d.id, func() (bool, error) { return made(unix.Mkdirat(d.dir.FD(), name, mode)) })
 	if err == nil {
-		err = fs.applyCreateAttrs(&d, name, sa)
+		if err = fs.applyCreateAttrs(&d, name, sa); err != nil {
+			fs.undoCreate(&d, name, unix.AT_REMOVEDIR)
+		}
 	}
 	if err := fs.finish(&d, "MKDIR", err); err != nil {
 		return vfs.Created{Dir: d.wcc}, err
@@ -281,7 +285,9 @@ func (fs *FS) Symlink(_ context.Context, c vfs.Caller, dirFH []byte, name, targe
 	}
 	err = createCharged(d.dir, name, int64(len(target)), d.id, func() (bool, error) { return made(unix.Symlinkat(target, d.dir.FD(), name)) })
 	if err == nil && (sa.SetUID || sa.SetGID) {
-		err = fs.setAttrsByName(&d, name, vfs.SetAttr{SetUID: sa.SetUID, UID: sa.UID, SetGID: sa.SetGID, GID: sa.GID})
+		if err = fs.setAttrsByName(&d, name, vfs.SetAttr{SetUID: sa.SetUID, UID: sa.UID, SetGID: sa.SetGID, GID: sa.GID}); err != nil {
+			fs.undoCreate(&d, name, 0)
+		}
 	}
 	if err := fs.finish(&d, "SYMLINK", err); err != nil {
 		return vfs.Created{Dir: d.wcc}, err
@@ -326,7 +332,9 @@ func (fs *FS) Mknod(_ context.Context, c vfs.Caller, dirFH []byte, name string, 
 		return made(unix.Mknodat(d.dir.FD(), name, kind|mode, int(unix.Mkdev(major, minor))))
 	})
 	if err == nil {
-		err = fs.applyCreateAttrs(&d, name, sa)
+		if err = fs.applyCreateAttrs(&d, name, sa); err != nil {
+			fs.undoCreate(&d, name, 0)
+		}
 	}
 	if err := fs.finish(&d, "MKNOD", err); err != nil {
 		return vfs.Created{Dir: d.wcc}, err
