@@ -6,7 +6,24 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rwxnfs/rwxnfs/pkg/exports"
 )
+
+// A rename within one directory fsyncs it once even when its handle was
+// resolved to two nodes (the first evicted from the cache before the
+// second was opened); two directories are two fsyncs.
+func TestSameNode(t *testing.T) {
+	a := &exports.Node{Handle: []byte{1, 2, 3}}
+	again := &exports.Node{Handle: []byte{1, 2, 3}}
+	other := &exports.Node{Handle: []byte{1, 2, 4}}
+	if !sameNode(a, a) || !sameNode(a, again) {
+		t.Error("one directory resolved twice is not the same node")
+	}
+	if sameNode(a, other) {
+		t.Error("two directories are the same node")
+	}
+}
 
 // chmodFD and utimesFD change the inode an O_PATH descriptor holds (on
 // this kernel directly, else through /proc).
