@@ -45,21 +45,27 @@ var (
 )
 
 type handleSealer struct {
-	macs *sync.Pool // of hash.Hash keyed with the server key
+	macs *sync.Pool // of *macState keyed with the server key
+}
+
+// macState is a keyed hash with room for its sum, pooled together so
+// that sealing allocates nothing but the handle.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }
 
 func newSealer(key []byte) handleSealer {
-	return handleSealer{macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+	return handleSealer{macs: &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, key)} }}}
 }
 
 // mac appends b's MAC to dst. READDIRPLUS mints a handle per entry, so the
 // keyed hash is reused rather than rebuilt each time.
 func (s handleSealer) mac(dst, b []byte) []byte {
-	m := s.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(b)
-	var sum [sha256.Size]byte
-	out := append(dst, m.Sum(sum[:0])[:macLen]...)
+	m := s.macs.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(b)
+	out := append(dst, m.h.Sum(m.sum[:0])[:macLen]...)
 	s.macs.Put(m)
 	return out
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"container/list"
 	"errors"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -176,6 +179,58 @@ func (t *Table) HandleAt(v *Volume, dirfd int, name string) ([]byte, error) {
 		return nil, err
 	}
 	return t.sealer.seal(v.FSID, fh.Type(), fh.Bytes())
+}
+
+// The node cache's size. A tree larger than the cache makes an LRU miss
+// on every access of a sweep over it (each GETATTR of a stat-all pays
+// open_by_handle_at, the MAC and a close, ~35 times a hit's cost), so the
+// cache should hold the working set of a large tree, bounded by what a
+// node costs:
+//   - descriptors: up to two each (O_PATH, and read-write once used for
+//     data), out of the process's limit less fdReserve for connections,
+//     data copies and state files (Go lifts the soft limit to the hard
+//     one at start-up);
+//   - memory: about 1 KiB of Go heap (node, handles, map and list
+//     entries) plus the dentry and inode an open descriptor keeps in the
+//     kernel's caches (charged to the container), ~2 KiB together
+//     (nodeCost); at most 1/64 of the memory nfsd may use: the machine's,
+//     or its cgroup's limit if lower.
+const (
+	nodeCost        = 2 << 10
+	fdReserve       = 1024
+	maxOpenNodesCap = 1 << 20
+	minOpenNodes    = 64
+)
+
+// DefaultMaxOpenNodes is the node cache's size when nothing else is said:
+// what memory and the descriptor limit allow.
+func DefaultMaxOpenNodes() int {
+	n := min(uint64(maxOpenNodesCap), memoryLimit()/64/nodeCost)
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
+		n = min(n, (max(rl.Cur, fdReserve)-fdReserve)/2)
+	}
+	return int(max(n, minOpenNodes))
+}
+
+// memoryLimit is the machine's memory, or the memory limit of the cgroup
+// nfsd runs in (as a container sees it, v2 or v1) if lower.
+func memoryLimit() uint64 {
+	mem := uint64(1) << 62
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		mem = uint64(si.Totalram) * uint64(si.Unit)
+	}
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if lim, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil { // "max": none
+			mem = min(mem, lim)
+		}
+	}
+	return mem
 }
 
 // nodeCache is a bounded LRU of open nodes keyed by handle.

@@ -55,7 +55,8 @@ type Table struct {
 type Config struct {
 	Root string // ROOT: volumes in ROOT/volumes, state in ROOT/state
 	Log  *slog.Logger
-	// MaxOpenNodes bounds the cache of open file descriptors (default 8192).
+	// MaxOpenNodes bounds the cache of open nodes (default: by memory and
+	// the descriptor limit, DefaultMaxOpenNodes).
 	MaxOpenNodes int
 	// UsageFlushInterval is how often changed usage is saved (default 2s).
 	UsageFlushInterval time.Duration
@@ -71,7 +72,7 @@ func Open(cfg Config) (*Table, error) {
 		cfg.Log = slog.Default()
 	}
 	if cfg.MaxOpenNodes == 0 {
-		cfg.MaxOpenNodes = 8192
+		cfg.MaxOpenNodes = DefaultMaxOpenNodes()
 	}
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {

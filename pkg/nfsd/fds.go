@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rwxnfs/rwxnfs/pkg/exports"
 	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
 )
 
@@ -18,20 +19,18 @@ import (
 // (rpcserver.Limits.MaxConns, at which the connection idle longest is
 // closed for a new one).
 
-// defaultOpenNodes is the node cache's size when descriptors allow.
-const defaultOpenNodes = 8192
-
 // splitFDs divides nofile descriptors between connections and the node
-// cache (in nodes, two descriptors each). The node cache keeps its
-// default size unless that would leave connections fewer than
-// min(a quarter, 1024) of what the reserve leaves.
-func splitFDs(nofile, inflight int) (conns, nodes int) {
+// cache (in nodes, two descriptors each). The node cache gets the size it
+// wants (exports.DefaultMaxOpenNodes: by memory and descriptors) unless
+// that would leave connections fewer than min(a quarter, 1024) of what the
+// reserve leaves.
+func splitFDs(nofile, inflight, wantNodes int) (conns, nodes int) {
 	// Calls in flight hold a few nodes beyond the cache's bound, and
 	// open a directory or a temporary file now and then.
 	reserve := min(256+4*inflight, nofile/2)
 	avail := nofile - reserve
-	conns = max(avail-2*defaultOpenNodes, min(avail/4, 1024))
-	nodes = min(defaultOpenNodes, (avail-conns)/2)
+	conns = max(avail-2*wantNodes, min(avail/4, 1024))
+	nodes = min(wantNodes, (avail-conns)/2)
 	return max(conns, 1), max(nodes, 1)
 }
 
@@ -41,18 +40,19 @@ func fdLimits(lim rpcserver.Limits, log *slog.Logger) (rpcserver.Limits, int) {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
 		log.Warn("cannot read the open file limit; using default connection cap", "err", err)
-		return lim, defaultOpenNodes
+		return lim, exports.DefaultMaxOpenNodes()
 	}
 	inflight := lim.Inflight
 	if inflight <= 0 {
 		inflight = rpcserver.DefaultLimits.Inflight
 	}
 	nofile := int(min(rl.Cur, 1<<30))
-	conns, nodes := splitFDs(nofile, inflight)
+	want := exports.DefaultMaxOpenNodes()
+	conns, nodes := splitFDs(nofile, inflight, want)
 	if lim.MaxConns <= 0 {
 		lim.MaxConns = conns
 	}
-	if nodes < defaultOpenNodes {
+	if nodes < want {
 		log.Warn("the open file limit is low: the node cache is smaller", "nofile", nofile, "nodes", nodes, "max_conns", lim.MaxConns)
 	}
 	return lim, nodes

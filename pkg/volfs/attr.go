@@ -65,7 +65,38 @@ func timespec(t vfs.SetTime) unix.Timespec {
 	return unix.Timespec{Nsec: unix.UTIME_OMIT}
 }
 
-// procPath names a descriptor through /proc, for the calls (chmod,
-// utimes, link) that will not take an O_PATH descriptor directly but do
+// procPath names a descriptor through /proc, for the calls (link, and
+// chmod and utimes on kernels before fchmodat2 and utimensat's
+// AT_EMPTY_PATH) that will not take an O_PATH descriptor directly but do
 // follow this link to the very inode it holds, with the caller's rights.
 func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// chmodFD sets the mode of the inode an O_PATH descriptor holds, with the
+// caller's rights: fchmodat2 with AT_EMPTY_PATH (Linux 6.6), else
+// through /proc, whose path walk through procfs made it twice as costly
+// (7.5 against 3.5 us here; SETATTR's largest system call).
+func chmodFD(fd int, mode uint32) error {
+	err := unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+	if oldKernel(err) {
+		err = unix.Fchmodat(unix.AT_FDCWD, procPath(fd), mode, 0)
+	}
+	return err
+}
+
+// utimesFD sets the times of the inode an O_PATH descriptor holds, with
+// the caller's rights, as chmodFD does the mode.
+func utimesFD(fd int, ts []unix.Timespec) error {
+	err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
+	if oldKernel(err) {
+		err = unix.UtimesNanoAt(unix.AT_FDCWD, procPath(fd), ts, 0)
+	}
+	return err
+}
+
+// oldKernel reports whether a call with AT_EMPTY_PATH failed because
+// the kernel does not know the call or the flag (x/sys turns fchmodat2's
+// ENOSYS into EOPNOTSUPP). EINVAL may also be the times themselves: the
+// call through /proc then fails the same way.
+func oldKernel(err error) bool {
+	return err == unix.ENOSYS || err == unix.EOPNOTSUPP || err == unix.EINVAL
+}

@@ -104,7 +104,6 @@ func setAttrs(n *exports.Node, pre *unix.Stat_t, s vfs.SetAttr, id fscred.Cred) 
 			return err
 		}
 	}
-	proc := procPath(n.FD())
 	return fscred.Do(id, func() error {
 		if s.SetUID || s.SetGID {
 			uid, gid := -1, -1
@@ -131,13 +130,13 @@ func setAttrs(n *exports.Node, pre *unix.Stat_t, s vfs.SetAttr, id fscred.Cred) 
 			if !isDir(pre) {
 				mode = nonDirMode(n.Vol, mode)
 			}
-			if err := unix.Fchmodat(unix.AT_FDCWD, proc, mode, 0); err != nil {
+			if err := chmodFD(n.FD(), mode); err != nil {
 				return err
 			}
 		}
 		if s.Atime.How != vfs.KeepTime || s.Mtime.How != vfs.KeepTime {
 			ts := []unix.Timespec{timespec(s.Atime), timespec(s.Mtime)}
-			if err := unix.UtimesNanoAt(unix.AT_FDCWD, proc, ts, 0); err != nil {
+			if err := utimesFD(n.FD(), ts); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,8 @@
 package volfs
 
 import (
+	"bytes"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
@@ -27,10 +29,19 @@ func commitDir(dir, other *exports.Node) error {
 	if err := fsyncDir(dir); err != nil {
 		return err
 	}
-	if other != nil && other != dir {
+	if other != nil && !sameNode(dir, other) {
 		return fsyncDir(other)
 	}
 	return nil
+}
+
+// sameNode reports whether two resolved nodes are one file. A rename
+// within a directory resolves its handle twice, and the two nodes are
+// distinct when the cache evicted the first before the second (a tree
+// larger than the cache): the handle, not the node, says it is one
+// directory, whose one fsync covers both entries.
+func sameNode(a, b *exports.Node) bool {
+	return a == b || bytes.Equal(a.Handle, b.Handle)
 }
 
 // fsyncDir fsyncs a directory node (its descriptor is O_PATH, which

@@ -212,7 +212,7 @@ func setVerifier(fd int, verf [8]byte) error {
 		{Sec: int64(binary.BigEndian.Uint32(verf[0:4]))},
 		{Sec: int64(binary.BigEndian.Uint32(verf[4:8]))},
 	}
-	return unix.UtimesNanoAt(unix.AT_FDCWD, procPath(fd), ts, 0)
+	return utimesFD(fd, ts)
 }
 
 func hasVerifier(st *unix.Stat_t, verf [8]byte) bool {
