@@ -60,8 +60,8 @@ func startWithAdmin(t *testing.T, noLocking bool) (d *nfsd.Daemon, dir string, r
 	return d, dir, func(want int, args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
-		full := append([]string{"-addr", sock, "-token-file", token}, args...)
-		if code := runAdmin(full, &out, &errb); code != want {
+		full := append([]string{"admin", "--addr", sock, "--token-file", token}, args...)
+		if code := execute(full, &out, &errb); code != want {
 			t.Fatalf("nfsd admin %v: exit %d, want %d\n%s%s", args, code, want, out.String(), errb.String())
 		}
 		return out.String() + errb.String()
@@ -125,7 +125,7 @@ func TestAdminLocks(t *testing.T) {
 		t.Fatalf("releasing a client with nothing: %s", out)
 	}
 	run(2, "locks", "release")
-	if out := run(1, "locks", "list", "bogus=1"); !strings.Contains(out, "want volume=") {
+	if out := run(2, "locks", "list", "bogus=1"); !strings.Contains(out, "want volume=") {
 		t.Fatalf("bad filter: %s", out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -91,6 +92,10 @@ func listen(addr string) (net.Listener, error) {
 	network := "tcp"
 	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
 		network, addr = "unix", p
+		// The socket's directory (/run/rwxnfs) is gone after a reboot.
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, fmt.Errorf("admin socket directory: %w", err)
+		}
 		// A socket left by a previous run would make listen fail.
 		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			os.Remove(p)
@@ -120,3 +125,11 @@ func (s *Server) Stop(ctx context.Context) {
 	}
 	<-s.done
 }
+
+// DefaultAddr is where "nfsd serve --admin-listen" is documented to
+// listen and where "nfsd admin" calls by default.
+const DefaultAddr = "unix:/run/rwxnfs/admin.sock"
+
+// TokenPath is where a server over root keeps the token it generates
+// when given no token file; "nfsd admin" looks there by default.
+func TokenPath(root string) string { return filepath.Join(root, "state", "admin-token") }

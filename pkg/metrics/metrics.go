@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rwxnfs/rwxnfs/internal/version"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
@@ -59,7 +60,14 @@ func New() *Metrics {
 			Name: "rwxnfs_connections_open", Help: "Open client connections.",
 		}),
 	}
-	m.Registry.MustRegister(m.calls, m.latency, m.rpcErrors, m.nfsErrors, m.read, m.written, m.conns,
+	// The build, as a constant 1 with labels: joins on it tell which
+	// version served what.
+	b := version.Get()
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rwxnfs_build_info", Help: "The nfsd build: module version, VCS revision and Go version (always 1).",
+	}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(b.Version, b.Revision, b.GoVersion).Set(1)
+	m.Registry.MustRegister(build, m.calls, m.latency, m.rpcErrors, m.nfsErrors, m.read, m.written, m.conns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

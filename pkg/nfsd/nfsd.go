@@ -168,6 +168,16 @@ func Start(cfg Config) (d *Daemon, err error) {
 			locks = d.Locks
 		}
 		acfg := cfg.Admin
+		if acfg.TokenFile == "" {
+			// Two steps to a usable API: --admin-listen, then "nfsd
+			// admin", which looks for the token in the same place.
+			acfg.TokenFile = admin.TokenPath(cfg.Root)
+			created, err := admin.EnsureToken(acfg.TokenFile)
+			if err != nil {
+				return nil, err
+			}
+			log.Info("admin API token", "file", acfg.TokenFile, "generated", created)
+		}
 		acfg.Info = admin.Info{Version: version.String(), NFSAddr: d.listener.Addr().String(), Locking: d.Locks != nil, Started: time.Now()}
 		d.Admin, err = admin.Start(acfg, t, locks, log)
 		if err != nil {
@@ -197,7 +207,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 			t.ReconcileAll(2, d.stopBG)
 		}
 	}()
-	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
+	log.Info("nfsd serving", "version", version.String(), "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
 	return d, nil
 }
 

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nfsdRun runs the binary as a user would and returns its exit code,
+// stdout and stderr.
+func nfsdRun(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
+	cmd.Dir = dir
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("nfsd %q: %v", args, err)
+	}
+	return code, o.String(), e.String()
+}
+
+// expect runs nfsd and checks its exit code and that its output holds
+// each of want.
+func expect(t *testing.T, code int, want []string, args ...string) string {
+	t.Helper()
+	got, o, e := nfsdRun(t, t.TempDir(), args...)
+	if got != code {
+		t.Errorf("nfsd %q: exit %d, want %d\nstdout: %s\nstderr: %s", args, got, code, o, e)
+	}
+	for _, w := range want {
+		if !strings.Contains(o+e, w) {
+			t.Errorf("nfsd %q: output lacks %q\nstdout: %s\nstderr: %s", args, w, o, e)
+		}
+	}
+	return o + e
+}
+
+// Item 1 of issue 14: commands, --help everywhere, errors that name the
+// word, exit codes 0/1/2; nothing of this starts a server.
+func TestCommandStructure(t *testing.T) {
+	expect(t, 0, []string{"nfsd ", "commit: ", "go: go1."}, "version")
+	expect(t, 0, []string{"nfsd "}, "--version")
+	for _, help := range [][]string{{"--help"}, {"help"}, {"-h"}} {
+		out := expect(t, 0, []string{"serve", "admin", "version", "Examples:"}, help...)
+		if strings.Contains(out, "--max-conns-per-client") {
+			t.Errorf("nfsd %v lists serve's flags:\n%s", help, out)
+		}
+	}
+	// Every command has a description and examples.
+	for _, c := range [][]string{{"serve"}, {"admin"}, {"version"}, {"admin", "list"}, {"admin", "create"},
+		{"admin", "expand"}, {"admin", "update"}, {"admin", "delete"}, {"admin", "show"}, {"admin", "snapshot"},
+		{"admin", "snapshot", "create"}, {"admin", "capacity"}, {"admin", "info"}, {"admin", "locks"},
+		{"admin", "locks", "list"}, {"admin", "locks", "release"}} {
+		expect(t, 0, []string{"Usage:", "Examples:", "nfsd " + strings.Join(c, " ")}, append(c, "--help")...)
+	}
+	expect(t, 0, []string{"--admin-listen", "--init", "--root"}, "serve", "--help")
+	expect(t, 0, []string{"16 characters", "admin-token", "--token-file"}, "admin", "--help")
+
+	// Unknown words and extra arguments: exit 2, the word named on the
+	// first line, no usage text in front of it.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate" for "nfsd"`},
+		{[]string{"version", "extra"}, `unexpected argument "extra"`},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"admin", "frob"}, `unknown command "frob" for "nfsd admin"`},
+		{[]string{"admin"}, "missing command"},
+		{[]string{"admin", "snapshot", "frob"}, `unknown command "frob" for "nfsd admin snapshot"`},
+		{[]string{"admin", "create", "web"}, "missing <size>"},
+		{[]string{"admin", "show"}, "missing <volume>"},
+		{[]string{"admin", "show", "a", "b"}, `unexpected argument "b"`},
+		{[]string{"admin", "list", "extra"}, `unexpected argument "extra"`},
+		{[]string{"admin", "locks", "release", "a", "b"}, `unexpected argument "b"`},
+		{[]string{"serve", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"version", "--root", "x"}, "unknown flag: --root"},
+		{[]string{"admin", "list", "--listen", "x"}, "unknown flag: --listen"},
+	} {
+		out := expect(t, 2, []string{c.want}, c.args...)
+		if first, _, _ := strings.Cut(out, "\n"); !strings.Contains(first, c.want) {
+			t.Errorf("nfsd %q: the first line does not say what is wrong:\n%s", c.args, out)
+		}
+	}
+	// Bare nfsd still serves, and says so.
+	expect(t, 1, []string{"no command given: serving", "does not exist"}, "--root", filepath.Join(t.TempDir(), "typo"))
+}
+
+// Item 4: no silent defaults for wrong values.
+func TestServeRefusesBadValues(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--root", ""}, "--root is empty"},
+		{[]string{"--listen", ""}, "--listen is empty"},
+		{[]string{"--listen", "2049"}, `--listen "2049"`},
+		{[]string{"--portmap-listen", ""}, "--portmap-listen is empty"},
+		{[]string{"--metrics-listen", "localhost"}, `--metrics-listen "localhost"`},
+		{[]string{"--admin-listen", "unix:"}, `--admin-listen "unix:"`},
+		{[]string{"--admin-listen", "unix:rel.sock"}, "absolute"},
+		{[]string{"--max-conns-per-client", "0"}, "--max-conns-per-client 0: want at least 1"},
+		{[]string{"--max-conns-per-client", "-1"}, "--max-conns-per-client -1"},
+		{[]string{"--max-conns-per-client", "many"}, `invalid argument "many" for "--max-conns-per-client"`},
+		{[]string{"--shutdown-timeout", "0s"}, "--shutdown-timeout"},
+		{[]string{"--lock-grace", "-1s"}, "--lock-grace"},
+		{[]string{"--log-format", "yaml"}, `--log-format "yaml": want text or json`},
+		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
+	} {
+		expect(t, 2, []string{c.want}, append([]string{"serve"}, c.args...)...)
+	}
+	expect(t, 2, []string{`-o "yaml": want table or json`}, "admin", "list", "-o", "yaml")
+
+	// A typo in --root: nothing created, nothing served.
+	typo := filepath.Join(t.TempDir(), "srv", "nfs-dta")
+	expect(t, 1, []string{"--root " + typo + " does not exist", "--init"}, "serve", "--root", typo)
+	if _, err := os.Stat(filepath.Dir(typo)); !os.IsNotExist(err) {
+		t.Fatalf("a refused --root left %s behind: %v", filepath.Dir(typo), err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	expect(t, 1, []string{"not a directory"}, "serve", "--root", file)
+	// --init makes a new tree (parents too) and serves it.
+	p := startNFSD(t, typo, "--init")
+	if _, err := os.Stat(filepath.Join(typo, "volumes", "default")); err != nil {
+		t.Fatalf("--init served without making the tree: %v\n%s", err, p.logs)
+	}
+}
+
+// Item 2: the build in `nfsd version`, the start-up log line and the
+// rwxnfs_build_info metric, all the same.
+func TestVersionEverywhere(t *testing.T) {
+	_, out, _ := nfsdRun(t, "", "version")
+	first, _, _ := strings.Cut(out, "\n")
+	v := strings.TrimPrefix(first, "nfsd ")
+	p := startNFSD(t, t.TempDir(), "--metrics-listen", "127.0.0.1:0")
+	if p.serving.Version != v {
+		t.Fatalf("start-up log line says version %q, nfsd version %q", p.serving.Version, v)
+	}
+	resp, err := http.Get("http://" + p.serving.Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var line string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "rwxnfs_build_info{") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, `goversion="go1.`) || !strings.Contains(line, `revision="`) || !strings.HasSuffix(line, "} 1") {
+		t.Fatalf("rwxnfs_build_info: %q", line)
+	}
+	if !strings.Contains(out, "go: go1.") {
+		t.Fatalf("nfsd version: %s", out)
+	}
+}
+
+// Item 3: the admin API in two steps. --admin-listen on a socket whose
+// directory does not exist, no token file: nfsd makes the directory,
+// generates a 0600 token in its state dir and logs where; nfsd admin
+// given only --root finds it (and with nothing, the default socket).
+func TestAdminInTwoSteps(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "nfsd-data")
+	sock := "unix:" + filepath.Join(dir, "run", "rwxnfs", "admin.sock")
+	p := startNFSD(t, root, "--init", "--admin-listen", sock)
+	token := filepath.Join(root, "state", "admin-token")
+	fi, err := os.Stat(token)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("generated token: %v %v", fi, err)
+	}
+	if !strings.Contains(p.logs.String(), token) {
+		t.Fatalf("the token's path is not logged:\n%s", p.logs)
+	}
+	tok, _ := os.ReadFile(token)
+	code, out, errOut := nfsdRun(t, dir, "admin", "--addr", sock, "list")
+	if code != 0 || !strings.Contains(out, "default") {
+		t.Fatalf("nfsd admin list from the parent of the default root: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = nfsdRun(t, "/", "admin", "list", "--addr", sock, "--root", root, "-o", "json")
+	if code != 0 || !strings.HasPrefix(out, "[") {
+		t.Fatalf("nfsd admin list --root -o json (flags after the command): exit %d\n%s%s", code, out, errOut)
+	}
+	// A restart keeps the token.
+	p.cmd.Process.Kill()
+	<-p.done
+	startNFSD(t, root, "--admin-listen", sock)
+	if again, _ := os.ReadFile(token); !bytes.Equal(again, tok) {
+		t.Fatal("a restart replaced the token")
+	}
+	// No token where the CLI looks: say how to get one.
+	code, _, errOut = nfsdRun(t, t.TempDir(), "admin", "list", "--addr", sock)
+	if code != 1 || !strings.Contains(errOut, "no admin token at nfsd-data/state/admin-token") || !strings.Contains(errOut, "--admin-listen") {
+		t.Fatalf("no token: exit %d: %s", code, errOut)
+	}
+	// No server: say so.
+	code, _, errOut = nfsdRun(t, dir, "admin", "list", "--root", root, "--addr", "unix:"+filepath.Join(dir, "nothing.sock"))
+	if code != 1 || !strings.Contains(errOut, "is nfsd running with --admin-listen") {
+		t.Fatalf("no server: exit %d: %s", code, errOut)
+	}
+}
