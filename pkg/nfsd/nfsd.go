@@ -176,7 +176,8 @@ func Start(cfg Config) (d *Daemon, err error) {
 			if err != nil {
 				return nil, err
 			}
-			log.Info("admin API token", "file", acfg.TokenFile, "generated", created)
+			log.Info("admin API token", "file", acfg.TokenFile, "generated", created,
+				"try", "nfsd admin --addr "+acfg.Listen+" --root "+cfg.Root+" list")
 		}
 		acfg.Info = admin.Info{Version: version.String(), NFSAddr: d.listener.Addr().String(), Locking: d.Locks != nil, Started: time.Now()}
 		d.Admin, err = admin.Start(acfg, t, locks, log)
