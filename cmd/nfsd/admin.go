@@ -25,6 +25,7 @@ type adminCLI struct {
 	output                string
 	ca, cert, key         string
 	timeout               time.Duration
+	typed                 string // the size argument, echoed as typed
 }
 
 const adminLong = `Drive a running nfsd through its admin gRPC API: volumes with quotas,
@@ -91,7 +92,7 @@ func (a *adminCLI) call(fn func(ctx context.Context, cl adminv1.AdminClient, out
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
-	err = fn(ctx, cl, &printer{w: a.stdout, json: a.output == "json"})
+	err = fn(ctx, cl, &printer{w: a.stdout, json: a.output == "json", typed: a.typed})
 	if err != nil && strings.HasPrefix(a.addr, "unix:") && isUnavailable(err) {
 		p := strings.TrimPrefix(a.addr, "unix:")
 		if _, serr := os.Stat(p); serr != nil {
@@ -168,7 +169,7 @@ func (a *adminCLI) createCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "create <volume> <size> [key=value...]",
 		Short: "Create a volume with a byte limit",
-		Long: `Create a volume whose byte limit is <size> ("-" for no limit). Repeating the
+		Long: `Create a volume whose byte limit is <size> ("-" or 0: no limit). Repeating the
 same command is harmless; a repeat with other parameters fails and names the
 difference.
 
@@ -183,6 +184,7 @@ from-snapshot=<id> or from-volume=<id>: start as a copy.`,
 			if err != nil {
 				return err
 			}
+			a.typed = arg[1]
 			// The size is exact: a repeat with another size is AlreadyExists.
 			req := &adminv1.CreateVolumeRequest{Name: arg[0], RequiredBytes: size, LimitBytes: size}
 			params, err := keyValues(arg[2:])
@@ -203,6 +205,12 @@ from-snapshot=<id> or from-volume=<id>: start as a copy.`,
 			if req.Options, req.ReclaimMode, err = admin.ParseCreate(params); err != nil {
 				return usagef("%v", err)
 			}
+			if m := req.Options.RootMode; m&0o6000 != 0 {
+				fmt.Fprintf(a.stderr, "nfsd admin create: warning: mode=%04o sets setuid/setgid on the volume's root directory (setgid: new entries inherit its group)\n", m)
+			}
+			if m := req.Options.RootMode; m&0o1000 != 0 {
+				fmt.Fprintf(a.stderr, "nfsd admin create: warning: mode=%04o sets the sticky bit: only an entry's owner may delete or rename it\n", m)
+			}
 			return a.call(func(ctx context.Context, cl adminv1.AdminClient, out *printer) error {
 				r, err := cl.CreateVolume(ctx, req)
 				if err != nil {
@@ -215,17 +223,29 @@ from-snapshot=<id> or from-volume=<id>: start as a copy.`,
 }
 
 func (a *adminCLI) expandCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "expand <volume> <size>",
-		Short:   "Change a volume's byte limit",
-		Example: "  nfsd admin expand web 20Gi",
+	shrink := false
+	c := &cobra.Command{
+		Use:   "expand <volume> <size>",
+		Short: "Change a volume's byte limit",
+		Long: `Set a volume's byte limit to <size>; 0 or "-" removes the limit. A limit
+below the current one needs --allow-shrink (and is refused below what the
+volume holds).`,
+		Example: "  nfsd admin expand web 20Gi\n  nfsd admin expand web 0\n  nfsd admin expand web 5Gi --allow-shrink",
 		Args:    args("<volume>", "<size>"),
 		RunE: act(func(_ *cobra.Command, arg []string) error {
 			size, err := parseLimit(arg[1])
 			if err != nil {
 				return err
 			}
+			a.typed = arg[1]
 			return a.call(func(ctx context.Context, cl adminv1.AdminClient, out *printer) error {
+				g, err := cl.GetVolume(ctx, &adminv1.GetVolumeRequest{VolumeId: arg[0]})
+				if err != nil {
+					return err
+				}
+				if cur := g.Volume.CapacityBytes; size > 0 && cur > 0 && size < cur && !shrink {
+					return usagef("%s (%d bytes) is below %s's limit of %s (%d bytes): pass --allow-shrink to lower it", arg[1], size, arg[0], human(cur), cur)
+				}
 				r, err := cl.ExpandVolume(ctx, &adminv1.ExpandVolumeRequest{VolumeId: arg[0], CapacityBytes: size})
 				if err != nil {
 					return err
@@ -234,6 +254,8 @@ func (a *adminCLI) expandCmd() *cobra.Command {
 			})
 		}),
 	}
+	c.Flags().BoolVar(&shrink, "allow-shrink", false, "allow a limit below the current one")
+	return c
 }
 
 func (a *adminCLI) updateCmd() *cobra.Command {
@@ -284,6 +306,11 @@ volume's own onDelete mode.`,
 				mode = m
 			}
 			return a.call(func(ctx context.Context, cl adminv1.AdminClient, out *printer) error {
+				// Deleting is idempotent (exit 0 either way), but a typo
+				// must not look like a deletion.
+				if _, err := cl.GetVolume(ctx, &adminv1.GetVolumeRequest{VolumeId: arg[0]}); status.Code(err) == codes.NotFound {
+					return out.msg(&adminv1.DeleteVolumeResponse{}, "volume "+arg[0]+" does not exist: nothing deleted")
+				}
 				r, err := cl.DeleteVolume(ctx, &adminv1.DeleteVolumeRequest{VolumeId: arg[0], ReclaimMode: mode})
 				if err != nil {
 					return err
@@ -466,8 +493,8 @@ func (a *adminCLI) locksCmd() *cobra.Command {
 
 func isUnavailable(err error) bool { return status.Code(err) == codes.Unavailable }
 
-// parseLimit reads a byte limit as typed: "-" is no limit (0 on the
-// wire), anything else a size.
+// parseLimit reads a byte limit as typed: "-" or 0 is no limit (0 on
+// the wire), anything else a size.
 func parseLimit(s string) (int64, error) {
 	if s == "-" {
 		return 0, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	adminv1 "github.com/rwxnfs/rwxnfs/api/admin/v1"
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
@@ -35,10 +37,19 @@ func pathNote(p string) string {
 	return "; data kept in " + p
 }
 
-func human(n int64) string {
-	if n == 0 {
+// limitOf shows a byte or inode limit: "-" is no limit.
+func limitOf(n int64, bytes bool) string {
+	switch {
+	case n == 0:
 		return "-"
+	case bytes:
+		return human(n)
 	}
+	return strconv.FormatInt(n, 10)
+}
+
+// human shows an amount of bytes: 0 is 0.
+func human(n int64) string {
 	const u = "KMGTPE"
 	f, i := float64(n), -1
 	for f >= 1024 && i < len(u)-1 {
@@ -54,11 +65,21 @@ func human(n int64) string {
 type printer struct {
 	w    io.Writer
 	json bool
-	wait bool // snapshot create waits for the copy
+	// typed is the size as the user typed it (create, expand): echoed
+	// with the bytes it means.
+	typed string
 }
 
 func (p *printer) proto(m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(m)
+	v, err := jsonOf(m)
+	if err != nil {
+		return err
+	}
+	return p.printJSON(v)
+}
+
+func (p *printer) printJSON(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -66,19 +87,77 @@ func (p *printer) proto(m proto.Message) error {
 	return err
 }
 
-// printList prints items as one JSON array of protojson objects.
+// printList prints items as one JSON array.
 func printList[M proto.Message](p *printer, items []M) error {
-	raw := make([]json.RawMessage, len(items))
+	all := make([]any, len(items))
 	for i, m := range items {
-		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+		v, err := jsonOf(m)
 		if err != nil {
 			return err
 		}
-		raw[i] = b
+		all[i] = v
 	}
-	b, _ := json.MarshalIndent(raw, "", "  ")
-	_, err := fmt.Fprintln(p.w, string(b))
-	return err
+	return p.printJSON(all)
+}
+
+// jsonOf is m's protojson form with 64-bit integers as JSON numbers, not
+// the strings protojson makes of them (for JavaScript's sake): jq and
+// scripts compare sizes as numbers.
+func jsonOf(m proto.Message) (any, error) {
+	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return numbers(v, m.ProtoReflect().Descriptor()), nil
+}
+
+func numbers(v any, md protoreflect.MessageDescriptor) any {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	for k, val := range obj {
+		fd := md.Fields().ByJSONName(k)
+		if fd == nil {
+			continue
+		}
+		if fd.IsMap() {
+			fd = fd.MapValue()
+			if m, ok := val.(map[string]any); ok {
+				for mk, mv := range m {
+					m[mk] = fieldJSON(fd, mv)
+				}
+			}
+			continue
+		}
+		if l, ok := val.([]any); ok {
+			for i := range l {
+				l[i] = fieldJSON(fd, l[i])
+			}
+			continue
+		}
+		obj[k] = fieldJSON(fd, val)
+	}
+	return obj
+}
+
+func fieldJSON(fd protoreflect.FieldDescriptor, v any) any {
+	switch fd.Kind() {
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
+		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if s, ok := v.(string); ok {
+			return json.Number(s)
+		}
+	case protoreflect.MessageKind:
+		return numbers(v, fd.Message())
+	}
+	return v
 }
 
 func (p *printer) msg(m proto.Message, text string) error {
@@ -104,7 +183,7 @@ func (p *printer) volumes(vs []*adminv1.Volume) error {
 		if !v.UsageReconciled {
 			used += "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%v\t%s\n", v.VolumeId, human(v.CapacityBytes), used, pct, v.UsedInodes, human(v.InodeLimit), admin.SquashName(v.Options.GetSquash()), v.Options.GetReadOnly(), v.ExportPath)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%v\t%s\n", v.VolumeId, limitOf(v.CapacityBytes, true), used, pct, v.UsedInodes, limitOf(v.InodeLimit, false), admin.SquashName(v.Options.GetSquash()), v.Options.GetReadOnly(), v.ExportPath)
 	}
 	return tw.Flush()
 }
@@ -123,9 +202,16 @@ func (p *printer) volume(v *adminv1.Volume) error {
 	if !v.Present {
 		row("Directory", "MISSING on the server: the volume's tree was removed or moved")
 	}
-	row("Capacity", fmt.Sprintf("%s (%d bytes)", human(v.CapacityBytes), v.CapacityBytes))
+	switch {
+	case v.CapacityBytes == 0:
+		row("Capacity", "- (no limit)")
+	case p.typed != "":
+		row("Capacity", fmt.Sprintf("%s (%d bytes)", p.typed, v.CapacityBytes))
+	default:
+		row("Capacity", fmt.Sprintf("%s (%d bytes)", human(v.CapacityBytes), v.CapacityBytes))
+	}
 	row("Used", fmt.Sprintf("%s (%d bytes), %d inodes; reconciled with the tree: %v", human(v.UsedBytes), v.UsedBytes, v.UsedInodes, v.UsageReconciled))
-	row("Inode limit", human(v.InodeLimit))
+	row("Inode limit", limitOf(v.InodeLimit, false))
 	row("Root", fmt.Sprintf("uid %d gid %d mode %04o", v.RootUid, v.RootGid, v.RootMode))
 	o := v.Options
 	row("Squash", fmt.Sprintf("%s (anonymous %d:%d)", admin.SquashName(o.GetSquash()), o.GetAnonUid(), o.GetAnonGid()))

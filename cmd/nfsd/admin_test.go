@@ -32,10 +32,10 @@ func TestAdminCLI(t *testing.T) {
 	out = run(0, "-o", "json", "show", "web")
 	var v struct {
 		VolumeID      string `json:"volumeId"`
-		CapacityBytes string `json:"capacityBytes"`
+		CapacityBytes int64  `json:"capacityBytes"`
 		RootMode      int    `json:"rootMode"`
 	}
-	if err := json.Unmarshal([]byte(out), &v); err != nil || v.VolumeID != "web" || v.CapacityBytes != "2147483648" || v.RootMode != 0o750 {
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.VolumeID != "web" || v.CapacityBytes != 2147483648 || v.RootMode != 0o750 {
 		t.Fatalf("show -o json: %v %+v\n%s", err, v, out)
 	}
 	run(0, "snapshot", "create", "web-snap", "web") // waits until ready

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -213,5 +214,98 @@ func TestAdminInTwoSteps(t *testing.T) {
 	code, _, errOut = nfsdRun(t, dir, "admin", "list", "--root", root, "--addr", "unix:"+filepath.Join(dir, "nothing.sock"))
 	if code != 1 || !strings.Contains(errOut, "is nfsd running with --admin-listen") {
 		t.Fatalf("no server: exit %d: %s", code, errOut)
+	}
+}
+
+// adminBinary starts nfsd with its admin API on a socket and returns a
+// runner of the nfsd admin binary against it, checking the exit code.
+func adminBinary(t *testing.T) (p *proc, root string, admin func(want int, args ...string) (stdout, stderr string)) {
+	dir := t.TempDir()
+	root = filepath.Join(dir, "root")
+	sock := "unix:" + filepath.Join(dir, "admin.sock")
+	p = startNFSD(t, root, "--init", "--admin-listen", sock)
+	return p, root, func(want int, args ...string) (string, string) {
+		t.Helper()
+		code, o, e := nfsdRun(t, dir, append([]string{"admin", "--addr", sock, "--root", root}, args...)...)
+		if code != want {
+			t.Fatalf("nfsd admin %q: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, want, o, e)
+		}
+		return o, e
+	}
+}
+
+// Item 5: sizes as typed, "-" for no limit and 0 for zero, JSON numbers,
+// expand 0 and --allow-shrink, the differing field named, delete of an
+// unknown volume, mode= checks, new volumes reconciled.
+func TestAdminOutput(t *testing.T) {
+	_, _, admin := adminBinary(t)
+	for _, c := range []struct{ typed, bytes string }{{"1.5Gi", "1610612736"}, {"10G", "10000000000"}, {"10GB", "10000000000"}, {"500mi", "524288000"}} {
+		vol := "v" + strings.NewReplacer(".", "", "i", "").Replace(strings.ToLower(c.typed))
+		out, _ := admin(0, "create", vol, c.typed)
+		if !strings.Contains(out, "Capacity:     "+c.typed+" ("+c.bytes+" bytes)") {
+			t.Errorf("create %s does not echo the size as typed:\n%s", c.typed, out)
+		}
+	}
+	_, e := admin(2, "create", "bad", "10X")
+	if !strings.Contains(e, `size "10X": unknown unit "X"`) {
+		t.Errorf("bad size: %s", e)
+	}
+	// An empty volume: used is 0 (not "-"), reconciled (no "*"), no limit "-".
+	admin(0, "create", "free", "-")
+	out, _ := admin(0, "list")
+	var row []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "free" {
+			row = f
+		}
+	}
+	if len(row) < 6 || row[1] != "-" || row[2] != "0" || row[3] != "-" || row[5] != "-" {
+		t.Errorf("list row of an empty volume with no limit: %q\n%s", row, out)
+	}
+	// JSON numbers are numbers.
+	out, _ = admin(0, "show", "v15g", "-o", "json")
+	var v map[string]any
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := v["capacityBytes"].(float64); !ok || n != 1610612736 {
+		t.Errorf("capacityBytes in JSON: %#v", v["capacityBytes"])
+	}
+	if _, ok := v["usedBytes"].(float64); !ok || v["usageReconciled"] != true {
+		t.Errorf("usedBytes %#v, usageReconciled %#v: want a number and true", v["usedBytes"], v["usageReconciled"])
+	}
+	// expand: up freely, down only with --allow-shrink, 0 removes the limit.
+	admin(0, "expand", "v15g", "2Gi")
+	_, e = admin(2, "expand", "v15g", "1Gi")
+	if !strings.Contains(e, "--allow-shrink") {
+		t.Errorf("shrink without --allow-shrink: %s", e)
+	}
+	out, _ = admin(0, "expand", "v15g", "1Gi", "--allow-shrink")
+	if !strings.Contains(out, "Capacity:     1Gi (1073741824 bytes)") {
+		t.Errorf("expand --allow-shrink:\n%s", out)
+	}
+	out, _ = admin(0, "expand", "v15g", "0")
+	if !strings.Contains(out, "Capacity:     - (no limit)") {
+		t.Errorf("expand 0:\n%s", out)
+	}
+	// A repeat with other parameters names the field, old and new value.
+	admin(0, "create", "web", "1Gi", "uid=33", "mode=0750", "squash=root")
+	_, e = admin(1, "create", "web", "1Gi", "uid=33", "mode=0770", "squash=all")
+	if !strings.Contains(e, "mode 0750, not 0770") || !strings.Contains(e, "squash root, not all") {
+		t.Errorf("create with other parameters: %s", e)
+	}
+	// Delete of an unknown volume says so, exit 0.
+	if out, _ := admin(0, "delete", "nosuch"); !strings.Contains(out, "volume nosuch does not exist: nothing deleted") {
+		t.Errorf("delete unknown: %s", out)
+	}
+	// mode=: beyond 07777 refused, setuid/sticky warned of.
+	if _, e := admin(2, "create", "m", "1Gi", "mode=17777"); !strings.Contains(e, "up to 07777") {
+		t.Errorf("mode=17777: %s", e)
+	}
+	if _, e := admin(0, "create", "shared", "1Gi", "mode=1777"); !strings.Contains(e, "warning: mode=1777 sets the sticky bit") {
+		t.Errorf("mode=1777: %s", e)
+	}
+	if _, e := admin(0, "create", "suid", "1Gi", "mode=4755"); !strings.Contains(e, "warning: mode=4755 sets setuid") {
+		t.Errorf("mode=4755: %s", e)
 	}
 }

@@ -9,8 +9,8 @@ import (
 // once (the next WRITE and FSSTAT use it). A limit below what the volume
 // holds is refused.
 func (t *Table) ExpandVolume(id string, capacity int64) (*Volume, error) {
-	if capacity <= 0 {
-		return nil, errorf(KindInvalid, "capacity must be positive")
+	if capacity < 0 {
+		return nil, errorf(KindInvalid, "capacity must be 0 (no limit) or positive")
 	}
 	t.opMu.Lock()
 	defer t.opMu.Unlock()
@@ -18,7 +18,7 @@ func (t *Table) ExpandVolume(id string, capacity int64) (*Volume, error) {
 	if !ok {
 		return nil, errorf(KindNotFound, "volume %s not found", id)
 	}
-	if used := v.Quota.Usage().Bytes; capacity < used {
+	if used := v.Quota.Usage().Bytes; capacity > 0 && capacity < used {
 		return nil, errorf(KindPrecondition, "volume %s holds %d bytes, more than the new capacity %d", id, used, capacity)
 	}
 	lim := v.Limits()
