@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwxnfs/rwxnfs/internal/readme"
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 )
 
@@ -72,12 +73,12 @@ func TestREADME(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", c, err, out)
 		}
 	}
-	readme, err := os.ReadFile("../../README.md")
+	cmds, err := readme.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	quick, hour := readmeCommands(t, string(readme))
-	if len(quick) != 2 || !strings.HasPrefix(quick[1], "make test") {
+	quick, hour := cmds.Quick, cmds.FirstHour
+	if !strings.HasPrefix(quick[1], "make test") {
 		t.Fatalf("the README's first lines of commands: %q", quick)
 	}
 
@@ -113,41 +114,6 @@ func TestREADME(t *testing.T) {
 			t.Errorf("the token's path is not in the log:\n%s", s.bgLog.String())
 		}
 	})
-}
-
-// readmeCommands returns the README's first two indented command lines
-// (comments cut) and the lines of the sh block in "## The first hour".
-func readmeCommands(t *testing.T, readme string) (quick, hour []string) {
-	for _, l := range strings.Split(readme, "\n") {
-		if c, ok := strings.CutPrefix(l, "    "); ok && len(quick) < 2 {
-			c, _, _ = strings.Cut(c, "#")
-			quick = append(quick, strings.TrimSpace(c))
-		} else if len(quick) > 0 && len(quick) < 2 {
-			t.Fatalf("the README's first command lines are not together: %q", l)
-		}
-		if len(quick) == 2 {
-			break
-		}
-	}
-	_, sec, ok := strings.Cut(readme, "\n## The first hour\n")
-	if !ok {
-		t.Fatal(`README.md has no "## The first hour" section`)
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	_, block, ok := strings.Cut(sec, "```sh\n")
-	if !ok {
-		t.Fatal("the first hour has no ```sh block")
-	}
-	block, _, _ = strings.Cut(block, "```")
-	for _, l := range strings.Split(block, "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			hour = append(hour, l)
-		}
-	}
-	if len(hour) < 10 {
-		t.Fatalf("the first hour has %d commands: %q", len(hour), hour)
-	}
-	return quick, hour
 }
 
 // session runs README lines in one directory, as a shell would, with the
