@@ -218,3 +218,39 @@ exit $ok`
 		t.Fatalf("nfs-ls output lacks the file:\n%s", lsOut)
 	}
 }
+
+// TestRpcinfoListsPortmapper: "rpcinfo -p" against nfsd's portmapper on
+// port 111 (in a private network namespace) lists the portmapper itself
+// (program 100000), NFS and MOUNT (issue 14 item 6).
+func TestRpcinfoListsPortmapper(t *testing.T) {
+	for _, tool := range []string{"rpcinfo", "unshare"} {
+		// rpcinfo comes with rpcbind, which make deps does not install:
+		// its package starts a portmapper on the host's port 111.
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install rpcbind has it)", tool)
+		}
+	}
+	root := t.TempDir()
+	script := `set -e
+ip link set lo up
+RWXNFS_BE_NFSD=1 "$1" serve --root "$2" --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111 --metrics-listen off 2>"$2/nfsd.log" &
+pid=$!
+ok=1
+for i in $(seq 100); do
+  if rpcinfo -p 127.0.0.1 >"$2/rpcinfo.out" 2>&1; then ok=0; break; fi
+  sleep 0.1
+done
+kill $pid; wait $pid || true
+exit $ok`
+	out, err := exec.Command("unshare", "--net", "--", "sh", "-c", script, "sh", os.Args[0], root).CombinedOutput()
+	rpcinfo, _ := os.ReadFile(filepath.Join(root, "rpcinfo.out"))
+	if err != nil {
+		logs, _ := os.ReadFile(filepath.Join(root, "nfsd.log"))
+		t.Fatalf("rpcinfo -p: %v\n%s\n%s\nnfsd: %s", err, out, rpcinfo, logs)
+	}
+	for _, want := range []string{"100000    2   tcp    111  portmapper", "100000    2   udp    111  portmapper", "100003    3   tcp   2049  nfs", "100005    3   tcp   2049  mountd"} {
+		if !bytes.Contains(rpcinfo, []byte(want)) {
+			t.Errorf("rpcinfo -p lacks %q:\n%s", want, rpcinfo)
+		}
+	}
+}

@@ -153,6 +153,13 @@ func Start(cfg Config) (d *Daemon, err error) {
 			return nil, fmt.Errorf("portmapper UDP listener: %w", err)
 		}
 		d.pmap = &rpcserver.Server{Handler: d.mux.Only(portmap.Prog), Log: log, Observer: d.Metrics}
+		// The portmapper lists itself, as rpcbind does: "rpcinfo -p"
+		// and scripts checking for program 100000 expect it.
+		pmPort := d.pmTCP.Addr().(*net.TCPAddr).Port
+		for v := uint32(portmap.PMAPVers); v <= 4; v++ {
+			d.Portmap.Add(portmap.Mapping{Prog: portmap.Prog, Vers: v, Network: "tcp", Port: pmPort},
+				portmap.Mapping{Prog: portmap.Prog, Vers: v, Network: "udp", Port: pmPort})
+		}
 	}
 	if cfg.MetricsListen != "" {
 		d.metricsL, err = net.Listen("tcp", cfg.MetricsListen)
