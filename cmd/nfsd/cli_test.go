@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
 )
 
 // nfsdRun runs the binary as a user would and returns its exit code,
@@ -219,11 +221,11 @@ func TestAdminInTwoSteps(t *testing.T) {
 
 // adminBinary starts nfsd with its admin API on a socket and returns a
 // runner of the nfsd admin binary against it, checking the exit code.
-func adminBinary(t *testing.T) (p *proc, root string, admin func(want int, args ...string) (stdout, stderr string)) {
+func adminBinary(t *testing.T, extra ...string) (p *proc, root string, admin func(want int, args ...string) (stdout, stderr string)) {
 	dir := t.TempDir()
 	root = filepath.Join(dir, "root")
 	sock := "unix:" + filepath.Join(dir, "admin.sock")
-	p = startNFSD(t, root, "--init", "--admin-listen", sock)
+	p = startNFSD(t, root, append([]string{"--init", "--admin-listen", sock}, extra...)...)
 	return p, root, func(want int, args ...string) (string, string) {
 		t.Helper()
 		code, o, e := nfsdRun(t, dir, append([]string{"admin", "--addr", sock, "--root", root}, args...)...)
@@ -307,5 +309,62 @@ func TestAdminOutput(t *testing.T) {
 	}
 	if _, e := admin(0, "create", "suid", "1Gi", "mode=4755"); !strings.Contains(e, "warning: mode=4755 sets setuid") {
 		t.Errorf("mode=4755: %s", e)
+	}
+}
+
+// scrape returns nfsd's /metrics lines that start with prefix.
+func scrape(t *testing.T, p *proc, prefix string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.serving.Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Item 6: per-volume usage, limit and inode metrics, following volumes
+// as they are created, written and deleted.
+func TestVolumeMetrics(t *testing.T) {
+	p, _, admin := adminBinary(t, "--metrics-listen", "127.0.0.1:0")
+	admin(0, "create", "q", "1Gi", "inodeLimit=100")
+	c := client(t, p.addr)
+	ctx := context.Background()
+	fh, err := c.Mount(ctx, "/volumes/q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := c.Create(ctx, fh, "f", nfsclient.Guarded, nfsclient.SetAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, f, 0, make([]byte, 1<<20), nfsclient.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(scrape(t, p, "rwxnfs_volume_"), "\n")
+	for _, want := range []string{
+		`rwxnfs_volume_limit_bytes{volume="q"} 1.073741824e+09`,
+		`rwxnfs_volume_used_bytes{volume="q"} 1.048576e+06`,
+		`rwxnfs_volume_inode_limit{volume="q"} 100`,
+		`rwxnfs_volume_used_inodes{volume="q"} 1`, // the root is not counted
+		`rwxnfs_volume_used_bytes{volume="default"} 0`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("metrics lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `rwxnfs_volume_limit_bytes{volume="default"}`) {
+		t.Errorf("a volume with no limit has a limit sample:\n%s", got)
+	}
+	admin(0, "delete", "q")
+	if got := strings.Join(scrape(t, p, "rwxnfs_volume_"), "\n"); strings.Contains(got, `volume="q"`) {
+		t.Errorf("a deleted volume still has metrics:\n%s", got)
 	}
 }

@@ -102,6 +102,15 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &portmap.Table{}, mux: &rpc.Mux{}}
+	d.Metrics.WatchVolumes(func() []metrics.VolumeStats {
+		vs := t.Volumes()
+		out := make([]metrics.VolumeStats, 0, len(vs))
+		for _, v := range vs {
+			u, l := v.Quota.Usage(), v.Limits()
+			out = append(out, metrics.VolumeStats{ID: v.ID, UsedBytes: u.Bytes, LimitBytes: l.Bytes, UsedInodes: u.Inodes, InodeLimit: l.Inodes})
+		}
+		return out
+	})
 	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
