@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"bytes"
 	"context"
 	"io"
@@ -91,6 +92,7 @@ func TestAdminLocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lockedAt := time.Now()
 	if st := lockAs(t, c, f, "node-a", 41); st != locking.StatGranted {
 		t.Fatalf("node-a LOCK: %v", st)
 	}
@@ -110,6 +112,15 @@ func TestAdminLocks(t *testing.T) {
 	}
 	if out := run(0, "-o", "json", "locks", "list"); !strings.Contains(out, `"client": "node-a"`) || !strings.Contains(out, `"path": "/logs/app.log.1"`) {
 		t.Fatalf("locks list -o json:\n%s", out)
+	}
+	// How long it has been held: since the LOCK call above.
+	var ls []struct{ HeldSince time.Time }
+	if err := json.Unmarshal([]byte(run(0, "locks", "list", "-o", "json", "client=node-a")), &ls); err != nil || len(ls) != 1 ||
+		ls[0].HeldSince.Before(lockedAt) || ls[0].HeldSince.After(time.Now()) {
+		t.Fatalf("heldSince: %+v %v, want between %v and now", ls, err, lockedAt)
+	}
+	if out := run(0, "locks", "list"); !strings.Contains(out, "HELD") {
+		t.Fatalf("locks list has no HELD column:\n%s", out)
 	}
 	if out := run(0, "locks", "clients"); !strings.Contains(out, "node-a") {
 		t.Fatalf("locks clients:\n%s", out)

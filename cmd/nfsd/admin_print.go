@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -287,7 +288,7 @@ func (p *printer) locks(ls []*adminv1.Lock) error {
 		return printList(p, ls)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VOLUME\tPATH\tKIND\tMODE\tCLIENT\tPID\tOFFSET\tLENGTH")
+	fmt.Fprintln(tw, "VOLUME\tPATH\tKIND\tMODE\tCLIENT\tPID\tOFFSET\tLENGTH\tHELD")
 	for _, l := range ls {
 		mode, length := "shared", strconv.FormatUint(l.Length, 10)
 		if l.Exclusive {
@@ -303,7 +304,11 @@ func (p *printer) locks(ls []*adminv1.Lock) error {
 		if path == "" {
 			path = "(gone)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", l.VolumeId, path, l.Kind, mode, l.Client, l.Svid, l.Offset, length)
+		held := "-"
+		if t, err := time.Parse(time.RFC3339Nano, l.HeldSince); err == nil {
+			held = time.Since(t).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", l.VolumeId, path, l.Kind, mode, l.Client, l.Svid, l.Offset, length, held)
 	}
 	return tw.Flush()
 }

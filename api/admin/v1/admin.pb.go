@@ -2037,17 +2037,20 @@ type Lock struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	VolumeId string                 `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
 	// path of the file inside the volume, when it can still be found ("" if not).
-	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
-	FileHandle    []byte `protobuf:"bytes,3,opt,name=file_handle,json=fileHandle,proto3" json:"file_handle,omitempty"`
-	Kind          string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`     // lock, provisional, waiting or share
-	Client        string `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"` // the NLM caller_name (the client's host name)
-	Svid          int32  `protobuf:"varint,6,opt,name=svid,proto3" json:"svid,omitempty"`    // the locking process on the client
-	OwnerHandle   []byte `protobuf:"bytes,7,opt,name=owner_handle,json=ownerHandle,proto3" json:"owner_handle,omitempty"`
-	Exclusive     bool   `protobuf:"varint,8,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
-	Offset        uint64 `protobuf:"varint,9,opt,name=offset,proto3" json:"offset,omitempty"`
-	Length        uint64 `protobuf:"varint,10,opt,name=length,proto3" json:"length,omitempty"`                              // 0: to end of file
-	ShareMode     uint32 `protobuf:"varint,11,opt,name=share_mode,json=shareMode,proto3" json:"share_mode,omitempty"`       // shares only
-	ShareAccess   uint32 `protobuf:"varint,12,opt,name=share_access,json=shareAccess,proto3" json:"share_access,omitempty"` // shares only
+	Path        string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	FileHandle  []byte `protobuf:"bytes,3,opt,name=file_handle,json=fileHandle,proto3" json:"file_handle,omitempty"`
+	Kind        string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`     // lock, provisional, waiting or share
+	Client      string `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"` // the NLM caller_name (the client's host name)
+	Svid        int32  `protobuf:"varint,6,opt,name=svid,proto3" json:"svid,omitempty"`    // the locking process on the client
+	OwnerHandle []byte `protobuf:"bytes,7,opt,name=owner_handle,json=ownerHandle,proto3" json:"owner_handle,omitempty"`
+	Exclusive   bool   `protobuf:"varint,8,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
+	Offset      uint64 `protobuf:"varint,9,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length      uint64 `protobuf:"varint,10,opt,name=length,proto3" json:"length,omitempty"`                              // 0: to end of file
+	ShareMode   uint32 `protobuf:"varint,11,opt,name=share_mode,json=shareMode,proto3" json:"share_mode,omitempty"`       // shares only
+	ShareAccess uint32 `protobuf:"varint,12,opt,name=share_access,json=shareAccess,proto3" json:"share_access,omitempty"` // shares only
+	// held_since is when a granted lock was first held (RFC 3339; "" for
+	// the other kinds).
+	HeldSince     string `protobuf:"bytes,13,opt,name=held_since,json=heldSince,proto3" json:"held_since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2164,6 +2167,13 @@ func (x *Lock) GetShareAccess() uint32 {
 		return x.ShareAccess
 	}
 	return 0
+}
+
+func (x *Lock) GetHeldSince() string {
+	if x != nil {
+		return x.HeldSince
+	}
+	return ""
 }
 
 type ListLocksRequest struct {
@@ -2671,7 +2681,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\astarted\x18\x04 \x01(\tR\astarted\x12\x18\n" +
 	"\avolumes\x18\x05 \x01(\x03R\avolumes\x12)\n" +
 	"\x10usage_reconciled\x18\x06 \x01(\bR\x0fusageReconciled\x12#\n" +
-	"\rexport_prefix\x18\a \x01(\tR\fexportPrefix\"\xcb\x02\n" +
+	"\rexport_prefix\x18\a \x01(\tR\fexportPrefix\"\xea\x02\n" +
 	"\x04Lock\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1f\n" +
@@ -2687,7 +2697,9 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	" \x01(\x04R\x06length\x12\x1d\n" +
 	"\n" +
 	"share_mode\x18\v \x01(\rR\tshareMode\x12!\n" +
-	"\fshare_access\x18\f \x01(\rR\vshareAccess\"G\n" +
+	"\fshare_access\x18\f \x01(\rR\vshareAccess\x12\x1d\n" +
+	"\n" +
+	"held_since\x18\r \x01(\tR\theldSince\"G\n" +
 	"\x10ListLocksRequest\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x16\n" +
 	"\x06client\x18\x02 \x01(\tR\x06client\"@\n" +
