@@ -53,7 +53,7 @@ func newAdminCmd(stdout, stderr io.Writer) *cobra.Command {
 	a := &adminCLI{stdout: stdout, stderr: stderr}
 	c := groupCmd("admin", "Manage a running server's volumes, snapshots and locks", adminLong, adminExample,
 		a.listCmd(), a.showCmd(), a.createCmd(), a.expandCmd(), a.updateCmd(), a.deleteCmd(),
-		a.snapshotCmd(), a.capacityCmd(), a.infoCmd(), a.locksCmd())
+		a.snapshotCmd(), a.capacityCmd(), a.infoCmd(), a.clientsCmd(), a.locksCmd())
 	f := c.PersistentFlags()
 	f.StringVar(&a.addr, "addr", admin.DefaultAddr, `admin API address: "unix:/path.sock" or "host:port"`)
 	f.StringVar(&a.tokenFile, "token-file", "", "file holding the bearer token (default: --root's state/admin-token)")
@@ -504,4 +504,24 @@ func parseLimit(s string) (int64, error) {
 		return 0, usagef("%v", err)
 	}
 	return n, nil
+}
+
+func (a *adminCLI) clientsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "clients", Short: "Connected NFS clients: address, volumes, since, calls",
+		Long: `List the open connections to the NFS port: the client's address, the
+volumes its host mounted (MOUNT calls since nfsd started: a client that
+mounted before a restart reconnects without one), when it connected and
+how many calls it made since.`,
+		Example: "  nfsd admin clients\n  nfsd admin clients -o json", Args: noArgs,
+		RunE: act(func(_ *cobra.Command, _ []string) error {
+			return a.call(func(ctx context.Context, cl adminv1.AdminClient, out *printer) error {
+				r, err := cl.ListClients(ctx, &adminv1.ListClientsRequest{})
+				if err != nil {
+					return err
+				}
+				return out.clients(r.Clients)
+			})
+		}),
+	}
 }

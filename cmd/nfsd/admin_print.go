@@ -324,3 +324,19 @@ func (p *printer) lockClients(cs []*adminv1.LockClient) error {
 	}
 	return tw.Flush()
 }
+
+func (p *printer) clients(cs []*adminv1.ClientConnection) error {
+	if p.json {
+		return printList(p, cs)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tVOLUMES\tSINCE\tCALLS")
+	for _, c := range cs {
+		vols := strings.Join(c.Volumes, ",")
+		if vols == "" {
+			vols = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", c.Address, vols, c.Since, c.Calls)
+	}
+	return tw.Flush()
+}

@@ -65,7 +65,7 @@ func TestCommandStructure(t *testing.T) {
 	}
 	// Every command has a description and examples.
 	for _, c := range [][]string{{"serve"}, {"admin"}, {"version"}, {"admin", "list"}, {"admin", "create"},
-		{"admin", "expand"}, {"admin", "update"}, {"admin", "delete"}, {"admin", "show"}, {"admin", "snapshot"},
+		{"admin", "expand"}, {"admin", "clients"}, {"admin", "update"}, {"admin", "delete"}, {"admin", "show"}, {"admin", "snapshot"},
 		{"admin", "snapshot", "create"}, {"admin", "capacity"}, {"admin", "info"}, {"admin", "locks"},
 		{"admin", "locks", "list"}, {"admin", "locks", "release"}} {
 		expect(t, 0, []string{"Usage:", "Examples:", "nfsd " + strings.Join(c, " ")}, append(c, "--help")...)
@@ -366,5 +366,41 @@ func TestVolumeMetrics(t *testing.T) {
 	admin(0, "delete", "q")
 	if got := strings.Join(scrape(t, p, "rwxnfs_volume_"), "\n"); strings.Contains(got, `volume="q"`) {
 		t.Errorf("a deleted volume still has metrics:\n%s", got)
+	}
+}
+
+// Item 6: nfsd admin clients lists the connected NFS clients with the
+// volume they mounted and their calls.
+func TestAdminClients(t *testing.T) {
+	p, _, admin := adminBinary(t)
+	if out, _ := admin(0, "clients"); strings.Count(out, "\n") != 1 {
+		t.Fatalf("clients with none connected:\n%s", out)
+	}
+	c := client(t, p.addr)
+	ctx := context.Background()
+	fh, err := c.Mount(ctx, "/volumes/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := c.GetAttr(ctx, fh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _ := admin(0, "clients", "-o", "json")
+	var cs []struct {
+		Address string
+		Since   time.Time
+		Calls   int
+		Volumes []string
+	}
+	if err := json.Unmarshal([]byte(out), &cs); err != nil || len(cs) != 1 {
+		t.Fatalf("clients -o json: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(cs[0].Address, "127.0.0.1:") || cs[0].Calls < 4 || len(cs[0].Volumes) != 1 || cs[0].Volumes[0] != "default" || cs[0].Since.IsZero() {
+		t.Fatalf("clients: %+v", cs[0])
+	}
+	if out, _ := admin(0, "clients"); !strings.Contains(out, "ADDRESS") || !strings.Contains(out, "default") {
+		t.Fatalf("clients:\n%s", out)
 	}
 }

@@ -32,6 +32,17 @@ type Config struct {
 	TLSCert, TLSKey, ClientCA string
 	// Info describes the serving nfsd, for GetServerInfo.
 	Info Info
+	// Clients lists the NFS clients connected now, for ListClients
+	// (nil: none are listed).
+	Clients func() []Client
+}
+
+// Client is one open NFS client connection.
+type Client struct {
+	Address string
+	Since   time.Time
+	Calls   uint64
+	Volumes []string // what the client's host mounted
 }
 
 // Info is what GetServerInfo reports about the daemon besides its volumes.
@@ -50,9 +61,11 @@ type Server struct {
 	log   *slog.Logger
 	token []byte
 	info  Info
-	grpc  *grpc.Server
-	lis   net.Listener
-	done  chan struct{}
+	// clients lists the connected NFS clients; never nil.
+	clients func() []Client
+	grpc    *grpc.Server
+	lis     net.Listener
+	done    chan struct{}
 }
 
 // Start listens and serves the admin API over t and, unless it is nil,
@@ -62,7 +75,10 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{t: t, locks: locks, log: log, token: token, info: cfg.Info, done: make(chan struct{})}
+	s := &Server{t: t, locks: locks, log: log, token: token, info: cfg.Info, clients: cfg.Clients, done: make(chan struct{})}
+	if s.clients == nil {
+		s.clients = func() []Client { return nil }
+	}
 	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.authenticate)}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.ClientCA != "" {
 		tc, err := tlsConfig(cfg)

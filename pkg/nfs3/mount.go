@@ -105,3 +105,15 @@ func (m *Mount) mnt(ctx context.Context, req *rpc.Request, path string) wire.Mnt
 	m.mu.Unlock()
 	return wire.MntRes{Status: wire.MountOK, FH: fh, Flavors: []uint32{rpc.AuthSys}}
 }
+
+// Mounts lists what clients mounted (MNT without a UMNT since), as DUMP
+// does: the client's address and the path it mounted.
+func (m *Mount) Mounts() []wire.MountEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	list := make([]wire.MountEntry, 0, len(m.mounts))
+	for e := range m.mounts {
+		list = append(list, e)
+	}
+	return list
+}

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -196,6 +198,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 				"try", "nfsd admin --addr "+acfg.Listen+" --root "+cfg.Root+" list")
 		}
 		acfg.Info = admin.Info{Version: version.String(), NFSAddr: d.listener.Addr().String(), Locking: d.Locks != nil, Started: time.Now()}
+		acfg.Clients = func() []admin.Client { return clients(d.rpc, mountH) }
 		d.Admin, err = admin.Start(acfg, t, locks, log)
 		if err != nil {
 			return nil, err
@@ -380,4 +383,24 @@ func raiseFileLimit(log *slog.Logger) {
 			log.Warn("could not raise the open file limit", "err", err)
 		}
 	}
+}
+
+// clients joins the NFS port's open connections with the MOUNT list, by
+// the client's address, for the admin API.
+func clients(srv *rpcserver.Server, m *nfs3.Mount) []admin.Client {
+	byHost := map[string][]string{}
+	for _, e := range m.Mounts() {
+		byHost[e.Host] = append(byHost[e.Host], strings.TrimPrefix(e.Dir, "/volumes/"))
+	}
+	var out []admin.Client
+	for _, c := range srv.Conns() {
+		host := ""
+		if ap, ok := rpc.AddrPort(c.Remote); ok {
+			host = ap.Addr().Unmap().String()
+		}
+		vols := slices.Clone(byHost[host])
+		slices.Sort(vols)
+		out = append(out, admin.Client{Address: c.Remote.String(), Since: c.Since, Calls: c.Calls, Volumes: slices.Compact(vols)})
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
@@ -30,6 +31,8 @@ type conn struct {
 	ip    netip.Addr // the client's address, counted in s.perIP
 
 	remote, local net.Addr
+	since         time.Time     // accepted
+	served        atomic.Uint64 // calls answered or dropped
 }
 
 var errTooManyConns = errors.New("too many connections from this client address")
@@ -40,7 +43,7 @@ func (s *Server) newConn(nc net.Conn) (*conn, error) {
 	if s.closing.Load() {
 		return nil, ErrServerClosed
 	}
-	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr(), local: nc.LocalAddr()}
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr(), local: nc.LocalAddr(), since: time.Now()}
 	if ap, ok := rpc.AddrPort(c.remote); ok {
 		c.ip = ap.Addr().Unmap()
 		if s.perIP[c.ip] >= s.Limits.PerClientConns {
@@ -188,6 +191,7 @@ func (c *conn) run(cl call, slots <-chan struct{}) {
 		<-slots
 		c.wg.Done()
 	}()
+	c.served.Add(1)
 	w := getWriter()
 	defer putWriter(w)
 	w.Uint32(0) // record mark

@@ -2272,6 +2272,158 @@ func (x *ListLocksResponse) GetLocks() []*Lock {
 	return nil
 }
 
+type ListClientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientsRequest) Reset() {
+	*x = ListClientsRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientsRequest) ProtoMessage() {}
+
+func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
+func (*ListClientsRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+}
+
+// ClientConnection is one open connection of an NFS client to nfsd's
+// NFS port.
+type ClientConnection struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"` // host:port
+	Since   string                 `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`     // RFC 3339: when it connected
+	Calls   uint64                 `protobuf:"varint,3,opt,name=calls,proto3" json:"calls,omitempty"`    // RPC calls received on it
+	// volumes the client's host mounted (MOUNT since nfsd started; a
+	// client that mounted before a restart does not call MOUNT again).
+	Volumes       []string `protobuf:"bytes,4,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientConnection) Reset() {
+	*x = ClientConnection{}
+	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientConnection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientConnection) ProtoMessage() {}
+
+func (x *ClientConnection) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientConnection.ProtoReflect.Descriptor instead.
+func (*ClientConnection) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ClientConnection) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ClientConnection) GetSince() string {
+	if x != nil {
+		return x.Since
+	}
+	return ""
+}
+
+func (x *ClientConnection) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *ClientConnection) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type ListClientsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Clients       []*ClientConnection    `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientsResponse) Reset() {
+	*x = ListClientsResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientsResponse) ProtoMessage() {}
+
+func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
+func (*ListClientsResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListClientsResponse) GetClients() []*ClientConnection {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
 type LockClient struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`            // caller_name / mon_name
@@ -2285,7 +2437,7 @@ type LockClient struct {
 
 func (x *LockClient) Reset() {
 	*x = LockClient{}
-	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2449,7 @@ func (x *LockClient) String() string {
 func (*LockClient) ProtoMessage() {}
 
 func (x *LockClient) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2462,7 @@ func (x *LockClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockClient.ProtoReflect.Descriptor instead.
 func (*LockClient) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LockClient) GetName() string {
@@ -2356,7 +2508,7 @@ type ListLockClientsRequest struct {
 
 func (x *ListLockClientsRequest) Reset() {
 	*x = ListLockClientsRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2520,7 @@ func (x *ListLockClientsRequest) String() string {
 func (*ListLockClientsRequest) ProtoMessage() {}
 
 func (x *ListLockClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2533,7 @@ func (x *ListLockClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListLockClientsRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 type ListLockClientsResponse struct {
@@ -2393,7 +2545,7 @@ type ListLockClientsResponse struct {
 
 func (x *ListLockClientsResponse) Reset() {
 	*x = ListLockClientsResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2557,7 @@ func (x *ListLockClientsResponse) String() string {
 func (*ListLockClientsResponse) ProtoMessage() {}
 
 func (x *ListLockClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2570,7 @@ func (x *ListLockClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListLockClientsResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListLockClientsResponse) GetClients() []*LockClient {
@@ -2437,7 +2589,7 @@ type ReleaseClientLocksRequest struct {
 
 func (x *ReleaseClientLocksRequest) Reset() {
 	*x = ReleaseClientLocksRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2601,7 @@ func (x *ReleaseClientLocksRequest) String() string {
 func (*ReleaseClientLocksRequest) ProtoMessage() {}
 
 func (x *ReleaseClientLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2614,7 @@ func (x *ReleaseClientLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseClientLocksRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseClientLocksRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReleaseClientLocksRequest) GetClient() string {
@@ -2481,7 +2633,7 @@ type ReleaseClientLocksResponse struct {
 
 func (x *ReleaseClientLocksResponse) Reset() {
 	*x = ReleaseClientLocksResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2645,7 @@ func (x *ReleaseClientLocksResponse) String() string {
 func (*ReleaseClientLocksResponse) ProtoMessage() {}
 
 func (x *ReleaseClientLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2658,7 @@ func (x *ReleaseClientLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseClientLocksResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseClientLocksResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReleaseClientLocksResponse) GetReleased() int32 {
@@ -2704,7 +2856,15 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x16\n" +
 	"\x06client\x18\x02 \x01(\tR\x06client\"@\n" +
 	"\x11ListLocksResponse\x12+\n" +
-	"\x05locks\x18\x01 \x03(\v2\x15.rwxnfs.admin.v1.LockR\x05locks\"\x86\x01\n" +
+	"\x05locks\x18\x01 \x03(\v2\x15.rwxnfs.admin.v1.LockR\x05locks\"\x14\n" +
+	"\x12ListClientsRequest\"r\n" +
+	"\x10ClientConnection\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05since\x18\x02 \x01(\tR\x05since\x12\x14\n" +
+	"\x05calls\x18\x03 \x01(\x04R\x05calls\x12\x18\n" +
+	"\avolumes\x18\x04 \x03(\tR\avolumes\"R\n" +
+	"\x13ListClientsResponse\x12;\n" +
+	"\aclients\x18\x01 \x03(\v2!.rwxnfs.admin.v1.ClientConnectionR\aclients\"\x86\x01\n" +
 	"\n" +
 	"LockClient\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -2729,7 +2889,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x18RECLAIM_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RECLAIM_MODE_DELETE\x10\x01\x12\x17\n" +
 	"\x13RECLAIM_MODE_RETAIN\x10\x02\x12\x18\n" +
-	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\x8c\v\n" +
+	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\xe6\v\n" +
 	"\x05Admin\x12[\n" +
 	"\fCreateVolume\x12$.rwxnfs.admin.v1.CreateVolumeRequest\x1a%.rwxnfs.admin.v1.CreateVolumeResponse\x12[\n" +
 	"\fDeleteVolume\x12$.rwxnfs.admin.v1.DeleteVolumeRequest\x1a%.rwxnfs.admin.v1.DeleteVolumeResponse\x12[\n" +
@@ -2745,7 +2905,8 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\rGetServerInfo\x12%.rwxnfs.admin.v1.GetServerInfoRequest\x1a&.rwxnfs.admin.v1.GetServerInfoResponse\x12R\n" +
 	"\tListLocks\x12!.rwxnfs.admin.v1.ListLocksRequest\x1a\".rwxnfs.admin.v1.ListLocksResponse\x12d\n" +
 	"\x0fListLockClients\x12'.rwxnfs.admin.v1.ListLockClientsRequest\x1a(.rwxnfs.admin.v1.ListLockClientsResponse\x12m\n" +
-	"\x12ReleaseClientLocks\x12*.rwxnfs.admin.v1.ReleaseClientLocksRequest\x1a+.rwxnfs.admin.v1.ReleaseClientLocksResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
+	"\x12ReleaseClientLocks\x12*.rwxnfs.admin.v1.ReleaseClientLocksRequest\x1a+.rwxnfs.admin.v1.ReleaseClientLocksResponse\x12X\n" +
+	"\vListClients\x12#.rwxnfs.admin.v1.ListClientsRequest\x1a$.rwxnfs.admin.v1.ListClientsResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -2760,7 +2921,7 @@ func file_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_admin_v1_admin_proto_goTypes = []any{
 	(Squash)(0),                        // 0: rwxnfs.admin.v1.Squash
 	(ReclaimMode)(0),                   // 1: rwxnfs.admin.v1.ReclaimMode
@@ -2796,11 +2957,14 @@ var file_admin_v1_admin_proto_goTypes = []any{
 	(*Lock)(nil),                       // 31: rwxnfs.admin.v1.Lock
 	(*ListLocksRequest)(nil),           // 32: rwxnfs.admin.v1.ListLocksRequest
 	(*ListLocksResponse)(nil),          // 33: rwxnfs.admin.v1.ListLocksResponse
-	(*LockClient)(nil),                 // 34: rwxnfs.admin.v1.LockClient
-	(*ListLockClientsRequest)(nil),     // 35: rwxnfs.admin.v1.ListLockClientsRequest
-	(*ListLockClientsResponse)(nil),    // 36: rwxnfs.admin.v1.ListLockClientsResponse
-	(*ReleaseClientLocksRequest)(nil),  // 37: rwxnfs.admin.v1.ReleaseClientLocksRequest
-	(*ReleaseClientLocksResponse)(nil), // 38: rwxnfs.admin.v1.ReleaseClientLocksResponse
+	(*ListClientsRequest)(nil),         // 34: rwxnfs.admin.v1.ListClientsRequest
+	(*ClientConnection)(nil),           // 35: rwxnfs.admin.v1.ClientConnection
+	(*ListClientsResponse)(nil),        // 36: rwxnfs.admin.v1.ListClientsResponse
+	(*LockClient)(nil),                 // 37: rwxnfs.admin.v1.LockClient
+	(*ListLockClientsRequest)(nil),     // 38: rwxnfs.admin.v1.ListLockClientsRequest
+	(*ListLockClientsResponse)(nil),    // 39: rwxnfs.admin.v1.ListLockClientsResponse
+	(*ReleaseClientLocksRequest)(nil),  // 40: rwxnfs.admin.v1.ReleaseClientLocksRequest
+	(*ReleaseClientLocksResponse)(nil), // 41: rwxnfs.admin.v1.ReleaseClientLocksResponse
 }
 var file_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: rwxnfs.admin.v1.ExportOptions.squash:type_name -> rwxnfs.admin.v1.Squash
@@ -2823,42 +2987,45 @@ var file_admin_v1_admin_proto_depIdxs = []int32{
 	18, // 17: rwxnfs.admin.v1.GetSnapshotResponse.snapshot:type_name -> rwxnfs.admin.v1.Snapshot
 	18, // 18: rwxnfs.admin.v1.ListSnapshotsResponse.snapshots:type_name -> rwxnfs.admin.v1.Snapshot
 	31, // 19: rwxnfs.admin.v1.ListLocksResponse.locks:type_name -> rwxnfs.admin.v1.Lock
-	34, // 20: rwxnfs.admin.v1.ListLockClientsResponse.clients:type_name -> rwxnfs.admin.v1.LockClient
-	6,  // 21: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
-	8,  // 22: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
-	10, // 23: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
-	12, // 24: rwxnfs.admin.v1.Admin.UpdateVolume:input_type -> rwxnfs.admin.v1.UpdateVolumeRequest
-	14, // 25: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
-	16, // 26: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
-	19, // 27: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
-	21, // 28: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
-	23, // 29: rwxnfs.admin.v1.Admin.GetSnapshot:input_type -> rwxnfs.admin.v1.GetSnapshotRequest
-	25, // 30: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
-	27, // 31: rwxnfs.admin.v1.Admin.GetCapacity:input_type -> rwxnfs.admin.v1.GetCapacityRequest
-	29, // 32: rwxnfs.admin.v1.Admin.GetServerInfo:input_type -> rwxnfs.admin.v1.GetServerInfoRequest
-	32, // 33: rwxnfs.admin.v1.Admin.ListLocks:input_type -> rwxnfs.admin.v1.ListLocksRequest
-	35, // 34: rwxnfs.admin.v1.Admin.ListLockClients:input_type -> rwxnfs.admin.v1.ListLockClientsRequest
-	37, // 35: rwxnfs.admin.v1.Admin.ReleaseClientLocks:input_type -> rwxnfs.admin.v1.ReleaseClientLocksRequest
-	7,  // 36: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
-	9,  // 37: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
-	11, // 38: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
-	13, // 39: rwxnfs.admin.v1.Admin.UpdateVolume:output_type -> rwxnfs.admin.v1.UpdateVolumeResponse
-	15, // 40: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
-	17, // 41: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
-	20, // 42: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
-	22, // 43: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
-	24, // 44: rwxnfs.admin.v1.Admin.GetSnapshot:output_type -> rwxnfs.admin.v1.GetSnapshotResponse
-	26, // 45: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
-	28, // 46: rwxnfs.admin.v1.Admin.GetCapacity:output_type -> rwxnfs.admin.v1.GetCapacityResponse
-	30, // 47: rwxnfs.admin.v1.Admin.GetServerInfo:output_type -> rwxnfs.admin.v1.GetServerInfoResponse
-	33, // 48: rwxnfs.admin.v1.Admin.ListLocks:output_type -> rwxnfs.admin.v1.ListLocksResponse
-	36, // 49: rwxnfs.admin.v1.Admin.ListLockClients:output_type -> rwxnfs.admin.v1.ListLockClientsResponse
-	38, // 50: rwxnfs.admin.v1.Admin.ReleaseClientLocks:output_type -> rwxnfs.admin.v1.ReleaseClientLocksResponse
-	36, // [36:51] is the sub-list for method output_type
-	21, // [21:36] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	35, // 20: rwxnfs.admin.v1.ListClientsResponse.clients:type_name -> rwxnfs.admin.v1.ClientConnection
+	37, // 21: rwxnfs.admin.v1.ListLockClientsResponse.clients:type_name -> rwxnfs.admin.v1.LockClient
+	6,  // 22: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
+	8,  // 23: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
+	10, // 24: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
+	12, // 25: rwxnfs.admin.v1.Admin.UpdateVolume:input_type -> rwxnfs.admin.v1.UpdateVolumeRequest
+	14, // 26: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
+	16, // 27: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
+	19, // 28: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
+	21, // 29: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
+	23, // 30: rwxnfs.admin.v1.Admin.GetSnapshot:input_type -> rwxnfs.admin.v1.GetSnapshotRequest
+	25, // 31: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
+	27, // 32: rwxnfs.admin.v1.Admin.GetCapacity:input_type -> rwxnfs.admin.v1.GetCapacityRequest
+	29, // 33: rwxnfs.admin.v1.Admin.GetServerInfo:input_type -> rwxnfs.admin.v1.GetServerInfoRequest
+	32, // 34: rwxnfs.admin.v1.Admin.ListLocks:input_type -> rwxnfs.admin.v1.ListLocksRequest
+	38, // 35: rwxnfs.admin.v1.Admin.ListLockClients:input_type -> rwxnfs.admin.v1.ListLockClientsRequest
+	40, // 36: rwxnfs.admin.v1.Admin.ReleaseClientLocks:input_type -> rwxnfs.admin.v1.ReleaseClientLocksRequest
+	34, // 37: rwxnfs.admin.v1.Admin.ListClients:input_type -> rwxnfs.admin.v1.ListClientsRequest
+	7,  // 38: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
+	9,  // 39: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
+	11, // 40: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
+	13, // 41: rwxnfs.admin.v1.Admin.UpdateVolume:output_type -> rwxnfs.admin.v1.UpdateVolumeResponse
+	15, // 42: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
+	17, // 43: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
+	20, // 44: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
+	22, // 45: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
+	24, // 46: rwxnfs.admin.v1.Admin.GetSnapshot:output_type -> rwxnfs.admin.v1.GetSnapshotResponse
+	26, // 47: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
+	28, // 48: rwxnfs.admin.v1.Admin.GetCapacity:output_type -> rwxnfs.admin.v1.GetCapacityResponse
+	30, // 49: rwxnfs.admin.v1.Admin.GetServerInfo:output_type -> rwxnfs.admin.v1.GetServerInfoResponse
+	33, // 50: rwxnfs.admin.v1.Admin.ListLocks:output_type -> rwxnfs.admin.v1.ListLocksResponse
+	39, // 51: rwxnfs.admin.v1.Admin.ListLockClients:output_type -> rwxnfs.admin.v1.ListLockClientsResponse
+	41, // 52: rwxnfs.admin.v1.Admin.ReleaseClientLocks:output_type -> rwxnfs.admin.v1.ReleaseClientLocksResponse
+	36, // 53: rwxnfs.admin.v1.Admin.ListClients:output_type -> rwxnfs.admin.v1.ListClientsResponse
+	38, // [38:54] is the sub-list for method output_type
+	22, // [22:38] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_admin_v1_admin_proto_init() }
@@ -2878,7 +3045,7 @@ func file_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_v1_admin_proto_rawDesc), len(file_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

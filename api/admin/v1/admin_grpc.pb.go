@@ -46,6 +46,7 @@ const (
 	Admin_ListLocks_FullMethodName          = "/rwxnfs.admin.v1.Admin/ListLocks"
 	Admin_ListLockClients_FullMethodName    = "/rwxnfs.admin.v1.Admin/ListLockClients"
 	Admin_ReleaseClientLocks_FullMethodName = "/rwxnfs.admin.v1.Admin/ReleaseClientLocks"
+	Admin_ListClients_FullMethodName        = "/rwxnfs.admin.v1.Admin/ListClients"
 )
 
 // AdminClient is the client API for Admin service.
@@ -102,6 +103,9 @@ type AdminClient interface {
 	// the way out for a node that died and will not come back to notify.
 	// Its processes are not told. A client with nothing is not an error.
 	ReleaseClientLocks(ctx context.Context, in *ReleaseClientLocksRequest, opts ...grpc.CallOption) (*ReleaseClientLocksResponse, error)
+	// ListClients lists the open connections to the NFS port: address,
+	// since when, calls so far, and the volumes the client mounted.
+	ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error)
 }
 
 type adminClient struct {
@@ -262,6 +266,16 @@ func (c *adminClient) ReleaseClientLocks(ctx context.Context, in *ReleaseClientL
 	return out, nil
 }
 
+func (c *adminClient) ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListClientsResponse)
+	err := c.cc.Invoke(ctx, Admin_ListClients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -316,6 +330,9 @@ type AdminServer interface {
 	// the way out for a node that died and will not come back to notify.
 	// Its processes are not told. A client with nothing is not an error.
 	ReleaseClientLocks(context.Context, *ReleaseClientLocksRequest) (*ReleaseClientLocksResponse, error)
+	// ListClients lists the open connections to the NFS port: address,
+	// since when, calls so far, and the volumes the client mounted.
+	ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -370,6 +387,9 @@ func (UnimplementedAdminServer) ListLockClients(context.Context, *ListLockClient
 }
 func (UnimplementedAdminServer) ReleaseClientLocks(context.Context, *ReleaseClientLocksRequest) (*ReleaseClientLocksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseClientLocks not implemented")
+}
+func (UnimplementedAdminServer) ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListClients not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -662,6 +682,24 @@ func _Admin_ReleaseClientLocks_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListClients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListClientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListClients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListClients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListClients(ctx, req.(*ListClientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -728,6 +766,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseClientLocks",
 			Handler:    _Admin_ReleaseClientLocks_Handler,
+		},
+		{
+			MethodName: "ListClients",
+			Handler:    _Admin_ListClients_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
