@@ -53,7 +53,7 @@ func newAdminCmd(stdout, stderr io.Writer) *cobra.Command {
 	a := &adminCLI{stdout: stdout, stderr: stderr}
 	c := groupCmd("admin", "Manage a running server's volumes, snapshots and locks", adminLong, adminExample,
 		a.listCmd(), a.showCmd(), a.createCmd(), a.expandCmd(), a.updateCmd(), a.deleteCmd(),
-		a.snapshotCmd(), a.capacityCmd(), a.infoCmd(), a.clientsCmd(), a.locksCmd())
+		a.snapshotCmd(), a.capacityCmd(), a.infoCmd(), a.clientsCmd(), a.locksCmd(), a.deletedCmd(), a.restoreCmd())
 	f := c.PersistentFlags()
 	f.StringVar(&a.addr, "addr", admin.DefaultAddr, `admin API address: "unix:/path.sock" or "host:port"`)
 	f.StringVar(&a.tokenFile, "token-file", "", "file holding the bearer token (default: --root's state/admin-token)")
@@ -521,6 +521,52 @@ how many calls it made since.`,
 					return err
 				}
 				return out.clients(r.Clients)
+			})
+		}),
+	}
+}
+
+func (a *adminCLI) deletedCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "deleted", Short: "Deleted volumes whose data was kept (retained or archived)",
+		Long: `List the trees of volumes deleted with retain (<root>/retained/<id>) or
+archive (<root>/archive/<id>-<time>), with the limits they had; "nfsd admin
+restore <name>" serves one again.`,
+		Example: "  nfsd admin deleted\n  nfsd admin deleted -o json", Args: noArgs,
+		RunE: act(func(_ *cobra.Command, _ []string) error {
+			return a.call(func(ctx context.Context, cl adminv1.AdminClient, out *printer) error {
+				r, err := cl.ListReclaimed(ctx, &adminv1.ListReclaimedRequest{})
+				if err != nil {
+					return err
+				}
+				return out.reclaimed(r.Volumes)
+			})
+		}),
+	}
+}
+
+func (a *adminCLI) restoreCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "restore <name> [<volume>]",
+		Short: "Serve a retained or archived volume again",
+		Long: `Serve again the kept tree <name> (as "nfsd admin deleted" lists it: retained/<dir>
+or archive/<dir>) as volume <volume> (default: its id when deleted), with the
+options, limits and fsid it had (clients' old handles work again) when its
+metadata was kept, defaults and no limit otherwise. Its usage is counted
+before the command returns.`,
+		Example: "  nfsd admin restore retained/web\n  nfsd admin restore archive/web-20260102T150405.000000000Z web-old",
+		Args:    argsRange(1, 2, "<name>"),
+		RunE: act(func(_ *cobra.Command, arg []string) error {
+			req := &adminv1.RestoreVolumeRequest{Name: arg[0]}
+			if len(arg) > 1 {
+				req.VolumeId = arg[1]
+			}
+			return a.call(func(ctx context.Context, cl adminv1.AdminClient, out *printer) error {
+				r, err := cl.RestoreVolume(ctx, req)
+				if err != nil {
+					return err
+				}
+				return out.volume(r.Volume)
 			})
 		}),
 	}

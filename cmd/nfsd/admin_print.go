@@ -340,3 +340,19 @@ func (p *printer) clients(cs []*adminv1.ClientConnection) error {
 	}
 	return tw.Flush()
 }
+
+func (p *printer) reclaimed(rs []*adminv1.ReclaimedVolume) error {
+	if p.json {
+		return printList(p, rs)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVOLUME\tKEPT\tCAPACITY\tDELETED\tPATH")
+	for _, r := range rs {
+		capacity := limitOf(r.CapacityBytes, true)
+		if !r.HasMetadata {
+			capacity = "?"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.VolumeId, admin.ReclaimName(r.ReclaimMode), capacity, r.Deleted, r.Path)
+	}
+	return tw.Flush()
+}

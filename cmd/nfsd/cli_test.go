@@ -65,7 +65,7 @@ func TestCommandStructure(t *testing.T) {
 	}
 	// Every command has a description and examples.
 	for _, c := range [][]string{{"serve"}, {"admin"}, {"version"}, {"admin", "list"}, {"admin", "create"},
-		{"admin", "expand"}, {"admin", "clients"}, {"admin", "update"}, {"admin", "delete"}, {"admin", "show"}, {"admin", "snapshot"},
+		{"admin", "expand"}, {"admin", "clients"}, {"admin", "deleted"}, {"admin", "restore"}, {"admin", "update"}, {"admin", "delete"}, {"admin", "show"}, {"admin", "snapshot"},
 		{"admin", "snapshot", "create"}, {"admin", "capacity"}, {"admin", "info"}, {"admin", "locks"},
 		{"admin", "locks", "list"}, {"admin", "locks", "release"}} {
 		expect(t, 0, []string{"Usage:", "Examples:", "nfsd " + strings.Join(c, " ")}, append(c, "--help")...)
@@ -402,5 +402,73 @@ func TestAdminClients(t *testing.T) {
 	}
 	if out, _ := admin(0, "clients"); !strings.Contains(out, "ADDRESS") || !strings.Contains(out, "default") {
 		t.Fatalf("clients:\n%s", out)
+	}
+}
+
+// Item 6: retained and archived volumes are listed and restorable, with
+// their limits and data.
+func TestAdminDeletedAndRestore(t *testing.T) {
+	p, root, admin := adminBinary(t)
+	admin(0, "create", "web", "1Gi", "uid=33", "mode=0750", "onDelete=retain")
+	c := client(t, p.addr)
+	ctx := context.Background()
+	fh, err := c.Mount(ctx, "/volumes/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetCred(0, 0)
+	f, _, err := c.Create(ctx, fh, "data", nfsclient.Guarded, nfsclient.SetAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, f, 0, make([]byte, 4096), nfsclient.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	admin(0, "delete", "web")
+	admin(0, "create", "logs", "2Gi")
+	admin(0, "delete", "logs", "archive")
+	out, _ := admin(0, "deleted")
+	if !strings.Contains(out, "retained/web") || !strings.Contains(out, "archive/logs-") || !strings.Contains(out, "1.0Gi") || !strings.Contains(out, "2.0Gi") {
+		t.Fatalf("deleted:\n%s", out)
+	}
+	var rs []struct{ Name, VolumeID string }
+	out, _ = admin(0, "deleted", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 2 {
+		t.Fatalf("deleted -o json: %v\n%s", err, out)
+	}
+	// Restored as it was: limit, owner, mode, data, usage.
+	out, _ = admin(0, "restore", "retained/web")
+	if !strings.Contains(out, "Capacity:     1.0Gi") || !strings.Contains(out, "uid 33") || !strings.Contains(out, "mode 0750") || !strings.Contains(out, "4096 bytes") {
+		t.Fatalf("restore retained/web:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "volumes", "web", "data")); err != nil {
+		t.Fatal(err)
+	}
+	// The old handle works again: same fsid.
+	if _, err := c.GetAttr(ctx, f); err != nil {
+		t.Fatalf("a handle from before the delete, after the restore: %v", err)
+	}
+	// Under another id; a taken id is refused.
+	var logsName string
+	for _, r := range rs {
+		if r.VolumeID == "logs" {
+			logsName = r.Name
+		}
+	}
+	if _, e := admin(1, "restore", logsName, "web"); !strings.Contains(e, "volume web exists") {
+		t.Fatalf("restore onto a taken id: %s", e)
+	}
+	admin(0, "restore", logsName, "logs-old")
+	if out, _ := admin(0, "list"); !strings.Contains(out, "logs-old") {
+		t.Fatalf("list after restore:\n%s", out)
+	}
+	if out, _ := admin(0, "deleted"); strings.Count(out, "\n") != 1 {
+		t.Fatalf("deleted after both were restored:\n%s", out)
+	}
+	if _, e := admin(1, "restore", "retained/nosuch"); !strings.Contains(e, "NotFound") {
+		t.Fatalf("restore of nothing: %s", e)
+	}
+	if _, e := admin(1, "restore", "../volumes/web"); !strings.Contains(e, "InvalidArgument") {
+		t.Fatalf("restore of a path outside: %s", e)
 	}
 }

@@ -2272,6 +2272,282 @@ func (x *ListLocksResponse) GetLocks() []*Lock {
 	return nil
 }
 
+type ListReclaimedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReclaimedRequest) Reset() {
+	*x = ListReclaimedRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReclaimedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReclaimedRequest) ProtoMessage() {}
+
+func (x *ListReclaimedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReclaimedRequest.ProtoReflect.Descriptor instead.
+func (*ListReclaimedRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+}
+
+type ReclaimedVolume struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`                                                                    // "retained/<dir>" or "archive/<dir>": what RestoreVolume takes
+	VolumeId      string                 `protobuf:"bytes,2,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`                                            // its id when it was deleted
+	ReclaimMode   ReclaimMode            `protobuf:"varint,3,opt,name=reclaim_mode,json=reclaimMode,proto3,enum=rwxnfs.admin.v1.ReclaimMode" json:"reclaim_mode,omitempty"` // RETAIN or ARCHIVE
+	Path          string                 `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`                                                                    // on the server
+	Deleted       string                 `protobuf:"bytes,5,opt,name=deleted,proto3" json:"deleted,omitempty"`                                                              // RFC 3339
+	CapacityBytes int64                  `protobuf:"varint,6,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`                            // its limit then (0: none, or no metadata kept)
+	InodeLimit    int64                  `protobuf:"varint,7,opt,name=inode_limit,json=inodeLimit,proto3" json:"inode_limit,omitempty"`
+	HasMetadata   bool                   `protobuf:"varint,8,opt,name=has_metadata,json=hasMetadata,proto3" json:"has_metadata,omitempty"` // options and limits were kept beside it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReclaimedVolume) Reset() {
+	*x = ReclaimedVolume{}
+	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReclaimedVolume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReclaimedVolume) ProtoMessage() {}
+
+func (x *ReclaimedVolume) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReclaimedVolume.ProtoReflect.Descriptor instead.
+func (*ReclaimedVolume) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ReclaimedVolume) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReclaimedVolume) GetVolumeId() string {
+	if x != nil {
+		return x.VolumeId
+	}
+	return ""
+}
+
+func (x *ReclaimedVolume) GetReclaimMode() ReclaimMode {
+	if x != nil {
+		return x.ReclaimMode
+	}
+	return ReclaimMode_RECLAIM_MODE_UNSPECIFIED
+}
+
+func (x *ReclaimedVolume) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ReclaimedVolume) GetDeleted() string {
+	if x != nil {
+		return x.Deleted
+	}
+	return ""
+}
+
+func (x *ReclaimedVolume) GetCapacityBytes() int64 {
+	if x != nil {
+		return x.CapacityBytes
+	}
+	return 0
+}
+
+func (x *ReclaimedVolume) GetInodeLimit() int64 {
+	if x != nil {
+		return x.InodeLimit
+	}
+	return 0
+}
+
+func (x *ReclaimedVolume) GetHasMetadata() bool {
+	if x != nil {
+		return x.HasMetadata
+	}
+	return false
+}
+
+type ListReclaimedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volumes       []*ReclaimedVolume     `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReclaimedResponse) Reset() {
+	*x = ListReclaimedResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReclaimedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReclaimedResponse) ProtoMessage() {}
+
+func (x *ListReclaimedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReclaimedResponse.ProtoReflect.Descriptor instead.
+func (*ListReclaimedResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListReclaimedResponse) GetVolumes() []*ReclaimedVolume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type RestoreVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`                         // as ListReclaimed gives it
+	VolumeId      string                 `protobuf:"bytes,2,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"` // "": its id when it was deleted
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreVolumeRequest) Reset() {
+	*x = RestoreVolumeRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreVolumeRequest) ProtoMessage() {}
+
+func (x *RestoreVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreVolumeRequest.ProtoReflect.Descriptor instead.
+func (*RestoreVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RestoreVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RestoreVolumeRequest) GetVolumeId() string {
+	if x != nil {
+		return x.VolumeId
+	}
+	return ""
+}
+
+type RestoreVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        *Volume                `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreVolumeResponse) Reset() {
+	*x = RestoreVolumeResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreVolumeResponse) ProtoMessage() {}
+
+func (x *RestoreVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreVolumeResponse.ProtoReflect.Descriptor instead.
+func (*RestoreVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RestoreVolumeResponse) GetVolume() *Volume {
+	if x != nil {
+		return x.Volume
+	}
+	return nil
+}
+
 type ListClientsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2280,7 +2556,7 @@ type ListClientsRequest struct {
 
 func (x *ListClientsRequest) Reset() {
 	*x = ListClientsRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2568,7 @@ func (x *ListClientsRequest) String() string {
 func (*ListClientsRequest) ProtoMessage() {}
 
 func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2581,7 @@ func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListClientsRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 // ClientConnection is one open connection of an NFS client to nfsd's
@@ -2324,7 +2600,7 @@ type ClientConnection struct {
 
 func (x *ClientConnection) Reset() {
 	*x = ClientConnection{}
-	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2612,7 @@ func (x *ClientConnection) String() string {
 func (*ClientConnection) ProtoMessage() {}
 
 func (x *ClientConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2625,7 @@ func (x *ClientConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientConnection.ProtoReflect.Descriptor instead.
 func (*ClientConnection) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClientConnection) GetAddress() string {
@@ -2389,7 +2665,7 @@ type ListClientsResponse struct {
 
 func (x *ListClientsResponse) Reset() {
 	*x = ListClientsResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2677,7 @@ func (x *ListClientsResponse) String() string {
 func (*ListClientsResponse) ProtoMessage() {}
 
 func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2690,7 @@ func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListClientsResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListClientsResponse) GetClients() []*ClientConnection {
@@ -2437,7 +2713,7 @@ type LockClient struct {
 
 func (x *LockClient) Reset() {
 	*x = LockClient{}
-	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2725,7 @@ func (x *LockClient) String() string {
 func (*LockClient) ProtoMessage() {}
 
 func (x *LockClient) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2738,7 @@ func (x *LockClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockClient.ProtoReflect.Descriptor instead.
 func (*LockClient) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LockClient) GetName() string {
@@ -2508,7 +2784,7 @@ type ListLockClientsRequest struct {
 
 func (x *ListLockClientsRequest) Reset() {
 	*x = ListLockClientsRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +2796,7 @@ func (x *ListLockClientsRequest) String() string {
 func (*ListLockClientsRequest) ProtoMessage() {}
 
 func (x *ListLockClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +2809,7 @@ func (x *ListLockClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListLockClientsRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 type ListLockClientsResponse struct {
@@ -2545,7 +2821,7 @@ type ListLockClientsResponse struct {
 
 func (x *ListLockClientsResponse) Reset() {
 	*x = ListLockClientsResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2833,7 @@ func (x *ListLockClientsResponse) String() string {
 func (*ListLockClientsResponse) ProtoMessage() {}
 
 func (x *ListLockClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2846,7 @@ func (x *ListLockClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListLockClientsResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListLockClientsResponse) GetClients() []*LockClient {
@@ -2589,7 +2865,7 @@ type ReleaseClientLocksRequest struct {
 
 func (x *ReleaseClientLocksRequest) Reset() {
 	*x = ReleaseClientLocksRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2877,7 @@ func (x *ReleaseClientLocksRequest) String() string {
 func (*ReleaseClientLocksRequest) ProtoMessage() {}
 
 func (x *ReleaseClientLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2890,7 @@ func (x *ReleaseClientLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseClientLocksRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseClientLocksRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReleaseClientLocksRequest) GetClient() string {
@@ -2633,7 +2909,7 @@ type ReleaseClientLocksResponse struct {
 
 func (x *ReleaseClientLocksResponse) Reset() {
 	*x = ReleaseClientLocksResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2921,7 @@ func (x *ReleaseClientLocksResponse) String() string {
 func (*ReleaseClientLocksResponse) ProtoMessage() {}
 
 func (x *ReleaseClientLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2934,7 @@ func (x *ReleaseClientLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseClientLocksResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseClientLocksResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReleaseClientLocksResponse) GetReleased() int32 {
@@ -2856,7 +3132,25 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x16\n" +
 	"\x06client\x18\x02 \x01(\tR\x06client\"@\n" +
 	"\x11ListLocksResponse\x12+\n" +
-	"\x05locks\x18\x01 \x03(\v2\x15.rwxnfs.admin.v1.LockR\x05locks\"\x14\n" +
+	"\x05locks\x18\x01 \x03(\v2\x15.rwxnfs.admin.v1.LockR\x05locks\"\x16\n" +
+	"\x14ListReclaimedRequest\"\x9c\x02\n" +
+	"\x0fReclaimedVolume\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tvolume_id\x18\x02 \x01(\tR\bvolumeId\x12?\n" +
+	"\freclaim_mode\x18\x03 \x01(\x0e2\x1c.rwxnfs.admin.v1.ReclaimModeR\vreclaimMode\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x18\n" +
+	"\adeleted\x18\x05 \x01(\tR\adeleted\x12%\n" +
+	"\x0ecapacity_bytes\x18\x06 \x01(\x03R\rcapacityBytes\x12\x1f\n" +
+	"\vinode_limit\x18\a \x01(\x03R\n" +
+	"inodeLimit\x12!\n" +
+	"\fhas_metadata\x18\b \x01(\bR\vhasMetadata\"S\n" +
+	"\x15ListReclaimedResponse\x12:\n" +
+	"\avolumes\x18\x01 \x03(\v2 .rwxnfs.admin.v1.ReclaimedVolumeR\avolumes\"G\n" +
+	"\x14RestoreVolumeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tvolume_id\x18\x02 \x01(\tR\bvolumeId\"H\n" +
+	"\x15RestoreVolumeResponse\x12/\n" +
+	"\x06volume\x18\x01 \x01(\v2\x17.rwxnfs.admin.v1.VolumeR\x06volume\"\x14\n" +
 	"\x12ListClientsRequest\"r\n" +
 	"\x10ClientConnection\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
@@ -2889,7 +3183,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x18RECLAIM_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RECLAIM_MODE_DELETE\x10\x01\x12\x17\n" +
 	"\x13RECLAIM_MODE_RETAIN\x10\x02\x12\x18\n" +
-	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\xe6\v\n" +
+	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\xa6\r\n" +
 	"\x05Admin\x12[\n" +
 	"\fCreateVolume\x12$.rwxnfs.admin.v1.CreateVolumeRequest\x1a%.rwxnfs.admin.v1.CreateVolumeResponse\x12[\n" +
 	"\fDeleteVolume\x12$.rwxnfs.admin.v1.DeleteVolumeRequest\x1a%.rwxnfs.admin.v1.DeleteVolumeResponse\x12[\n" +
@@ -2906,7 +3200,9 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\tListLocks\x12!.rwxnfs.admin.v1.ListLocksRequest\x1a\".rwxnfs.admin.v1.ListLocksResponse\x12d\n" +
 	"\x0fListLockClients\x12'.rwxnfs.admin.v1.ListLockClientsRequest\x1a(.rwxnfs.admin.v1.ListLockClientsResponse\x12m\n" +
 	"\x12ReleaseClientLocks\x12*.rwxnfs.admin.v1.ReleaseClientLocksRequest\x1a+.rwxnfs.admin.v1.ReleaseClientLocksResponse\x12X\n" +
-	"\vListClients\x12#.rwxnfs.admin.v1.ListClientsRequest\x1a$.rwxnfs.admin.v1.ListClientsResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
+	"\vListClients\x12#.rwxnfs.admin.v1.ListClientsRequest\x1a$.rwxnfs.admin.v1.ListClientsResponse\x12^\n" +
+	"\rListReclaimed\x12%.rwxnfs.admin.v1.ListReclaimedRequest\x1a&.rwxnfs.admin.v1.ListReclaimedResponse\x12^\n" +
+	"\rRestoreVolume\x12%.rwxnfs.admin.v1.RestoreVolumeRequest\x1a&.rwxnfs.admin.v1.RestoreVolumeResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -2921,7 +3217,7 @@ func file_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_admin_v1_admin_proto_goTypes = []any{
 	(Squash)(0),                        // 0: rwxnfs.admin.v1.Squash
 	(ReclaimMode)(0),                   // 1: rwxnfs.admin.v1.ReclaimMode
@@ -2957,14 +3253,19 @@ var file_admin_v1_admin_proto_goTypes = []any{
 	(*Lock)(nil),                       // 31: rwxnfs.admin.v1.Lock
 	(*ListLocksRequest)(nil),           // 32: rwxnfs.admin.v1.ListLocksRequest
 	(*ListLocksResponse)(nil),          // 33: rwxnfs.admin.v1.ListLocksResponse
-	(*ListClientsRequest)(nil),         // 34: rwxnfs.admin.v1.ListClientsRequest
-	(*ClientConnection)(nil),           // 35: rwxnfs.admin.v1.ClientConnection
-	(*ListClientsResponse)(nil),        // 36: rwxnfs.admin.v1.ListClientsResponse
-	(*LockClient)(nil),                 // 37: rwxnfs.admin.v1.LockClient
-	(*ListLockClientsRequest)(nil),     // 38: rwxnfs.admin.v1.ListLockClientsRequest
-	(*ListLockClientsResponse)(nil),    // 39: rwxnfs.admin.v1.ListLockClientsResponse
-	(*ReleaseClientLocksRequest)(nil),  // 40: rwxnfs.admin.v1.ReleaseClientLocksRequest
-	(*ReleaseClientLocksResponse)(nil), // 41: rwxnfs.admin.v1.ReleaseClientLocksResponse
+	(*ListReclaimedRequest)(nil),       // 34: rwxnfs.admin.v1.ListReclaimedRequest
+	(*ReclaimedVolume)(nil),            // 35: rwxnfs.admin.v1.ReclaimedVolume
+	(*ListReclaimedResponse)(nil),      // 36: rwxnfs.admin.v1.ListReclaimedResponse
+	(*RestoreVolumeRequest)(nil),       // 37: rwxnfs.admin.v1.RestoreVolumeRequest
+	(*RestoreVolumeResponse)(nil),      // 38: rwxnfs.admin.v1.RestoreVolumeResponse
+	(*ListClientsRequest)(nil),         // 39: rwxnfs.admin.v1.ListClientsRequest
+	(*ClientConnection)(nil),           // 40: rwxnfs.admin.v1.ClientConnection
+	(*ListClientsResponse)(nil),        // 41: rwxnfs.admin.v1.ListClientsResponse
+	(*LockClient)(nil),                 // 42: rwxnfs.admin.v1.LockClient
+	(*ListLockClientsRequest)(nil),     // 43: rwxnfs.admin.v1.ListLockClientsRequest
+	(*ListLockClientsResponse)(nil),    // 44: rwxnfs.admin.v1.ListLockClientsResponse
+	(*ReleaseClientLocksRequest)(nil),  // 45: rwxnfs.admin.v1.ReleaseClientLocksRequest
+	(*ReleaseClientLocksResponse)(nil), // 46: rwxnfs.admin.v1.ReleaseClientLocksResponse
 }
 var file_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: rwxnfs.admin.v1.ExportOptions.squash:type_name -> rwxnfs.admin.v1.Squash
@@ -2987,45 +3288,52 @@ var file_admin_v1_admin_proto_depIdxs = []int32{
 	18, // 17: rwxnfs.admin.v1.GetSnapshotResponse.snapshot:type_name -> rwxnfs.admin.v1.Snapshot
 	18, // 18: rwxnfs.admin.v1.ListSnapshotsResponse.snapshots:type_name -> rwxnfs.admin.v1.Snapshot
 	31, // 19: rwxnfs.admin.v1.ListLocksResponse.locks:type_name -> rwxnfs.admin.v1.Lock
-	35, // 20: rwxnfs.admin.v1.ListClientsResponse.clients:type_name -> rwxnfs.admin.v1.ClientConnection
-	37, // 21: rwxnfs.admin.v1.ListLockClientsResponse.clients:type_name -> rwxnfs.admin.v1.LockClient
-	6,  // 22: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
-	8,  // 23: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
-	10, // 24: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
-	12, // 25: rwxnfs.admin.v1.Admin.UpdateVolume:input_type -> rwxnfs.admin.v1.UpdateVolumeRequest
-	14, // 26: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
-	16, // 27: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
-	19, // 28: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
-	21, // 29: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
-	23, // 30: rwxnfs.admin.v1.Admin.GetSnapshot:input_type -> rwxnfs.admin.v1.GetSnapshotRequest
-	25, // 31: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
-	27, // 32: rwxnfs.admin.v1.Admin.GetCapacity:input_type -> rwxnfs.admin.v1.GetCapacityRequest
-	29, // 33: rwxnfs.admin.v1.Admin.GetServerInfo:input_type -> rwxnfs.admin.v1.GetServerInfoRequest
-	32, // 34: rwxnfs.admin.v1.Admin.ListLocks:input_type -> rwxnfs.admin.v1.ListLocksRequest
-	38, // 35: rwxnfs.admin.v1.Admin.ListLockClients:input_type -> rwxnfs.admin.v1.ListLockClientsRequest
-	40, // 36: rwxnfs.admin.v1.Admin.ReleaseClientLocks:input_type -> rwxnfs.admin.v1.ReleaseClientLocksRequest
-	34, // 37: rwxnfs.admin.v1.Admin.ListClients:input_type -> rwxnfs.admin.v1.ListClientsRequest
-	7,  // 38: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
-	9,  // 39: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
-	11, // 40: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
-	13, // 41: rwxnfs.admin.v1.Admin.UpdateVolume:output_type -> rwxnfs.admin.v1.UpdateVolumeResponse
-	15, // 42: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
-	17, // 43: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
-	20, // 44: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
-	22, // 45: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
-	24, // 46: rwxnfs.admin.v1.Admin.GetSnapshot:output_type -> rwxnfs.admin.v1.GetSnapshotResponse
-	26, // 47: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
-	28, // 48: rwxnfs.admin.v1.Admin.GetCapacity:output_type -> rwxnfs.admin.v1.GetCapacityResponse
-	30, // 49: rwxnfs.admin.v1.Admin.GetServerInfo:output_type -> rwxnfs.admin.v1.GetServerInfoResponse
-	33, // 50: rwxnfs.admin.v1.Admin.ListLocks:output_type -> rwxnfs.admin.v1.ListLocksResponse
-	39, // 51: rwxnfs.admin.v1.Admin.ListLockClients:output_type -> rwxnfs.admin.v1.ListLockClientsResponse
-	41, // 52: rwxnfs.admin.v1.Admin.ReleaseClientLocks:output_type -> rwxnfs.admin.v1.ReleaseClientLocksResponse
-	36, // 53: rwxnfs.admin.v1.Admin.ListClients:output_type -> rwxnfs.admin.v1.ListClientsResponse
-	38, // [38:54] is the sub-list for method output_type
-	22, // [22:38] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	1,  // 20: rwxnfs.admin.v1.ReclaimedVolume.reclaim_mode:type_name -> rwxnfs.admin.v1.ReclaimMode
+	35, // 21: rwxnfs.admin.v1.ListReclaimedResponse.volumes:type_name -> rwxnfs.admin.v1.ReclaimedVolume
+	4,  // 22: rwxnfs.admin.v1.RestoreVolumeResponse.volume:type_name -> rwxnfs.admin.v1.Volume
+	40, // 23: rwxnfs.admin.v1.ListClientsResponse.clients:type_name -> rwxnfs.admin.v1.ClientConnection
+	42, // 24: rwxnfs.admin.v1.ListLockClientsResponse.clients:type_name -> rwxnfs.admin.v1.LockClient
+	6,  // 25: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
+	8,  // 26: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
+	10, // 27: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
+	12, // 28: rwxnfs.admin.v1.Admin.UpdateVolume:input_type -> rwxnfs.admin.v1.UpdateVolumeRequest
+	14, // 29: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
+	16, // 30: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
+	19, // 31: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
+	21, // 32: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
+	23, // 33: rwxnfs.admin.v1.Admin.GetSnapshot:input_type -> rwxnfs.admin.v1.GetSnapshotRequest
+	25, // 34: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
+	27, // 35: rwxnfs.admin.v1.Admin.GetCapacity:input_type -> rwxnfs.admin.v1.GetCapacityRequest
+	29, // 36: rwxnfs.admin.v1.Admin.GetServerInfo:input_type -> rwxnfs.admin.v1.GetServerInfoRequest
+	32, // 37: rwxnfs.admin.v1.Admin.ListLocks:input_type -> rwxnfs.admin.v1.ListLocksRequest
+	43, // 38: rwxnfs.admin.v1.Admin.ListLockClients:input_type -> rwxnfs.admin.v1.ListLockClientsRequest
+	45, // 39: rwxnfs.admin.v1.Admin.ReleaseClientLocks:input_type -> rwxnfs.admin.v1.ReleaseClientLocksRequest
+	39, // 40: rwxnfs.admin.v1.Admin.ListClients:input_type -> rwxnfs.admin.v1.ListClientsRequest
+	34, // 41: rwxnfs.admin.v1.Admin.ListReclaimed:input_type -> rwxnfs.admin.v1.ListReclaimedRequest
+	37, // 42: rwxnfs.admin.v1.Admin.RestoreVolume:input_type -> rwxnfs.admin.v1.RestoreVolumeRequest
+	7,  // 43: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
+	9,  // 44: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
+	11, // 45: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
+	13, // 46: rwxnfs.admin.v1.Admin.UpdateVolume:output_type -> rwxnfs.admin.v1.UpdateVolumeResponse
+	15, // 47: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
+	17, // 48: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
+	20, // 49: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
+	22, // 50: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
+	24, // 51: rwxnfs.admin.v1.Admin.GetSnapshot:output_type -> rwxnfs.admin.v1.GetSnapshotResponse
+	26, // 52: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
+	28, // 53: rwxnfs.admin.v1.Admin.GetCapacity:output_type -> rwxnfs.admin.v1.GetCapacityResponse
+	30, // 54: rwxnfs.admin.v1.Admin.GetServerInfo:output_type -> rwxnfs.admin.v1.GetServerInfoResponse
+	33, // 55: rwxnfs.admin.v1.Admin.ListLocks:output_type -> rwxnfs.admin.v1.ListLocksResponse
+	44, // 56: rwxnfs.admin.v1.Admin.ListLockClients:output_type -> rwxnfs.admin.v1.ListLockClientsResponse
+	46, // 57: rwxnfs.admin.v1.Admin.ReleaseClientLocks:output_type -> rwxnfs.admin.v1.ReleaseClientLocksResponse
+	41, // 58: rwxnfs.admin.v1.Admin.ListClients:output_type -> rwxnfs.admin.v1.ListClientsResponse
+	36, // 59: rwxnfs.admin.v1.Admin.ListReclaimed:output_type -> rwxnfs.admin.v1.ListReclaimedResponse
+	38, // 60: rwxnfs.admin.v1.Admin.RestoreVolume:output_type -> rwxnfs.admin.v1.RestoreVolumeResponse
+	43, // [43:61] is the sub-list for method output_type
+	25, // [25:43] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_admin_v1_admin_proto_init() }
@@ -3045,7 +3353,7 @@ func file_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_v1_admin_proto_rawDesc), len(file_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   40,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

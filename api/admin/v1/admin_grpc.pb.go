@@ -47,6 +47,8 @@ const (
 	Admin_ListLockClients_FullMethodName    = "/rwxnfs.admin.v1.Admin/ListLockClients"
 	Admin_ReleaseClientLocks_FullMethodName = "/rwxnfs.admin.v1.Admin/ReleaseClientLocks"
 	Admin_ListClients_FullMethodName        = "/rwxnfs.admin.v1.Admin/ListClients"
+	Admin_ListReclaimed_FullMethodName      = "/rwxnfs.admin.v1.Admin/ListReclaimed"
+	Admin_RestoreVolume_FullMethodName      = "/rwxnfs.admin.v1.Admin/RestoreVolume"
 )
 
 // AdminClient is the client API for Admin service.
@@ -106,6 +108,13 @@ type AdminClient interface {
 	// ListClients lists the open connections to the NFS port: address,
 	// since when, calls so far, and the volumes the client mounted.
 	ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error)
+	// ListReclaimed lists the kept trees of deleted volumes (retained or
+	// archived), which RestoreVolume serves again.
+	ListReclaimed(ctx context.Context, in *ListReclaimedRequest, opts ...grpc.CallOption) (*ListReclaimedResponse, error)
+	// RestoreVolume serves a kept tree again, with the options, limits
+	// and fsid it had when its metadata was kept. AlreadyExists when the
+	// id is taken: give another.
+	RestoreVolume(ctx context.Context, in *RestoreVolumeRequest, opts ...grpc.CallOption) (*RestoreVolumeResponse, error)
 }
 
 type adminClient struct {
@@ -276,6 +285,26 @@ func (c *adminClient) ListClients(ctx context.Context, in *ListClientsRequest, o
 	return out, nil
 }
 
+func (c *adminClient) ListReclaimed(ctx context.Context, in *ListReclaimedRequest, opts ...grpc.CallOption) (*ListReclaimedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReclaimedResponse)
+	err := c.cc.Invoke(ctx, Admin_ListReclaimed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) RestoreVolume(ctx context.Context, in *RestoreVolumeRequest, opts ...grpc.CallOption) (*RestoreVolumeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreVolumeResponse)
+	err := c.cc.Invoke(ctx, Admin_RestoreVolume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -333,6 +362,13 @@ type AdminServer interface {
 	// ListClients lists the open connections to the NFS port: address,
 	// since when, calls so far, and the volumes the client mounted.
 	ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error)
+	// ListReclaimed lists the kept trees of deleted volumes (retained or
+	// archived), which RestoreVolume serves again.
+	ListReclaimed(context.Context, *ListReclaimedRequest) (*ListReclaimedResponse, error)
+	// RestoreVolume serves a kept tree again, with the options, limits
+	// and fsid it had when its metadata was kept. AlreadyExists when the
+	// id is taken: give another.
+	RestoreVolume(context.Context, *RestoreVolumeRequest) (*RestoreVolumeResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -390,6 +426,12 @@ func (UnimplementedAdminServer) ReleaseClientLocks(context.Context, *ReleaseClie
 }
 func (UnimplementedAdminServer) ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListClients not implemented")
+}
+func (UnimplementedAdminServer) ListReclaimed(context.Context, *ListReclaimedRequest) (*ListReclaimedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReclaimed not implemented")
+}
+func (UnimplementedAdminServer) RestoreVolume(context.Context, *RestoreVolumeRequest) (*RestoreVolumeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreVolume not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -700,6 +742,42 @@ func _Admin_ListClients_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListReclaimed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReclaimedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListReclaimed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListReclaimed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListReclaimed(ctx, req.(*ListReclaimedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_RestoreVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RestoreVolume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RestoreVolume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RestoreVolume(ctx, req.(*RestoreVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -770,6 +848,14 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListClients",
 			Handler:    _Admin_ListClients_Handler,
+		},
+		{
+			MethodName: "ListReclaimed",
+			Handler:    _Admin_ListReclaimed_Handler,
+		},
+		{
+			MethodName: "RestoreVolume",
+			Handler:    _Admin_RestoreVolume_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
