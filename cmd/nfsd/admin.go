@@ -53,7 +53,7 @@ func newAdminCmd(stdout, stderr io.Writer) *cobra.Command {
 	a := &adminCLI{stdout: stdout, stderr: stderr}
 	c := groupCmd("admin", "Manage a running server's volumes, snapshots and locks", adminLong, adminExample,
 		a.listCmd(), a.showCmd(), a.createCmd(), a.expandCmd(), a.updateCmd(), a.deleteCmd(),
-		a.snapshotCmd(), a.capacityCmd(), a.infoCmd(), a.clientsCmd(), a.locksCmd(), a.deletedCmd(), a.restoreCmd())
+		a.snapshotCmd(), a.capacityCmd(), a.infoCmd(), a.clientsCmd(), a.locksCmd(), a.deletedCmd(), a.restoreCmd(), a.copiesCmd())
 	f := c.PersistentFlags()
 	f.StringVar(&a.addr, "addr", admin.DefaultAddr, `admin API address: "unix:/path.sock" or "host:port"`)
 	f.StringVar(&a.tokenFile, "token-file", "", "file holding the bearer token (default: --root's state/admin-token)")
@@ -212,6 +212,11 @@ from-snapshot=<id> or from-volume=<id>: start as a copy.`,
 				fmt.Fprintf(a.stderr, "nfsd admin create: warning: mode=%04o sets the sticky bit: only an entry's owner may delete or rename it\n", m)
 			}
 			return a.call(func(ctx context.Context, cl adminv1.AdminClient, out *printer) error {
+				if req.ContentSource != nil {
+					// A copy can take long: say how far it is.
+					stop := a.showCopy(ctx, cl, arg[0])
+					defer stop()
+				}
 				r, err := cl.CreateVolume(ctx, req)
 				if err != nil {
 					return err
@@ -334,7 +339,12 @@ func (a *adminCLI) snapshotCmd() *cobra.Command {
 					return err
 				}
 				snap := r.Snapshot
+				shown := time.Now()
 				for wait && !snap.ReadyToUse && snap.Error == "" {
+					if time.Since(shown) >= 5*time.Second {
+						fmt.Fprintf(a.stderr, "snapshot %s: copying, %s\n", arg[0], progress(snap.CopiedBytes, snap.ExpectedBytes))
+						shown = time.Now()
+					}
 					select {
 					case <-ctx.Done():
 						return fmt.Errorf("snapshot %s is not ready yet: %w", arg[0], ctx.Err())
@@ -567,6 +577,62 @@ before the command returns.`,
 					return err
 				}
 				return out.volume(r.Volume)
+			})
+		}),
+	}
+}
+
+// showCopy prints the progress of the copy making volume id to stderr
+// every 5 seconds until stop is called.
+func (a *adminCLI) showCopy(ctx context.Context, cl adminv1.AdminClient, id string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			r, err := cl.ListCopies(ctx, &adminv1.ListCopiesRequest{})
+			if err != nil {
+				continue
+			}
+			for _, c := range r.Copies {
+				if c.Kind == "volume" && c.Id == id {
+					fmt.Fprintf(a.stderr, "volume %s: copying from %s, %s\n", id, c.Source, progress(c.CopiedBytes, c.ExpectedBytes))
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// progress says how far a copy is.
+func progress(copied, expected int64) string {
+	if expected <= 0 {
+		return human(copied) + " copied"
+	}
+	return fmt.Sprintf("%s of %s (%d%%)", human(copied), human(expected), min(100, copied*100/expected))
+}
+
+func (a *adminCLI) copiesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "copies", Short: "Copies in progress: snapshots being taken, volumes being cloned",
+		Long: `List the copies in progress, with the bytes copied so far of those expected
+(the source's usage when the copy began): snapshots being taken and volumes
+being created from a snapshot or another volume.`,
+		Example: "  nfsd admin copies", Args: noArgs,
+		RunE: act(func(_ *cobra.Command, _ []string) error {
+			return a.call(func(ctx context.Context, cl adminv1.AdminClient, out *printer) error {
+				r, err := cl.ListCopies(ctx, &adminv1.ListCopiesRequest{})
+				if err != nil {
+					return err
+				}
+				return out.copies(r.Copies)
 			})
 		}),
 	}

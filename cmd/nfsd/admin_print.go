@@ -245,7 +245,7 @@ func (p *printer) snapshots(ss []*adminv1.Snapshot) error {
 		if s.Error != "" {
 			ready = "failed: " + s.Error
 		} else if !s.ReadyToUse {
-			ready = "copying"
+			ready = "copying: " + progress(s.CopiedBytes, s.ExpectedBytes)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.SnapshotId, s.SourceVolumeId, human(s.SizeBytes), ready, s.Created)
 	}
@@ -353,6 +353,18 @@ func (p *printer) reclaimed(rs []*adminv1.ReclaimedVolume) error {
 			capacity = "?"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.VolumeId, admin.ReclaimName(r.ReclaimMode), capacity, r.Deleted, r.Path)
+	}
+	return tw.Flush()
+}
+
+func (p *printer) copies(cs []*adminv1.Copy) error {
+	if p.json {
+		return printList(p, cs)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAKING\tFROM\tPROGRESS")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\n", c.Kind, c.Id, c.Source, progress(c.CopiedBytes, c.ExpectedBytes))
 	}
 	return tw.Flush()
 }

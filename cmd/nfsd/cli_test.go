@@ -65,7 +65,7 @@ func TestCommandStructure(t *testing.T) {
 	}
 	// Every command has a description and examples.
 	for _, c := range [][]string{{"serve"}, {"admin"}, {"version"}, {"admin", "list"}, {"admin", "create"},
-		{"admin", "expand"}, {"admin", "clients"}, {"admin", "deleted"}, {"admin", "restore"}, {"admin", "update"}, {"admin", "delete"}, {"admin", "show"}, {"admin", "snapshot"},
+		{"admin", "expand"}, {"admin", "clients"}, {"admin", "deleted"}, {"admin", "restore"}, {"admin", "copies"}, {"admin", "update"}, {"admin", "delete"}, {"admin", "show"}, {"admin", "snapshot"},
 		{"admin", "snapshot", "create"}, {"admin", "capacity"}, {"admin", "info"}, {"admin", "locks"},
 		{"admin", "locks", "list"}, {"admin", "locks", "release"}} {
 		expect(t, 0, []string{"Usage:", "Examples:", "nfsd " + strings.Join(c, " ")}, append(c, "--help")...)
@@ -461,6 +461,9 @@ func TestAdminDeletedAndRestore(t *testing.T) {
 	admin(0, "restore", logsName, "logs-old")
 	if out, _ := admin(0, "list"); !strings.Contains(out, "logs-old") {
 		t.Fatalf("list after restore:\n%s", out)
+	}
+	if out, _ := admin(0, "copies"); strings.TrimSpace(out) != "MAKING  FROM  PROGRESS" {
+		t.Fatalf("copies with none in progress:\n%s", out)
 	}
 	if out, _ := admin(0, "deleted"); strings.Count(out, "\n") != 1 {
 		t.Fatalf("deleted after both were restored:\n%s", out)

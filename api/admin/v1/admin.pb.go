@@ -1272,8 +1272,12 @@ type Snapshot struct {
 	ReadyToUse     bool                   `protobuf:"varint,5,opt,name=ready_to_use,json=readyToUse,proto3" json:"ready_to_use,omitempty"`
 	// error says why the last copy failed (ready_to_use stays false; a
 	// repeated CreateSnapshot retries).
-	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
-	SizeInodes    int64  `protobuf:"varint,7,opt,name=size_inodes,json=sizeInodes,proto3" json:"size_inodes,omitempty"`
+	Error      string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	SizeInodes int64  `protobuf:"varint,7,opt,name=size_inodes,json=sizeInodes,proto3" json:"size_inodes,omitempty"`
+	// While it is copied: bytes copied so far, of about expected_bytes
+	// (the volume's usage when the copy began).
+	CopiedBytes   int64 `protobuf:"varint,8,opt,name=copied_bytes,json=copiedBytes,proto3" json:"copied_bytes,omitempty"`
+	ExpectedBytes int64 `protobuf:"varint,9,opt,name=expected_bytes,json=expectedBytes,proto3" json:"expected_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1353,6 +1357,20 @@ func (x *Snapshot) GetError() string {
 func (x *Snapshot) GetSizeInodes() int64 {
 	if x != nil {
 		return x.SizeInodes
+	}
+	return 0
+}
+
+func (x *Snapshot) GetCopiedBytes() int64 {
+	if x != nil {
+		return x.CopiedBytes
+	}
+	return 0
+}
+
+func (x *Snapshot) GetExpectedBytes() int64 {
+	if x != nil {
+		return x.ExpectedBytes
 	}
 	return 0
 }
@@ -2548,6 +2566,162 @@ func (x *RestoreVolumeResponse) GetVolume() *Volume {
 	return nil
 }
 
+type ListCopiesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCopiesRequest) Reset() {
+	*x = ListCopiesRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCopiesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCopiesRequest) ProtoMessage() {}
+
+func (x *ListCopiesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCopiesRequest.ProtoReflect.Descriptor instead.
+func (*ListCopiesRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+type Copy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // "snapshot" or "volume": what is being made
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"` // "volume/<id>" or "snapshot/<id>"
+	CopiedBytes   int64                  `protobuf:"varint,4,opt,name=copied_bytes,json=copiedBytes,proto3" json:"copied_bytes,omitempty"`
+	ExpectedBytes int64                  `protobuf:"varint,5,opt,name=expected_bytes,json=expectedBytes,proto3" json:"expected_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Copy) Reset() {
+	*x = Copy{}
+	mi := &file_admin_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Copy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Copy) ProtoMessage() {}
+
+func (x *Copy) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Copy.ProtoReflect.Descriptor instead.
+func (*Copy) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *Copy) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Copy) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Copy) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Copy) GetCopiedBytes() int64 {
+	if x != nil {
+		return x.CopiedBytes
+	}
+	return 0
+}
+
+func (x *Copy) GetExpectedBytes() int64 {
+	if x != nil {
+		return x.ExpectedBytes
+	}
+	return 0
+}
+
+type ListCopiesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Copies        []*Copy                `protobuf:"bytes,1,rep,name=copies,proto3" json:"copies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCopiesResponse) Reset() {
+	*x = ListCopiesResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCopiesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCopiesResponse) ProtoMessage() {}
+
+func (x *ListCopiesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCopiesResponse.ProtoReflect.Descriptor instead.
+func (*ListCopiesResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListCopiesResponse) GetCopies() []*Copy {
+	if x != nil {
+		return x.Copies
+	}
+	return nil
+}
+
 type ListClientsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2556,7 +2730,7 @@ type ListClientsRequest struct {
 
 func (x *ListClientsRequest) Reset() {
 	*x = ListClientsRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2742,7 @@ func (x *ListClientsRequest) String() string {
 func (*ListClientsRequest) ProtoMessage() {}
 
 func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2755,7 @@ func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListClientsRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 // ClientConnection is one open connection of an NFS client to nfsd's
@@ -2600,7 +2774,7 @@ type ClientConnection struct {
 
 func (x *ClientConnection) Reset() {
 	*x = ClientConnection{}
-	mi := &file_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2786,7 @@ func (x *ClientConnection) String() string {
 func (*ClientConnection) ProtoMessage() {}
 
 func (x *ClientConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2799,7 @@ func (x *ClientConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientConnection.ProtoReflect.Descriptor instead.
 func (*ClientConnection) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClientConnection) GetAddress() string {
@@ -2665,7 +2839,7 @@ type ListClientsResponse struct {
 
 func (x *ListClientsResponse) Reset() {
 	*x = ListClientsResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +2851,7 @@ func (x *ListClientsResponse) String() string {
 func (*ListClientsResponse) ProtoMessage() {}
 
 func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +2864,7 @@ func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListClientsResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListClientsResponse) GetClients() []*ClientConnection {
@@ -2713,7 +2887,7 @@ type LockClient struct {
 
 func (x *LockClient) Reset() {
 	*x = LockClient{}
-	mi := &file_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2725,7 +2899,7 @@ func (x *LockClient) String() string {
 func (*LockClient) ProtoMessage() {}
 
 func (x *LockClient) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2738,7 +2912,7 @@ func (x *LockClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockClient.ProtoReflect.Descriptor instead.
 func (*LockClient) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *LockClient) GetName() string {
@@ -2784,7 +2958,7 @@ type ListLockClientsRequest struct {
 
 func (x *ListLockClientsRequest) Reset() {
 	*x = ListLockClientsRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +2970,7 @@ func (x *ListLockClientsRequest) String() string {
 func (*ListLockClientsRequest) ProtoMessage() {}
 
 func (x *ListLockClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +2983,7 @@ func (x *ListLockClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListLockClientsRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 type ListLockClientsResponse struct {
@@ -2821,7 +2995,7 @@ type ListLockClientsResponse struct {
 
 func (x *ListLockClientsResponse) Reset() {
 	*x = ListLockClientsResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2833,7 +3007,7 @@ func (x *ListLockClientsResponse) String() string {
 func (*ListLockClientsResponse) ProtoMessage() {}
 
 func (x *ListLockClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2846,7 +3020,7 @@ func (x *ListLockClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListLockClientsResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListLockClientsResponse) GetClients() []*LockClient {
@@ -2865,7 +3039,7 @@ type ReleaseClientLocksRequest struct {
 
 func (x *ReleaseClientLocksRequest) Reset() {
 	*x = ReleaseClientLocksRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3051,7 @@ func (x *ReleaseClientLocksRequest) String() string {
 func (*ReleaseClientLocksRequest) ProtoMessage() {}
 
 func (x *ReleaseClientLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3064,7 @@ func (x *ReleaseClientLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseClientLocksRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseClientLocksRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReleaseClientLocksRequest) GetClient() string {
@@ -2909,7 +3083,7 @@ type ReleaseClientLocksResponse struct {
 
 func (x *ReleaseClientLocksResponse) Reset() {
 	*x = ReleaseClientLocksResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +3095,7 @@ func (x *ReleaseClientLocksResponse) String() string {
 func (*ReleaseClientLocksResponse) ProtoMessage() {}
 
 func (x *ReleaseClientLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3108,7 @@ func (x *ReleaseClientLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseClientLocksResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseClientLocksResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReleaseClientLocksResponse) GetReleased() int32 {
@@ -3047,7 +3221,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x13ListVolumesResponse\x121\n" +
 	"\avolumes\x18\x01 \x03(\v2\x17.rwxnfs.admin.v1.VolumeR\avolumes\x12\x1d\n" +
 	"\n" +
-	"next_token\x18\x02 \x01(\tR\tnextToken\"\xe7\x01\n" +
+	"next_token\x18\x02 \x01(\tR\tnextToken\"\xb1\x02\n" +
 	"\bSnapshot\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
 	"snapshotId\x12(\n" +
@@ -3059,7 +3233,9 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"readyToUse\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1f\n" +
 	"\vsize_inodes\x18\a \x01(\x03R\n" +
-	"sizeInodes\"U\n" +
+	"sizeInodes\x12!\n" +
+	"\fcopied_bytes\x18\b \x01(\x03R\vcopiedBytes\x12%\n" +
+	"\x0eexpected_bytes\x18\t \x01(\x03R\rexpectedBytes\"U\n" +
 	"\x15CreateSnapshotRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x10source_volume_id\x18\x02 \x01(\tR\x0esourceVolumeId\"i\n" +
@@ -3150,7 +3326,16 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tvolume_id\x18\x02 \x01(\tR\bvolumeId\"H\n" +
 	"\x15RestoreVolumeResponse\x12/\n" +
-	"\x06volume\x18\x01 \x01(\v2\x17.rwxnfs.admin.v1.VolumeR\x06volume\"\x14\n" +
+	"\x06volume\x18\x01 \x01(\v2\x17.rwxnfs.admin.v1.VolumeR\x06volume\"\x13\n" +
+	"\x11ListCopiesRequest\"\x8c\x01\n" +
+	"\x04Copy\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12!\n" +
+	"\fcopied_bytes\x18\x04 \x01(\x03R\vcopiedBytes\x12%\n" +
+	"\x0eexpected_bytes\x18\x05 \x01(\x03R\rexpectedBytes\"C\n" +
+	"\x12ListCopiesResponse\x12-\n" +
+	"\x06copies\x18\x01 \x03(\v2\x15.rwxnfs.admin.v1.CopyR\x06copies\"\x14\n" +
 	"\x12ListClientsRequest\"r\n" +
 	"\x10ClientConnection\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
@@ -3183,7 +3368,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x18RECLAIM_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RECLAIM_MODE_DELETE\x10\x01\x12\x17\n" +
 	"\x13RECLAIM_MODE_RETAIN\x10\x02\x12\x18\n" +
-	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\xa6\r\n" +
+	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\xfd\r\n" +
 	"\x05Admin\x12[\n" +
 	"\fCreateVolume\x12$.rwxnfs.admin.v1.CreateVolumeRequest\x1a%.rwxnfs.admin.v1.CreateVolumeResponse\x12[\n" +
 	"\fDeleteVolume\x12$.rwxnfs.admin.v1.DeleteVolumeRequest\x1a%.rwxnfs.admin.v1.DeleteVolumeResponse\x12[\n" +
@@ -3202,7 +3387,9 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x12ReleaseClientLocks\x12*.rwxnfs.admin.v1.ReleaseClientLocksRequest\x1a+.rwxnfs.admin.v1.ReleaseClientLocksResponse\x12X\n" +
 	"\vListClients\x12#.rwxnfs.admin.v1.ListClientsRequest\x1a$.rwxnfs.admin.v1.ListClientsResponse\x12^\n" +
 	"\rListReclaimed\x12%.rwxnfs.admin.v1.ListReclaimedRequest\x1a&.rwxnfs.admin.v1.ListReclaimedResponse\x12^\n" +
-	"\rRestoreVolume\x12%.rwxnfs.admin.v1.RestoreVolumeRequest\x1a&.rwxnfs.admin.v1.RestoreVolumeResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
+	"\rRestoreVolume\x12%.rwxnfs.admin.v1.RestoreVolumeRequest\x1a&.rwxnfs.admin.v1.RestoreVolumeResponse\x12U\n" +
+	"\n" +
+	"ListCopies\x12\".rwxnfs.admin.v1.ListCopiesRequest\x1a#.rwxnfs.admin.v1.ListCopiesResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -3217,7 +3404,7 @@ func file_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_admin_v1_admin_proto_goTypes = []any{
 	(Squash)(0),                        // 0: rwxnfs.admin.v1.Squash
 	(ReclaimMode)(0),                   // 1: rwxnfs.admin.v1.ReclaimMode
@@ -3258,14 +3445,17 @@ var file_admin_v1_admin_proto_goTypes = []any{
 	(*ListReclaimedResponse)(nil),      // 36: rwxnfs.admin.v1.ListReclaimedResponse
 	(*RestoreVolumeRequest)(nil),       // 37: rwxnfs.admin.v1.RestoreVolumeRequest
 	(*RestoreVolumeResponse)(nil),      // 38: rwxnfs.admin.v1.RestoreVolumeResponse
-	(*ListClientsRequest)(nil),         // 39: rwxnfs.admin.v1.ListClientsRequest
-	(*ClientConnection)(nil),           // 40: rwxnfs.admin.v1.ClientConnection
-	(*ListClientsResponse)(nil),        // 41: rwxnfs.admin.v1.ListClientsResponse
-	(*LockClient)(nil),                 // 42: rwxnfs.admin.v1.LockClient
-	(*ListLockClientsRequest)(nil),     // 43: rwxnfs.admin.v1.ListLockClientsRequest
-	(*ListLockClientsResponse)(nil),    // 44: rwxnfs.admin.v1.ListLockClientsResponse
-	(*ReleaseClientLocksRequest)(nil),  // 45: rwxnfs.admin.v1.ReleaseClientLocksRequest
-	(*ReleaseClientLocksResponse)(nil), // 46: rwxnfs.admin.v1.ReleaseClientLocksResponse
+	(*ListCopiesRequest)(nil),          // 39: rwxnfs.admin.v1.ListCopiesRequest
+	(*Copy)(nil),                       // 40: rwxnfs.admin.v1.Copy
+	(*ListCopiesResponse)(nil),         // 41: rwxnfs.admin.v1.ListCopiesResponse
+	(*ListClientsRequest)(nil),         // 42: rwxnfs.admin.v1.ListClientsRequest
+	(*ClientConnection)(nil),           // 43: rwxnfs.admin.v1.ClientConnection
+	(*ListClientsResponse)(nil),        // 44: rwxnfs.admin.v1.ListClientsResponse
+	(*LockClient)(nil),                 // 45: rwxnfs.admin.v1.LockClient
+	(*ListLockClientsRequest)(nil),     // 46: rwxnfs.admin.v1.ListLockClientsRequest
+	(*ListLockClientsResponse)(nil),    // 47: rwxnfs.admin.v1.ListLockClientsResponse
+	(*ReleaseClientLocksRequest)(nil),  // 48: rwxnfs.admin.v1.ReleaseClientLocksRequest
+	(*ReleaseClientLocksResponse)(nil), // 49: rwxnfs.admin.v1.ReleaseClientLocksResponse
 }
 var file_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: rwxnfs.admin.v1.ExportOptions.squash:type_name -> rwxnfs.admin.v1.Squash
@@ -3291,49 +3481,52 @@ var file_admin_v1_admin_proto_depIdxs = []int32{
 	1,  // 20: rwxnfs.admin.v1.ReclaimedVolume.reclaim_mode:type_name -> rwxnfs.admin.v1.ReclaimMode
 	35, // 21: rwxnfs.admin.v1.ListReclaimedResponse.volumes:type_name -> rwxnfs.admin.v1.ReclaimedVolume
 	4,  // 22: rwxnfs.admin.v1.RestoreVolumeResponse.volume:type_name -> rwxnfs.admin.v1.Volume
-	40, // 23: rwxnfs.admin.v1.ListClientsResponse.clients:type_name -> rwxnfs.admin.v1.ClientConnection
-	42, // 24: rwxnfs.admin.v1.ListLockClientsResponse.clients:type_name -> rwxnfs.admin.v1.LockClient
-	6,  // 25: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
-	8,  // 26: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
-	10, // 27: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
-	12, // 28: rwxnfs.admin.v1.Admin.UpdateVolume:input_type -> rwxnfs.admin.v1.UpdateVolumeRequest
-	14, // 29: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
-	16, // 30: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
-	19, // 31: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
-	21, // 32: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
-	23, // 33: rwxnfs.admin.v1.Admin.GetSnapshot:input_type -> rwxnfs.admin.v1.GetSnapshotRequest
-	25, // 34: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
-	27, // 35: rwxnfs.admin.v1.Admin.GetCapacity:input_type -> rwxnfs.admin.v1.GetCapacityRequest
-	29, // 36: rwxnfs.admin.v1.Admin.GetServerInfo:input_type -> rwxnfs.admin.v1.GetServerInfoRequest
-	32, // 37: rwxnfs.admin.v1.Admin.ListLocks:input_type -> rwxnfs.admin.v1.ListLocksRequest
-	43, // 38: rwxnfs.admin.v1.Admin.ListLockClients:input_type -> rwxnfs.admin.v1.ListLockClientsRequest
-	45, // 39: rwxnfs.admin.v1.Admin.ReleaseClientLocks:input_type -> rwxnfs.admin.v1.ReleaseClientLocksRequest
-	39, // 40: rwxnfs.admin.v1.Admin.ListClients:input_type -> rwxnfs.admin.v1.ListClientsRequest
-	34, // 41: rwxnfs.admin.v1.Admin.ListReclaimed:input_type -> rwxnfs.admin.v1.ListReclaimedRequest
-	37, // 42: rwxnfs.admin.v1.Admin.RestoreVolume:input_type -> rwxnfs.admin.v1.RestoreVolumeRequest
-	7,  // 43: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
-	9,  // 44: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
-	11, // 45: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
-	13, // 46: rwxnfs.admin.v1.Admin.UpdateVolume:output_type -> rwxnfs.admin.v1.UpdateVolumeResponse
-	15, // 47: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
-	17, // 48: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
-	20, // 49: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
-	22, // 50: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
-	24, // 51: rwxnfs.admin.v1.Admin.GetSnapshot:output_type -> rwxnfs.admin.v1.GetSnapshotResponse
-	26, // 52: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
-	28, // 53: rwxnfs.admin.v1.Admin.GetCapacity:output_type -> rwxnfs.admin.v1.GetCapacityResponse
-	30, // 54: rwxnfs.admin.v1.Admin.GetServerInfo:output_type -> rwxnfs.admin.v1.GetServerInfoResponse
-	33, // 55: rwxnfs.admin.v1.Admin.ListLocks:output_type -> rwxnfs.admin.v1.ListLocksResponse
-	44, // 56: rwxnfs.admin.v1.Admin.ListLockClients:output_type -> rwxnfs.admin.v1.ListLockClientsResponse
-	46, // 57: rwxnfs.admin.v1.Admin.ReleaseClientLocks:output_type -> rwxnfs.admin.v1.ReleaseClientLocksResponse
-	41, // 58: rwxnfs.admin.v1.Admin.ListClients:output_type -> rwxnfs.admin.v1.ListClientsResponse
-	36, // 59: rwxnfs.admin.v1.Admin.ListReclaimed:output_type -> rwxnfs.admin.v1.ListReclaimedResponse
-	38, // 60: rwxnfs.admin.v1.Admin.RestoreVolume:output_type -> rwxnfs.admin.v1.RestoreVolumeResponse
-	43, // [43:61] is the sub-list for method output_type
-	25, // [25:43] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	40, // 23: rwxnfs.admin.v1.ListCopiesResponse.copies:type_name -> rwxnfs.admin.v1.Copy
+	43, // 24: rwxnfs.admin.v1.ListClientsResponse.clients:type_name -> rwxnfs.admin.v1.ClientConnection
+	45, // 25: rwxnfs.admin.v1.ListLockClientsResponse.clients:type_name -> rwxnfs.admin.v1.LockClient
+	6,  // 26: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
+	8,  // 27: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
+	10, // 28: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
+	12, // 29: rwxnfs.admin.v1.Admin.UpdateVolume:input_type -> rwxnfs.admin.v1.UpdateVolumeRequest
+	14, // 30: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
+	16, // 31: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
+	19, // 32: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
+	21, // 33: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
+	23, // 34: rwxnfs.admin.v1.Admin.GetSnapshot:input_type -> rwxnfs.admin.v1.GetSnapshotRequest
+	25, // 35: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
+	27, // 36: rwxnfs.admin.v1.Admin.GetCapacity:input_type -> rwxnfs.admin.v1.GetCapacityRequest
+	29, // 37: rwxnfs.admin.v1.Admin.GetServerInfo:input_type -> rwxnfs.admin.v1.GetServerInfoRequest
+	32, // 38: rwxnfs.admin.v1.Admin.ListLocks:input_type -> rwxnfs.admin.v1.ListLocksRequest
+	46, // 39: rwxnfs.admin.v1.Admin.ListLockClients:input_type -> rwxnfs.admin.v1.ListLockClientsRequest
+	48, // 40: rwxnfs.admin.v1.Admin.ReleaseClientLocks:input_type -> rwxnfs.admin.v1.ReleaseClientLocksRequest
+	42, // 41: rwxnfs.admin.v1.Admin.ListClients:input_type -> rwxnfs.admin.v1.ListClientsRequest
+	34, // 42: rwxnfs.admin.v1.Admin.ListReclaimed:input_type -> rwxnfs.admin.v1.ListReclaimedRequest
+	37, // 43: rwxnfs.admin.v1.Admin.RestoreVolume:input_type -> rwxnfs.admin.v1.RestoreVolumeRequest
+	39, // 44: rwxnfs.admin.v1.Admin.ListCopies:input_type -> rwxnfs.admin.v1.ListCopiesRequest
+	7,  // 45: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
+	9,  // 46: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
+	11, // 47: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
+	13, // 48: rwxnfs.admin.v1.Admin.UpdateVolume:output_type -> rwxnfs.admin.v1.UpdateVolumeResponse
+	15, // 49: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
+	17, // 50: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
+	20, // 51: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
+	22, // 52: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
+	24, // 53: rwxnfs.admin.v1.Admin.GetSnapshot:output_type -> rwxnfs.admin.v1.GetSnapshotResponse
+	26, // 54: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
+	28, // 55: rwxnfs.admin.v1.Admin.GetCapacity:output_type -> rwxnfs.admin.v1.GetCapacityResponse
+	30, // 56: rwxnfs.admin.v1.Admin.GetServerInfo:output_type -> rwxnfs.admin.v1.GetServerInfoResponse
+	33, // 57: rwxnfs.admin.v1.Admin.ListLocks:output_type -> rwxnfs.admin.v1.ListLocksResponse
+	47, // 58: rwxnfs.admin.v1.Admin.ListLockClients:output_type -> rwxnfs.admin.v1.ListLockClientsResponse
+	49, // 59: rwxnfs.admin.v1.Admin.ReleaseClientLocks:output_type -> rwxnfs.admin.v1.ReleaseClientLocksResponse
+	44, // 60: rwxnfs.admin.v1.Admin.ListClients:output_type -> rwxnfs.admin.v1.ListClientsResponse
+	36, // 61: rwxnfs.admin.v1.Admin.ListReclaimed:output_type -> rwxnfs.admin.v1.ListReclaimedResponse
+	38, // 62: rwxnfs.admin.v1.Admin.RestoreVolume:output_type -> rwxnfs.admin.v1.RestoreVolumeResponse
+	41, // 63: rwxnfs.admin.v1.Admin.ListCopies:output_type -> rwxnfs.admin.v1.ListCopiesResponse
+	45, // [45:64] is the sub-list for method output_type
+	26, // [26:45] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_admin_v1_admin_proto_init() }
@@ -3353,7 +3546,7 @@ func file_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_v1_admin_proto_rawDesc), len(file_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   45,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -49,6 +49,7 @@ const (
 	Admin_ListClients_FullMethodName        = "/rwxnfs.admin.v1.Admin/ListClients"
 	Admin_ListReclaimed_FullMethodName      = "/rwxnfs.admin.v1.Admin/ListReclaimed"
 	Admin_RestoreVolume_FullMethodName      = "/rwxnfs.admin.v1.Admin/RestoreVolume"
+	Admin_ListCopies_FullMethodName         = "/rwxnfs.admin.v1.Admin/ListCopies"
 )
 
 // AdminClient is the client API for Admin service.
@@ -115,6 +116,9 @@ type AdminClient interface {
 	// and fsid it had when its metadata was kept. AlreadyExists when the
 	// id is taken: give another.
 	RestoreVolume(ctx context.Context, in *RestoreVolumeRequest, opts ...grpc.CallOption) (*RestoreVolumeResponse, error)
+	// ListCopies lists the copies in progress (snapshots being taken,
+	// volumes being cloned) with the bytes copied so far.
+	ListCopies(ctx context.Context, in *ListCopiesRequest, opts ...grpc.CallOption) (*ListCopiesResponse, error)
 }
 
 type adminClient struct {
@@ -305,6 +309,16 @@ func (c *adminClient) RestoreVolume(ctx context.Context, in *RestoreVolumeReques
 	return out, nil
 }
 
+func (c *adminClient) ListCopies(ctx context.Context, in *ListCopiesRequest, opts ...grpc.CallOption) (*ListCopiesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCopiesResponse)
+	err := c.cc.Invoke(ctx, Admin_ListCopies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -369,6 +383,9 @@ type AdminServer interface {
 	// and fsid it had when its metadata was kept. AlreadyExists when the
 	// id is taken: give another.
 	RestoreVolume(context.Context, *RestoreVolumeRequest) (*RestoreVolumeResponse, error)
+	// ListCopies lists the copies in progress (snapshots being taken,
+	// volumes being cloned) with the bytes copied so far.
+	ListCopies(context.Context, *ListCopiesRequest) (*ListCopiesResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -432,6 +449,9 @@ func (UnimplementedAdminServer) ListReclaimed(context.Context, *ListReclaimedReq
 }
 func (UnimplementedAdminServer) RestoreVolume(context.Context, *RestoreVolumeRequest) (*RestoreVolumeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RestoreVolume not implemented")
+}
+func (UnimplementedAdminServer) ListCopies(context.Context, *ListCopiesRequest) (*ListCopiesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCopies not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -778,6 +798,24 @@ func _Admin_RestoreVolume_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListCopies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCopiesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListCopies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListCopies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListCopies(ctx, req.(*ListCopiesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -856,6 +894,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RestoreVolume",
 			Handler:    _Admin_RestoreVolume_Handler,
+		},
+		{
+			MethodName: "ListCopies",
+			Handler:    _Admin_ListCopies_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
