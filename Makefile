@@ -16,10 +16,10 @@ build:
 
 # Serve ./nfsd-data on loopback: volume "default" at 127.0.0.1:/volumes/default.
 run: build
-	$(BIN)/nfsd --root ./nfsd-data --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111
+	$(BIN)/nfsd serve --init --root ./nfsd-data --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111
 
 # Debian packages the default test suite drives the server with.
-DEB_TEST_PKGS := libnfs-utils iproute2 util-linux gcc libc6-dev libnfs-dev
+DEB_TEST_PKGS := libnfs-utils iproute2 util-linux gcc libc6-dev libnfs-dev curl
 
 $(APT_STAMP):
 	@mkdir -p build

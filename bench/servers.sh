@@ -33,7 +33,10 @@ start_rwxnfs() {
   local dir=$1 label=${2:-rwxnfs} off=${3:-0}
   local nfs=$((2050 + off)) pm=$((1111 + off)) metrics=$((9102 + off))
   say "starting $label: nfsd (NFS $nfs, its own portmapper on $pm)${NFSD_ENV:+ with $NFSD_ENV}${NFSD_BIN:+, $NFSD_BIN}"
-  env ${NFSD_ENV:-} "${NFSD_BIN:-$BIN/nfsd}" --root "$dir" --listen 127.0.0.1:$nfs --portmap-listen 127.0.0.1:$pm \
+  # serve: builds before the serve command ignore the word; --root must
+  # exist (no --init, which they lack).
+  mkdir -p "$dir"
+  env ${NFSD_ENV:-} "${NFSD_BIN:-$BIN/nfsd}" serve --root "$dir" --listen 127.0.0.1:$nfs --portmap-listen 127.0.0.1:$pm \
     --metrics-listen 127.0.0.1:$metrics ${BENCH_PPROF:+--pprof} --log-level warn > "$LOGS/$label.log" 2>&1 &
   NFSD=$!; PIDS+=($NFSD)
   wait_port 127.0.0.1 $nfs && wait_port 127.0.0.1 $pm || return 1

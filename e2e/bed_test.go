@@ -198,7 +198,7 @@ func (b *bed) startNFSD() {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	cmd := inNetns(b.art.nfsd, "--root", b.root, "--listen", serverIP+":2049", "--portmap-listen", serverIP+":111",
+	cmd := inNetns(b.art.nfsd, "serve", "--root", b.root, "--listen", serverIP+":2049", "--portmap-listen", serverIP+":111",
 		"--metrics-listen", "off", "--log-format", "json", "--log-level", "debug",
 		"--admin-listen", b.adminAddr(), "--admin-token-file", b.adminToken())
 	pr, pw := io.Pipe()

@@ -308,7 +308,7 @@ func (b *bed) secondNFSD(ip string) *os.Process {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	cmd := inNetns(b.art.nfsd, "--root", filepath.Join(b.dir, "root-second"), "--listen", ip+":2049", "--portmap-listen", ip+":111",
+	cmd := inNetns(b.art.nfsd, "serve", "--init", "--root", filepath.Join(b.dir, "root-second"), "--listen", ip+":2049", "--portmap-listen", ip+":111",
 		"--metrics-listen", "off", "--log-level", "debug", "--no-default-volume",
 		"--admin-listen", ip+":"+csiAdminPort, "--admin-token-file", b.adminToken())
 	cmd.Stdout, cmd.Stderr = lf, lf

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// showVolume returns "nfsd admin -o json show vol" decoded (protojson:
-// int64 fields arrive as strings).
+// showVolume returns "nfsd admin -o json show vol" decoded (int64 fields
+// are JSON numbers; builds before issue 14 gave strings).
 func (b *bed) showVolume(vol string) map[string]any {
 	b.t.Helper()
 	out, err := b.admin("-o", "json", "show", vol)

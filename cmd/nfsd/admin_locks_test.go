@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -60,8 +61,8 @@ func startWithAdmin(t *testing.T, noLocking bool) (d *nfsd.Daemon, dir string, r
 	return d, dir, func(want int, args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
-		full := append([]string{"-addr", sock, "-token-file", token}, args...)
-		if code := runAdmin(full, &out, &errb); code != want {
+		full := append([]string{"admin", "--addr", sock, "--token-file", token}, args...)
+		if code := execute(full, &out, &errb); code != want {
 			t.Fatalf("nfsd admin %v: exit %d, want %d\n%s%s", args, code, want, out.String(), errb.String())
 		}
 		return out.String() + errb.String()
@@ -91,6 +92,7 @@ func TestAdminLocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lockedAt := time.Now()
 	if st := lockAs(t, c, f, "node-a", 41); st != locking.StatGranted {
 		t.Fatalf("node-a LOCK: %v", st)
 	}
@@ -111,6 +113,15 @@ func TestAdminLocks(t *testing.T) {
 	if out := run(0, "-o", "json", "locks", "list"); !strings.Contains(out, `"client": "node-a"`) || !strings.Contains(out, `"path": "/logs/app.log.1"`) {
 		t.Fatalf("locks list -o json:\n%s", out)
 	}
+	// How long it has been held: since the LOCK call above.
+	var ls []struct{ HeldSince time.Time }
+	if err := json.Unmarshal([]byte(run(0, "locks", "list", "-o", "json", "client=node-a")), &ls); err != nil || len(ls) != 1 ||
+		ls[0].HeldSince.Before(lockedAt) || ls[0].HeldSince.After(time.Now()) {
+		t.Fatalf("heldSince: %+v %v, want between %v and now", ls, err, lockedAt)
+	}
+	if out := run(0, "locks", "list"); !strings.Contains(out, "HELD") {
+		t.Fatalf("locks list has no HELD column:\n%s", out)
+	}
 	if out := run(0, "locks", "clients"); !strings.Contains(out, "node-a") {
 		t.Fatalf("locks clients:\n%s", out)
 	}
@@ -125,7 +136,7 @@ func TestAdminLocks(t *testing.T) {
 		t.Fatalf("releasing a client with nothing: %s", out)
 	}
 	run(2, "locks", "release")
-	if out := run(1, "locks", "list", "bogus=1"); !strings.Contains(out, "want volume=") {
+	if out := run(2, "locks", "list", "bogus=1"); !strings.Contains(out, "want volume=") {
 		t.Fatalf("bad filter: %s", out)
 	}
 }

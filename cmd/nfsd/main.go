@@ -1,98 +1,170 @@
 // Command nfsd serves Kubernetes volumes over NFSv3: one directory per
-// volume under --root, mounted as host:/volumes/<id>.
+// volume under --root, mounted as host:/volumes/<id>. `nfsd serve` runs
+// the server, `nfsd admin …` is a client of its admin API, `nfsd version`
+// names the build.
 package main
 
 import (
-	"context"
-	"flag"
+	"errors"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-	"time"
 
-	"github.com/rwxnfs/rwxnfs/pkg/admin"
-	"github.com/rwxnfs/rwxnfs/pkg/nfsd"
-	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/rwxnfs/rwxnfs/internal/version"
+)
+
+// Exit codes, the same for every command.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the command ran and failed
+	exitUsage  = 2 // the command line is wrong; nothing was done
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "admin" {
-		os.Exit(runAdmin(os.Args[2:], os.Stdout, os.Stderr))
-	}
-	root := flag.String("root", "./nfsd-data", "directory holding volumes/ and state/")
-	listen := flag.String("listen", ":2049", "NFS and MOUNT address (TCP)")
-	portmap := flag.String("portmap-listen", ":111", `portmapper addresses, comma-separated (TCP and UDP; it must not face untrusted networks); "off" to serve none`)
-	metricsAddr := flag.String("metrics-listen", "127.0.0.1:9102", `address of /metrics and /healthz; "off" to serve none`)
-	pprof := flag.Bool("pprof", false, "serve /debug/pprof/ on --metrics-listen")
-	noLocking := flag.Bool("no-locking", false, "serve no NLM/NSM (clients must then mount with -o nolock)")
-	lockGrace := flag.Duration("lock-grace", 15*time.Second, "after a restart, how long only lock reclaims are granted (ends early once every client has reclaimed)")
-	noDefault := flag.Bool("no-default-volume", false, `do not create the volume "default" on a first start`)
-	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
-	logFormat := flag.String("log-format", "text", "text or json")
-	adminListen := flag.String("admin-listen", "", `admin gRPC API address: "unix:/path.sock" or "host:port"; "" to serve none`)
-	adminToken := flag.String("admin-token-file", "", "file holding the admin API's bearer token (required with --admin-listen)")
-	adminCert := flag.String("admin-tls-cert", "", "admin API TLS certificate (PEM)")
-	adminKey := flag.String("admin-tls-key", "", "admin API TLS key (PEM)")
-	adminCA := flag.String("admin-tls-client-ca", "", "CA (PEM) that admin clients' certificates must chain to (mTLS)")
-	drain := flag.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
-	perClient := flag.Int("max-conns-per-client", rpcserver.DefaultLimits.PerClientConns, "open connections allowed from one client address (raise it for many clients behind one NAT address)")
-	maxConns := flag.Int("max-conns", 0, "open NFS connections in all; at the cap the connection idle longest is closed for a new one (0: derived from the open file limit)")
-	flag.Parse()
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+}
 
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "nfsd: bad --log-level: %v\n", err)
-		os.Exit(2)
+// execute runs one command line and returns its exit code. Every error
+// is printed as one line naming the command; usage errors add where to
+// find the usage, never the whole usage text in front of the message.
+func execute(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
-	if *logFormat == "json" {
-		h = slog.NewJSONHandler(os.Stderr, opts)
+	path := "nfsd"
+	if cmd != nil {
+		path = cmd.CommandPath()
 	}
-	log := slog.New(h)
-	slog.SetDefault(log)
+	var f *failure
+	if errors.As(err, &f) {
+		fmt.Fprintf(stderr, "%s: %v\n", path, f.err)
+		return exitFailed
+	}
+	fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", path, err, path)
+	return exitUsage
+}
 
-	cfg := nfsd.Config{
-		Root:          *root,
-		Listen:        *listen,
-		PortmapListen: off(*portmap),
-		MetricsListen: off(*metricsAddr),
-		Pprof:         *pprof,
-		NoLocking:     *noLocking,
-		LockGrace:     *lockGrace,
-		Limits:        rpcserver.Limits{PerClientConns: *perClient, MaxConns: *maxConns},
-		Log:           log,
-		Admin: admin.Config{
-			Listen: *adminListen, TokenFile: *adminToken,
-			TLSCert: *adminCert, TLSKey: *adminKey, ClientCA: *adminCA,
-		},
-	}
-	if !*noDefault {
-		cfg.DefaultVolume = "default"
-	}
-	d, err := nfsd.Start(cfg)
-	if err != nil {
-		log.Error("nfsd failed to start", "err", err)
-		os.Exit(1)
-	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	s := <-sig
-	log.Info("shutting down: draining calls in flight", "signal", s.String(), "timeout", *drain)
-	ctx, cancel := context.WithTimeout(context.Background(), *drain)
-	defer cancel()
-	if err := d.Shutdown(ctx); err != nil {
-		log.Error("shutdown", "err", err)
-		os.Exit(1)
+// failure marks an error of a command that ran (exit 1); every other
+// error is a usage error (exit 2): cobra's own (unknown command or flag,
+// bad flag value) and those usagef makes.
+type failure struct{ err error }
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+// usageError is a wrong command line found by a command itself.
+type usageError struct{ msg string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// act makes a cobra RunE whose errors are failures unless they are
+// usage errors.
+func act(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := fn(cmd, args)
+		var u *usageError
+		if err == nil || errors.As(err, &u) {
+			return err
+		}
+		return &failure{err}
 	}
 }
 
-func off(s string) string {
-	if strings.EqualFold(s, "off") {
-		return ""
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	o := defaultServeOptions()
+	root := &cobra.Command{
+		Use:   "nfsd",
+		Short: "NFSv3 server for Kubernetes ReadWriteMany volumes, and its admin client",
+		Long: `nfsd serves one directory per volume under --root over NFSv3 (with MOUNT,
+NLM/NSM locking and its own portmapper), with per-volume quotas and an
+admin gRPC API. "nfsd serve" runs the server; "nfsd admin" drives a
+running server's admin API.
+
+Bare "nfsd" (no command) still serves, for compatibility, and says so:
+prefer "nfsd serve".`,
+		Example: `  nfsd serve --init --root ./nfsd-data --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111
+  nfsd admin list
+  nfsd version`,
+		Version:       version.String(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: act(func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintln(stderr, `nfsd: no command given: serving as "nfsd serve" would (see "nfsd --help")`)
+			return serve(cmd, o, stderr)
+		}),
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("nfsd {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
+	// The serve flags are accepted bare for compatibility but documented
+	// under "nfsd serve" only.
+	addServeFlags(root.Flags(), o)
+	root.Flags().VisitAll(func(f *pflag.Flag) { f.Hidden = true })
+	root.AddCommand(newServeCmd(stderr), newAdminCmd(stdout, stderr), newVersionCmd(stdout))
+	return root
+}
+
+// noArgs rejects any argument, naming the first.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+// groupCmd is a command that only holds subcommands: a missing or
+// unknown subcommand is a usage error naming the word.
+func groupCmd(use, short, long, example string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use: use + " <command>", Short: short, Long: long, Example: example,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usagef("missing command: one of %s", subNames(cmd))
+		},
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+func subNames(cmd *cobra.Command) string {
+	s := ""
+	for _, c := range cmd.Commands() {
+		if !c.IsAvailableCommand() {
+			continue
+		}
+		if s != "" {
+			s += ", "
+		}
+		s += c.Name()
 	}
 	return s
+}
+
+func newVersionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the build: version, commit and Go version",
+		Long:    "Print the build of this binary as the Go toolchain stamped it: module version, VCS commit (+dirty for a modified tree) and Go version. The same values are the labels of the rwxnfs_build_info metric.",
+		Example: "  nfsd version\n  nfsd --version",
+		Args:    noArgs,
+		RunE: act(func(cmd *cobra.Command, args []string) error {
+			b := version.Get()
+			fmt.Fprintf(stdout, "nfsd %s\ncommit: %s\ngo: %s\n", version.String(), b.Revision, b.GoVersion)
+			return nil
+		}),
+	}
 }

@@ -28,17 +28,21 @@ func TestMain(m *testing.M) {
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	addr string
-	logs *bytes.Buffer
-	done chan error
+	cmd     *exec.Cmd
+	addr    string
+	serving serving // the "nfsd serving" log line
+	logs    *bytes.Buffer
+	done    chan error
 }
 
+type serving struct{ Msg, NFS, Metrics, Version, Root string }
+
 // startNFSD runs nfsd over root and waits for its "serving" log line.
-func startNFSD(t *testing.T, root string) *proc {
+// extra flags go after the defaults and override them.
+func startNFSD(t *testing.T, root string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "--root", root, "--listen", "127.0.0.1:0", "--portmap-listen", "127.0.0.1:0",
-		"--metrics-listen", "off", "--log-format", "json")
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--root", root, "--listen", "127.0.0.1:0", "--portmap-listen", "127.0.0.1:0",
+		"--metrics-listen", "off", "--log-format", "json"}, extra...)...)
 	cmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -48,22 +52,23 @@ func startNFSD(t *testing.T, root string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	ready := make(chan string, 1)
+	ready := make(chan serving, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Bytes()
 			p.logs.Write(append(line, '\n'))
-			var rec struct{ Msg, NFS string }
+			var rec serving
 			if json.Unmarshal(line, &rec) == nil && rec.Msg == "nfsd serving" {
-				ready <- rec.NFS
+				ready <- rec
 			}
 		}
 		io.Copy(io.Discard, stderr)
 		p.done <- cmd.Wait()
 	}()
 	select {
-	case p.addr = <-ready:
+	case p.serving = <-ready:
+		p.addr = p.serving.NFS
 	case err := <-p.done:
 		t.Fatalf("nfsd exited before serving: %v\n%s", err, p.logs)
 	case <-time.After(20 * time.Second):
@@ -193,7 +198,7 @@ func TestClientsFindUsThroughPortmapper(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "volumes/default/found-via-portmap"), []byte("x"), 0o644)
 	script := `set -e
 ip link set lo up
-RWXNFS_BE_NFSD=1 "$1" --root "$2" --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111 --metrics-listen off 2>"$2/nfsd.log" &
+RWXNFS_BE_NFSD=1 "$1" serve --root "$2" --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111 --metrics-listen off 2>"$2/nfsd.log" &
 pid=$!
 ok=1
 for i in $(seq 100); do
@@ -211,5 +216,41 @@ exit $ok`
 	}
 	if !bytes.Contains(lsOut, []byte("found-via-portmap")) {
 		t.Fatalf("nfs-ls output lacks the file:\n%s", lsOut)
+	}
+}
+
+// TestRpcinfoListsPortmapper: "rpcinfo -p" against nfsd's portmapper on
+// port 111 (in a private network namespace) lists the portmapper itself
+// (program 100000), NFS and MOUNT (issue 14 item 6).
+func TestRpcinfoListsPortmapper(t *testing.T) {
+	for _, tool := range []string{"rpcinfo", "unshare"} {
+		// rpcinfo comes with rpcbind, which make deps does not install:
+		// its package starts a portmapper on the host's port 111.
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install rpcbind has it)", tool)
+		}
+	}
+	root := t.TempDir()
+	script := `set -e
+ip link set lo up
+RWXNFS_BE_NFSD=1 "$1" serve --root "$2" --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111 --metrics-listen off 2>"$2/nfsd.log" &
+pid=$!
+ok=1
+for i in $(seq 100); do
+  if rpcinfo -p 127.0.0.1 >"$2/rpcinfo.out" 2>&1; then ok=0; break; fi
+  sleep 0.1
+done
+kill $pid; wait $pid || true
+exit $ok`
+	out, err := exec.Command("unshare", "--net", "--", "sh", "-c", script, "sh", os.Args[0], root).CombinedOutput()
+	rpcinfo, _ := os.ReadFile(filepath.Join(root, "rpcinfo.out"))
+	if err != nil {
+		logs, _ := os.ReadFile(filepath.Join(root, "nfsd.log"))
+		t.Fatalf("rpcinfo -p: %v\n%s\n%s\nnfsd: %s", err, out, rpcinfo, logs)
+	}
+	for _, want := range []string{"100000    2   tcp    111  portmapper", "100000    2   udp    111  portmapper", "100003    3   tcp   2049  nfs", "100005    3   tcp   2049  mountd"} {
+		if !bytes.Contains(rpcinfo, []byte(want)) {
+			t.Errorf("rpcinfo -p lacks %q:\n%s", want, rpcinfo)
+		}
 	}
 }

@@ -22,7 +22,7 @@ import (
 // serves, the address its admin API listens on.
 func runNFSD(t *testing.T, args ...string) (served bool, logs, adminAddr string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"--listen", "127.0.0.1:0", "--portmap-listen", "off", "--metrics-listen", "off", "--log-format", "json"}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--init", "--listen", "127.0.0.1:0", "--portmap-listen", "off", "--metrics-listen", "off", "--log-format", "json"}, args...)...)
 	cmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

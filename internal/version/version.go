@@ -42,3 +42,43 @@ func fromBuildInfo(bi *debug.BuildInfo) string {
 	}
 	return v
 }
+
+// Build is what the toolchain stamped into the binary, each field
+// "unknown" when it did not.
+type Build struct {
+	Version   string // the module version, "(devel)" from a checkout
+	Revision  string // the VCS commit, with "+dirty" for a modified tree
+	GoVersion string // the Go toolchain that built it
+}
+
+// Get reads the binary's build information.
+func Get() Build {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return Build{Version: "unknown", Revision: "unknown", GoVersion: "unknown"}
+	}
+	return buildOf(bi)
+}
+
+func buildOf(bi *debug.BuildInfo) Build {
+	b := Build{Version: bi.Main.Version, Revision: "unknown", GoVersion: bi.GoVersion}
+	if b.Version == "" {
+		b.Version = "(devel)"
+	}
+	if b.GoVersion == "" {
+		b.GoVersion = "unknown"
+	}
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Revision = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if dirty && b.Revision != "unknown" {
+		b.Revision += "+dirty"
+	}
+	return b
+}

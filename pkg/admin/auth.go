@@ -2,10 +2,13 @@ package admin
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,6 +40,32 @@ func readToken(path string) ([]byte, error) {
 		return nil, fmt.Errorf("admin token in %s is shorter than 16 characters", path)
 	}
 	return []byte(token), nil
+}
+
+// EnsureToken writes a new random token to path (mode 0600) unless the
+// file exists; created says whether it did.
+func EnsureToken(path string) (created bool, err error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return false, fmt.Errorf("admin token: %w", err)
+	}
+	b := make([]byte, 24)
+	rand.Read(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("admin token: %w", err)
+	}
+	_, err = fmt.Fprintln(f, hex.EncodeToString(b))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return false, fmt.Errorf("admin token: %w", err)
+	}
+	return true, nil
 }
 
 // authenticate refuses calls without the bearer token, in constant time,

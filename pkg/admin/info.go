@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"sort"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -35,4 +36,16 @@ func (s *Server) GetServerInfo(ctx context.Context, r *adminv1.GetServerInfoRequ
 		Started: s.info.Started.UTC().Format(time.RFC3339Nano), Volumes: int64(len(vols)),
 		UsageReconciled: reconciled, ExportPrefix: "/volumes/", Warnings: s.warnings,
 	}, nil
+}
+
+// ListClients implements the API.
+func (s *Server) ListClients(ctx context.Context, r *adminv1.ListClientsRequest) (*adminv1.ListClientsResponse, error) {
+	cs := s.clients()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Since.Before(cs[j].Since) })
+	resp := &adminv1.ListClientsResponse{}
+	for _, c := range cs {
+		resp.Clients = append(resp.Clients, &adminv1.ClientConnection{Address: c.Address,
+			Since: c.Since.UTC().Format(time.RFC3339), Calls: c.Calls, Volumes: c.Volumes})
+	}
+	return resp, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -55,6 +56,7 @@ func (s *Server) ListLocks(ctx context.Context, r *adminv1.ListLocksRequest) (*a
 			Length:      e.Range.Len(),
 			ShareMode:   e.ShareMode,
 			ShareAccess: e.ShareAccess,
+			HeldSince:   heldSince(e.Since),
 		})
 	}
 	return resp, nil
@@ -110,4 +112,11 @@ func (s *Server) ReleaseClientLocks(ctx context.Context, r *adminv1.ReleaseClien
 	n := lm.ReleaseClient(r.GetClient())
 	s.log.Warn("admin released a client's locks", "client", r.GetClient(), "released", n)
 	return &adminv1.ReleaseClientLocksResponse{Released: int32(n)}, nil
+}
+
+func heldSince(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"fmt"
+	"math/big"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -250,22 +251,47 @@ func parseClients(k, v string) ([]string, error) {
 	return out, nil
 }
 
-// ParseSize reads a size: 1024, 10Ki, 10Mi, 10Gi, 10Ti, 10K, 10M, 10G, 10T.
+// ParseSize reads a size as people type it: a whole or decimal number
+// with an optional unit, in any case, with or without a trailing B:
+// Ki Mi Gi Ti Pi (KiB …) are powers of 1024, K M G T P (KB …) powers of
+// 1000; "1.5Gi", "10G", "10GB", "500mi", "4096". A fraction of a byte is
+// rounded up.
 func ParseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}}
-	in, mult := s, int64(1)
-	for _, u := range units {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = n, u.mult
-			break
+	bad := func(why string) (int64, error) {
+		return 0, fmt.Errorf("size %q: %s; want a number with an optional unit: Ki Mi Gi Ti Pi (powers of 1024) or K M G T P (powers of 1000), e.g. 1.5Gi, 10G", s, why)
+	}
+	num := strings.TrimSpace(s)
+	unit := strings.TrimLeft(num, "0123456789.")
+	num = num[:len(num)-len(unit)]
+	u := strings.ToLower(strings.TrimSpace(unit))
+	if u != "b" {
+		u = strings.TrimSuffix(u, "b")
+	}
+	mult := map[string]int64{"": 1, "b": 1,
+		"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15,
+		"ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30, "ti": 1 << 40, "pi": 1 << 50}[u]
+	if mult == 0 {
+		return bad(fmt.Sprintf("unknown unit %q", unit))
+	}
+	whole, frac, _ := strings.Cut(num, ".")
+	if whole == "" && frac == "" || strings.Contains(frac, ".") || len(frac) > 18 {
+		return bad("not a number")
+	}
+	n, err := strconv.ParseInt("0"+whole, 10, 64)
+	if err != nil || n > (1<<62)/mult {
+		return bad("too large")
+	}
+	n *= mult
+	if frac != "" {
+		// frac/10^len(frac) of mult, exactly, rounded up.
+		f, _ := strconv.ParseInt(frac, 10, 64)
+		r := new(big.Int).Mul(big.NewInt(f), big.NewInt(mult))
+		den := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(len(frac))), nil)
+		q, m := new(big.Int).QuoRem(r, den, new(big.Int))
+		if m.Sign() > 0 {
+			q.Add(q, big.NewInt(1))
 		}
+		n += q.Int64()
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (Ki Mi Gi Ti K M G T)", in)
-	}
-	return n * mult, nil
+	return n, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,6 +32,17 @@ type Config struct {
 	TLSCert, TLSKey, ClientCA string
 	// Info describes the serving nfsd, for GetServerInfo.
 	Info Info
+	// Clients lists the NFS clients connected now, for ListClients
+	// (nil: none are listed).
+	Clients func() []Client
+}
+
+// Client is one open NFS client connection.
+type Client struct {
+	Address string
+	Since   time.Time
+	Calls   uint64
+	Volumes []string // what the client's host mounted
 }
 
 // Info is what GetServerInfo reports about the daemon besides its volumes.
@@ -52,9 +64,11 @@ type Server struct {
 	// warnings about the configuration, logged at start and reported
 	// by GetServerInfo.
 	warnings []string
-	grpc     *grpc.Server
-	lis      net.Listener
-	done     chan struct{}
+	// clients lists the connected NFS clients; never nil.
+	clients func() []Client
+	grpc    *grpc.Server
+	lis     net.Listener
+	done    chan struct{}
 }
 
 // Start listens and serves the admin API over t and, unless it is nil,
@@ -64,7 +78,10 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{t: t, locks: locks, log: log, token: token, info: cfg.Info, done: make(chan struct{})}
+	s := &Server{t: t, locks: locks, log: log, token: token, info: cfg.Info, clients: cfg.Clients, done: make(chan struct{})}
+	if s.clients == nil {
+		s.clients = func() []Client { return nil }
+	}
 	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.authenticate)}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.ClientCA != "" {
 		tc, err := tlsConfig(cfg)
@@ -103,6 +120,10 @@ func listen(addr string) (net.Listener, error) {
 	network := "tcp"
 	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
 		network, addr = "unix", p
+		// The socket's directory (/run/rwxnfs) is gone after a reboot.
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, fmt.Errorf("admin socket directory: %w", err)
+		}
 		// A socket left by a previous run would make listen fail.
 		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			os.Remove(p)
@@ -132,3 +153,11 @@ func (s *Server) Stop(ctx context.Context) {
 	}
 	<-s.done
 }
+
+// DefaultAddr is where "nfsd serve --admin-listen" is documented to
+// listen and where "nfsd admin" calls by default.
+const DefaultAddr = "unix:/run/rwxnfs/admin.sock"
+
+// TokenPath is where a server over root keeps the token it generates
+// when given no token file; "nfsd admin" looks there by default.
+func TokenPath(root string) string { return filepath.Join(root, "state", "admin-token") }

@@ -18,7 +18,7 @@ func (s *Server) CreateSnapshot(ctx context.Context, r *adminv1.CreateSnapshotRe
 	if err != nil {
 		return nil, grpcErr(err)
 	}
-	return &adminv1.CreateSnapshotResponse{Snapshot: snapshotMsg(snap), Existed: existed}, nil
+	return &adminv1.CreateSnapshotResponse{Snapshot: s.snapshotMsg(snap), Existed: existed}, nil
 }
 
 // DeleteSnapshot implements the API.
@@ -42,7 +42,7 @@ func (s *Server) GetSnapshot(ctx context.Context, r *adminv1.GetSnapshotRequest)
 	if err != nil {
 		return nil, grpcErr(err)
 	}
-	return &adminv1.GetSnapshotResponse{Snapshot: snapshotMsg(snap)}, nil
+	return &adminv1.GetSnapshotResponse{Snapshot: s.snapshotMsg(snap)}, nil
 }
 
 // ListSnapshots implements the API.
@@ -70,13 +70,13 @@ func (s *Server) ListSnapshots(ctx context.Context, r *adminv1.ListSnapshotsRequ
 	}
 	resp := &adminv1.ListSnapshotsResponse{NextToken: next}
 	for _, sn := range snaps {
-		resp.Snapshots = append(resp.Snapshots, snapshotMsg(sn))
+		resp.Snapshots = append(resp.Snapshots, s.snapshotMsg(sn))
 	}
 	return resp, nil
 }
 
-func snapshotMsg(s *exports.Snapshot) *adminv1.Snapshot {
-	return &adminv1.Snapshot{
+func (srv *Server) snapshotMsg(s *exports.Snapshot) *adminv1.Snapshot {
+	m := &adminv1.Snapshot{
 		SnapshotId:     s.ID,
 		SourceVolumeId: s.Source,
 		SizeBytes:      s.Usage.Bytes,
@@ -85,4 +85,21 @@ func snapshotMsg(s *exports.Snapshot) *adminv1.Snapshot {
 		ReadyToUse:     !s.Pending,
 		Error:          s.Error,
 	}
+	if s.Pending {
+		for _, c := range srv.t.Copies() {
+			if c.Kind == "snapshot" && c.ID == s.ID {
+				m.CopiedBytes, m.ExpectedBytes = c.Written, c.Expected
+			}
+		}
+	}
+	return m
+}
+
+// ListCopies implements the API.
+func (srv *Server) ListCopies(ctx context.Context, r *adminv1.ListCopiesRequest) (*adminv1.ListCopiesResponse, error) {
+	resp := &adminv1.ListCopiesResponse{}
+	for _, c := range srv.t.Copies() {
+		resp.Copies = append(resp.Copies, &adminv1.Copy{Kind: c.Kind, Id: c.ID, Source: c.Source, CopiedBytes: c.Written, ExpectedBytes: c.Expected})
+	}
+	return resp, nil
 }

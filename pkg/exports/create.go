@@ -117,11 +117,25 @@ func differences(v *Volume, req CreateRequest) string {
 	if lim.Inodes != req.InodeLimit {
 		d = append(d, fmt.Sprintf("inode limit %d, not %d", lim.Inodes, req.InodeLimit))
 	}
-	if !reflect.DeepEqual(v.Options, req.Options) {
-		d = append(d, fmt.Sprintf("export options %+v, not %+v", v.Options, req.Options))
+	// Each differing field by the name a caller gives it: "squash root,
+	// not all" says what to change, a dump of two structs does not.
+	o, n := v.Options, req.Options
+	diff := func(name string, old, new any) {
+		if !reflect.DeepEqual(old, new) {
+			d = append(d, fmt.Sprintf("%s %v, not %v", name, old, new))
+		}
 	}
-	if v.RootAttrs != req.Root {
-		d = append(d, fmt.Sprintf("root %d:%d mode %04o, not %d:%d mode %04o", v.RootAttrs.UID, v.RootAttrs.GID, v.RootAttrs.Mode, req.Root.UID, req.Root.GID, req.Root.Mode))
+	diff("squash", o.Squash, n.Squash)
+	diff("anonUID", o.AnonUID, n.AnonUID)
+	diff("anonGID", o.AnonGID, n.AnonGID)
+	diff("readOnly", o.ReadOnly, n.ReadOnly)
+	if len(o.Clients) > 0 || len(n.Clients) > 0 {
+		diff("clients", o.Clients, n.Clients)
+	}
+	diff("uid", v.RootAttrs.UID, req.Root.UID)
+	diff("gid", v.RootAttrs.GID, req.Root.GID)
+	if v.RootAttrs.Mode != req.Root.Mode {
+		d = append(d, fmt.Sprintf("mode %04o, not %04o", v.RootAttrs.Mode, req.Root.Mode))
 	}
 	if !reflect.DeepEqual(v.Source, req.Source) {
 		d = append(d, fmt.Sprintf("content source %v, not %v", sourceString(v.Source), sourceString(req.Source)))
@@ -250,6 +264,11 @@ func (t *Table) build(in intent, req CreateRequest, lim quota.Limits, fill fille
 		return fail(err)
 	}
 	v.Quota = q
+	if fill != nil {
+		// A tree just made holds exactly what fill counted: nothing to
+		// check against it (an adopted one gets the walk).
+		q.MarkReconciled()
+	}
 	if err := t.saveMeta(v, lim); err != nil {
 		return fail(err)
 	}

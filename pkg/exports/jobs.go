@@ -1,7 +1,9 @@
 package exports
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -32,6 +34,31 @@ type job struct {
 	req     CreateRequest // clones: what is being made
 	expect  int64         // bytes the copy is expected to write
 	written atomic.Int64
+	source  string // "volume/<id>" or "snapshot/<id>"
+}
+
+// CopyProgress is a copy in progress: a snapshot being taken or a volume
+// being cloned from a volume or snapshot.
+type CopyProgress struct {
+	Kind     string // "snapshot" or "volume": what is being made
+	ID       string
+	Source   string // "volume/<id>" or "snapshot/<id>"
+	Written  int64  // bytes copied so far
+	Expected int64  // bytes the copy is expected to write (the source's usage then)
+}
+
+// Copies lists the copies in progress.
+func (t *Table) Copies() []CopyProgress {
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	var out []CopyProgress
+	for kind, set := range map[string]map[string]*job{"snapshot": t.jobs.snapshots, "volume": t.jobs.creating} {
+		for id, j := range set {
+			out = append(out, CopyProgress{Kind: kind, ID: id, Source: j.source, Written: j.written.Load(), Expected: j.expect})
+		}
+	}
+	slices.SortFunc(out, func(a, b CopyProgress) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID)) })
+	return out
 }
 
 func (js *jobs) init() {
@@ -47,7 +74,7 @@ func (js *jobs) init() {
 // then wg.Done. Table.opMu is held.
 func (js *jobs) begin(set map[string]*job, id, key string, expect int64) (*job, context.Context) {
 	ctx, cancel := context.WithCancel(js.ctx)
-	j := &job{cancel: cancel, done: make(chan struct{}), expect: expect}
+	j := &job{cancel: cancel, done: make(chan struct{}), expect: expect, source: key}
 	set[id] = j
 	js.reading[key]++
 	js.wg.Add(1)

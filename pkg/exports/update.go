@@ -12,8 +12,8 @@ import (
 // once (the next WRITE and FSSTAT use it). A limit below what the volume
 // holds is refused.
 func (t *Table) ExpandVolume(id string, capacity int64) (*Volume, error) {
-	if capacity <= 0 {
-		return nil, errorf(KindInvalid, "capacity must be positive")
+	if capacity < 0 {
+		return nil, errorf(KindInvalid, "capacity must be 0 (no limit) or positive")
 	}
 	t.opMu.Lock()
 	defer t.opMu.Unlock()

@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Range is an inclusive byte range. End == math.MaxUint64 means "to the
@@ -177,6 +178,9 @@ type lock struct {
 	owner *ownerState
 	excl  bool
 	r     Range
+	// since is when the owner first held any of r in this mode: what
+	// an operator reads as how long a lock has been held.
+	since time.Time
 }
 
 type share struct {
@@ -301,20 +305,30 @@ func (t *Table) apply(f *fileState, os *ownerState, r Range, excl, unlock bool) 
 			continue
 		}
 		if l.r.Start < r.Start {
-			mine = append(mine, lock{os, l.excl, Range{l.r.Start, r.Start - 1}})
+			mine = append(mine, lock{os, l.excl, Range{l.r.Start, r.Start - 1}, l.since})
 		}
 		if l.r.End > r.End {
-			mine = append(mine, lock{os, l.excl, Range{r.End + 1, l.r.End}})
+			mine = append(mine, lock{os, l.excl, Range{r.End + 1, l.r.End}, l.since})
 		}
 	}
 	if !unlock {
-		mine = append(mine, lock{os, excl, r})
+		since := time.Now()
+		// A re-lock of a range held in the same mode is no new hold.
+		for _, l := range f.locks {
+			if l.owner == os && l.excl == excl && l.r.Overlaps(r) && l.since.Before(since) {
+				since = l.since
+			}
+		}
+		mine = append(mine, lock{os, excl, r, since})
 	}
 	slices.SortFunc(mine, func(a, b lock) int { return cmp.Compare(a.r.Start, b.r.Start) })
 	merged := mine[:0]
 	for _, l := range mine {
 		if n := len(merged); n > 0 && merged[n-1].excl == l.excl && merged[n-1].r.touches(l.r) {
 			merged[n-1].r.End = max(merged[n-1].r.End, l.r.End)
+			if l.since.Before(merged[n-1].since) {
+				merged[n-1].since = l.since
+			}
 			continue
 		}
 		merged = append(merged, l)
@@ -825,6 +839,8 @@ type Entry struct {
 	Range     Range
 	// ShareMode and ShareAccess, for shares.
 	ShareMode, ShareAccess uint32
+	// Since is when a granted lock was first held (zero for the others).
+	Since time.Time
 }
 
 // List returns the table's entries whose volume and client match; an empty
@@ -846,7 +862,7 @@ func (t *Table) List(volume, caller string) []Entry {
 		f := t.files[k]
 		for _, l := range f.locks {
 			if ok(l.owner.Caller) {
-				out = append(out, Entry{Kind: KindLock, File: k, Volume: f.volume, Owner: l.owner.Owner, Exclusive: l.excl, Range: l.r})
+				out = append(out, Entry{Kind: KindLock, File: k, Volume: f.volume, Owner: l.owner.Owner, Exclusive: l.excl, Range: l.r, Since: l.since})
 			}
 		}
 		for _, w := range f.provisional {

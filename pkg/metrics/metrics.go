@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rwxnfs/rwxnfs/internal/version"
 	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
 	"github.com/rwxnfs/rwxnfs/pkg/portmap"
 	"github.com/rwxnfs/rwxnfs/pkg/rpc"
@@ -59,7 +60,14 @@ func New() *Metrics {
 			Name: "rwxnfs_connections_open", Help: "Open client connections.",
 		}),
 	}
-	m.Registry.MustRegister(m.calls, m.latency, m.rpcErrors, m.nfsErrors, m.read, m.written, m.conns,
+	// The build, as a constant 1 with labels: joins on it tell which
+	// version served what.
+	b := version.Get()
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rwxnfs_build_info", Help: "The nfsd build: module version, VCS revision and Go version (always 1).",
+	}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(b.Version, b.Revision, b.GoVersion).Set(1)
+	m.Registry.MustRegister(build, m.calls, m.latency, m.rpcErrors, m.nfsErrors, m.read, m.written, m.conns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -131,4 +139,51 @@ func (m *Metrics) Handler(healthy func() error, pprof bool) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// VolumeStats is one volume's usage and limits (0: no limit).
+type VolumeStats struct {
+	ID                     string
+	UsedBytes, LimitBytes  int64
+	UsedInodes, InodeLimit int64
+}
+
+// volumeCollector reads every volume's figures at scrape time, so the
+// metrics follow volumes as they come and go.
+type volumeCollector struct {
+	stats                       func() []VolumeStats
+	used, limit, inodes, ilimit *prometheus.Desc
+}
+
+// WatchVolumes exports per-volume usage and limits read from stats at
+// every scrape. A volume without a limit has no limit sample (rather
+// than 0, which alerts on used/limit would divide by).
+func (m *Metrics) WatchVolumes(stats func() []VolumeStats) {
+	l := []string{"volume"}
+	m.Registry.MustRegister(&volumeCollector{stats: stats,
+		used:   prometheus.NewDesc("rwxnfs_volume_used_bytes", "Bytes a volume holds, as its quota counts them.", l, nil),
+		limit:  prometheus.NewDesc("rwxnfs_volume_limit_bytes", "A volume's byte limit (no sample: no limit).", l, nil),
+		inodes: prometheus.NewDesc("rwxnfs_volume_used_inodes", "Files, directories and other entries a volume holds.", l, nil),
+		ilimit: prometheus.NewDesc("rwxnfs_volume_inode_limit", "A volume's inode limit (no sample: no limit).", l, nil),
+	})
+}
+
+func (c *volumeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.used
+	ch <- c.limit
+	ch <- c.inodes
+	ch <- c.ilimit
+}
+
+func (c *volumeCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, v := range c.stats() {
+		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(v.UsedBytes), v.ID)
+		ch <- prometheus.MustNewConstMetric(c.inodes, prometheus.GaugeValue, float64(v.UsedInodes), v.ID)
+		if v.LimitBytes > 0 {
+			ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(v.LimitBytes), v.ID)
+		}
+		if v.InodeLimit > 0 {
+			ch <- prometheus.MustNewConstMetric(c.ilimit, prometheus.GaugeValue, float64(v.InodeLimit), v.ID)
+		}
+	}
 }

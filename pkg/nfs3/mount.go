@@ -138,3 +138,15 @@ func allows(clients []string, ip netip.Addr) bool {
 	}
 	return false
 }
+
+// Mounts lists what clients mounted (MNT without a UMNT since), as DUMP
+// does: the client's address and the path it mounted.
+func (m *Mount) Mounts() []wire.MountEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	list := make([]wire.MountEntry, 0, len(m.mounts))
+	for e := range m.mounts {
+		list = append(list, e)
+	}
+	return list
+}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -109,6 +110,15 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &portmap.Table{}, mux: &rpc.Mux{}}
+	d.Metrics.WatchVolumes(func() []metrics.VolumeStats {
+		vs := t.Volumes()
+		out := make([]metrics.VolumeStats, 0, len(vs))
+		for _, v := range vs {
+			u, l := v.Quota.Usage(), v.Limits()
+			out = append(out, metrics.VolumeStats{ID: v.ID, UsedBytes: u.Bytes, LimitBytes: l.Bytes, UsedInodes: u.Inodes, InodeLimit: l.Inodes})
+		}
+		return out
+	})
 	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
@@ -155,6 +165,13 @@ func Start(cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 		d.pmap = &rpcserver.Server{Handler: d.mux.Only(portmap.Prog), Log: log, Observer: d.Metrics, Limits: portmapLimits}
+		// The portmapper lists itself, as rpcbind does: "rpcinfo -p"
+		// and scripts checking for program 100000 expect it.
+		pmPort := d.pmTCP[0].Addr().(*net.TCPAddr).Port
+		for v := uint32(portmap.PMAPVers); v <= 4; v++ {
+			d.Portmap.Add(portmap.Mapping{Prog: portmap.Prog, Vers: v, Network: "tcp", Port: pmPort},
+				portmap.Mapping{Prog: portmap.Prog, Vers: v, Network: "udp", Port: pmPort})
+		}
 	}
 	if cfg.MetricsListen != "" {
 		d.metricsL, err = net.Listen("tcp", cfg.MetricsListen)
@@ -173,7 +190,19 @@ func Start(cfg Config) (d *Daemon, err error) {
 			locks = d.Locks
 		}
 		acfg := cfg.Admin
+		if acfg.TokenFile == "" {
+			// Two steps to a usable API: --admin-listen, then "nfsd
+			// admin", which looks for the token in the same place.
+			acfg.TokenFile = admin.TokenPath(cfg.Root)
+			created, err := admin.EnsureToken(acfg.TokenFile)
+			if err != nil {
+				return nil, err
+			}
+			log.Info("admin API token", "file", acfg.TokenFile, "generated", created,
+				"try", "nfsd admin --addr "+acfg.Listen+" --root "+cfg.Root+" list")
+		}
 		acfg.Info = admin.Info{Version: version.String(), NFSAddr: d.listener.Addr().String(), Locking: d.Locks != nil, Started: time.Now()}
+		acfg.Clients = func() []admin.Client { return clients(d.rpc, mountH) }
 		d.Admin, err = admin.Start(acfg, t, locks, log)
 		if err != nil {
 			return nil, err
@@ -205,7 +234,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 			t.ReconcileAll(2, d.stopBG)
 		}
 	}()
-	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrsOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
+	log.Info("nfsd serving", "version", version.String(), "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrsOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
 	return d, nil
 }
 
@@ -414,4 +443,24 @@ func raiseFileLimit(log *slog.Logger) {
 			log.Warn("could not raise the open file limit", "err", err)
 		}
 	}
+}
+
+// clients joins the NFS port's open connections with the MOUNT list, by
+// the client's address, for the admin API.
+func clients(srv *rpcserver.Server, m *nfs3.Mount) []admin.Client {
+	byHost := map[string][]string{}
+	for _, e := range m.Mounts() {
+		byHost[e.Host] = append(byHost[e.Host], strings.TrimPrefix(e.Dir, "/volumes/"))
+	}
+	var out []admin.Client
+	for _, c := range srv.Conns() {
+		host := ""
+		if ap, ok := rpc.AddrPort(c.Remote); ok {
+			host = ap.Addr().Unmap().String()
+		}
+		vols := slices.Clone(byHost[host])
+		slices.Sort(vols)
+		out = append(out, admin.Client{Address: c.Remote.String(), Since: c.Since, Calls: c.Calls, Volumes: slices.Compact(vols)})
+	}
+	return out
 }

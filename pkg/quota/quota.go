@@ -175,6 +175,10 @@ func (v *Volume) Usage() Usage {
 	return v.used
 }
 
+// MarkReconciled says the usage is known to match the tree without a
+// walk: the volume's tree was just made and counted as it was.
+func (v *Volume) MarkReconciled() { v.reconciled.Store(true) }
+
 // Reconciled reports whether usage has been checked against the tree.
 func (v *Volume) Reconciled() bool { return v.reconciled.Load() }
 

@@ -38,6 +38,8 @@ type conn struct {
 	reclaimed bool
 
 	remote, local net.Addr
+	since         time.Time     // accepted
+	served        atomic.Uint64 // calls answered or dropped
 }
 
 var (
@@ -51,8 +53,8 @@ func (s *Server) newConn(nc net.Conn) (*conn, error) {
 	if s.closing.Load() {
 		return nil, ErrServerClosed
 	}
-	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr(), local: nc.LocalAddr()}
-	c.lastUsed.Store(time.Now().UnixNano())
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr(), local: nc.LocalAddr(), since: time.Now()}
+	c.lastUsed.Store(c.since.UnixNano())
 	if ap, ok := rpc.AddrPort(c.remote); ok {
 		c.ip = ap.Addr().Unmap()
 		if cl := s.clients[c.ip]; cl != nil && cl.conns >= s.Limits.PerClientConns {
@@ -212,6 +214,7 @@ func (c *conn) readEnded(err error, started bool) {
 // the reply is written, so unsent replies count against their owner only.
 func (c *conn) run(cl call, slots <-chan struct{}) {
 	s := c.s
+	c.served.Add(1)
 	w := getWriter()
 	w.Uint32(0) // record mark
 	ok := s.dispatch(s.baseCtx, cl.rec, w, c.remote, c.local, "tcp")

@@ -332,3 +332,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// ConnInfo describes one open client connection.
+type ConnInfo struct {
+	Remote net.Addr
+	Since  time.Time // when it was accepted
+	Calls  uint64    // calls received on it so far
+}
+
+// Conns lists the open connections, for operators.
+func (s *Server) Conns() []ConnInfo {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ConnInfo, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, ConnInfo{Remote: c.remote, Since: c.since, Calls: c.served.Load()})
+	}
+	return out
+}

@@ -1324,8 +1324,12 @@ type Snapshot struct {
 	ReadyToUse     bool                   `protobuf:"varint,5,opt,name=ready_to_use,json=readyToUse,proto3" json:"ready_to_use,omitempty"`
 	// error says why the last copy failed (ready_to_use stays false; a
 	// repeated CreateSnapshot retries).
-	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
-	SizeInodes    int64  `protobuf:"varint,7,opt,name=size_inodes,json=sizeInodes,proto3" json:"size_inodes,omitempty"`
+	Error      string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	SizeInodes int64  `protobuf:"varint,7,opt,name=size_inodes,json=sizeInodes,proto3" json:"size_inodes,omitempty"`
+	// While it is copied: bytes copied so far, of about expected_bytes
+	// (the volume's usage when the copy began).
+	CopiedBytes   int64 `protobuf:"varint,8,opt,name=copied_bytes,json=copiedBytes,proto3" json:"copied_bytes,omitempty"`
+	ExpectedBytes int64 `protobuf:"varint,9,opt,name=expected_bytes,json=expectedBytes,proto3" json:"expected_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1405,6 +1409,20 @@ func (x *Snapshot) GetError() string {
 func (x *Snapshot) GetSizeInodes() int64 {
 	if x != nil {
 		return x.SizeInodes
+	}
+	return 0
+}
+
+func (x *Snapshot) GetCopiedBytes() int64 {
+	if x != nil {
+		return x.CopiedBytes
+	}
+	return 0
+}
+
+func (x *Snapshot) GetExpectedBytes() int64 {
+	if x != nil {
+		return x.ExpectedBytes
 	}
 	return 0
 }
@@ -2099,17 +2117,20 @@ type Lock struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	VolumeId string                 `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
 	// path of the file inside the volume, when it can still be found ("" if not).
-	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
-	FileHandle    []byte `protobuf:"bytes,3,opt,name=file_handle,json=fileHandle,proto3" json:"file_handle,omitempty"`
-	Kind          string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`     // lock, provisional, waiting or share
-	Client        string `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"` // the NLM caller_name (the client's host name)
-	Svid          int32  `protobuf:"varint,6,opt,name=svid,proto3" json:"svid,omitempty"`    // the locking process on the client
-	OwnerHandle   []byte `protobuf:"bytes,7,opt,name=owner_handle,json=ownerHandle,proto3" json:"owner_handle,omitempty"`
-	Exclusive     bool   `protobuf:"varint,8,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
-	Offset        uint64 `protobuf:"varint,9,opt,name=offset,proto3" json:"offset,omitempty"`
-	Length        uint64 `protobuf:"varint,10,opt,name=length,proto3" json:"length,omitempty"`                              // 0: to end of file
-	ShareMode     uint32 `protobuf:"varint,11,opt,name=share_mode,json=shareMode,proto3" json:"share_mode,omitempty"`       // shares only
-	ShareAccess   uint32 `protobuf:"varint,12,opt,name=share_access,json=shareAccess,proto3" json:"share_access,omitempty"` // shares only
+	Path        string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	FileHandle  []byte `protobuf:"bytes,3,opt,name=file_handle,json=fileHandle,proto3" json:"file_handle,omitempty"`
+	Kind        string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`     // lock, provisional, waiting or share
+	Client      string `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"` // the NLM caller_name (the client's host name)
+	Svid        int32  `protobuf:"varint,6,opt,name=svid,proto3" json:"svid,omitempty"`    // the locking process on the client
+	OwnerHandle []byte `protobuf:"bytes,7,opt,name=owner_handle,json=ownerHandle,proto3" json:"owner_handle,omitempty"`
+	Exclusive   bool   `protobuf:"varint,8,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
+	Offset      uint64 `protobuf:"varint,9,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length      uint64 `protobuf:"varint,10,opt,name=length,proto3" json:"length,omitempty"`                              // 0: to end of file
+	ShareMode   uint32 `protobuf:"varint,11,opt,name=share_mode,json=shareMode,proto3" json:"share_mode,omitempty"`       // shares only
+	ShareAccess uint32 `protobuf:"varint,12,opt,name=share_access,json=shareAccess,proto3" json:"share_access,omitempty"` // shares only
+	// held_since is when a granted lock was first held (RFC 3339; "" for
+	// the other kinds).
+	HeldSince     string `protobuf:"bytes,13,opt,name=held_since,json=heldSince,proto3" json:"held_since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2228,6 +2249,13 @@ func (x *Lock) GetShareAccess() uint32 {
 	return 0
 }
 
+func (x *Lock) GetHeldSince() string {
+	if x != nil {
+		return x.HeldSince
+	}
+	return ""
+}
+
 type ListLocksRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	VolumeId      string                 `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"` // "": every volume
@@ -2324,6 +2352,590 @@ func (x *ListLocksResponse) GetLocks() []*Lock {
 	return nil
 }
 
+type ListReclaimedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReclaimedRequest) Reset() {
+	*x = ListReclaimedRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReclaimedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReclaimedRequest) ProtoMessage() {}
+
+func (x *ListReclaimedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReclaimedRequest.ProtoReflect.Descriptor instead.
+func (*ListReclaimedRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+}
+
+type ReclaimedVolume struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`                                                                    // "retained/<dir>" or "archive/<dir>": what RestoreVolume takes
+	VolumeId      string                 `protobuf:"bytes,2,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`                                            // its id when it was deleted
+	ReclaimMode   ReclaimMode            `protobuf:"varint,3,opt,name=reclaim_mode,json=reclaimMode,proto3,enum=rwxnfs.admin.v1.ReclaimMode" json:"reclaim_mode,omitempty"` // RETAIN or ARCHIVE
+	Path          string                 `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`                                                                    // on the server
+	Deleted       string                 `protobuf:"bytes,5,opt,name=deleted,proto3" json:"deleted,omitempty"`                                                              // RFC 3339
+	CapacityBytes int64                  `protobuf:"varint,6,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`                            // its limit then (0: none, or no metadata kept)
+	InodeLimit    int64                  `protobuf:"varint,7,opt,name=inode_limit,json=inodeLimit,proto3" json:"inode_limit,omitempty"`
+	HasMetadata   bool                   `protobuf:"varint,8,opt,name=has_metadata,json=hasMetadata,proto3" json:"has_metadata,omitempty"` // options and limits were kept beside it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReclaimedVolume) Reset() {
+	*x = ReclaimedVolume{}
+	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReclaimedVolume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReclaimedVolume) ProtoMessage() {}
+
+func (x *ReclaimedVolume) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReclaimedVolume.ProtoReflect.Descriptor instead.
+func (*ReclaimedVolume) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ReclaimedVolume) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReclaimedVolume) GetVolumeId() string {
+	if x != nil {
+		return x.VolumeId
+	}
+	return ""
+}
+
+func (x *ReclaimedVolume) GetReclaimMode() ReclaimMode {
+	if x != nil {
+		return x.ReclaimMode
+	}
+	return ReclaimMode_RECLAIM_MODE_UNSPECIFIED
+}
+
+func (x *ReclaimedVolume) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ReclaimedVolume) GetDeleted() string {
+	if x != nil {
+		return x.Deleted
+	}
+	return ""
+}
+
+func (x *ReclaimedVolume) GetCapacityBytes() int64 {
+	if x != nil {
+		return x.CapacityBytes
+	}
+	return 0
+}
+
+func (x *ReclaimedVolume) GetInodeLimit() int64 {
+	if x != nil {
+		return x.InodeLimit
+	}
+	return 0
+}
+
+func (x *ReclaimedVolume) GetHasMetadata() bool {
+	if x != nil {
+		return x.HasMetadata
+	}
+	return false
+}
+
+type ListReclaimedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volumes       []*ReclaimedVolume     `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReclaimedResponse) Reset() {
+	*x = ListReclaimedResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReclaimedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReclaimedResponse) ProtoMessage() {}
+
+func (x *ListReclaimedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReclaimedResponse.ProtoReflect.Descriptor instead.
+func (*ListReclaimedResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListReclaimedResponse) GetVolumes() []*ReclaimedVolume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type RestoreVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`                         // as ListReclaimed gives it
+	VolumeId      string                 `protobuf:"bytes,2,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"` // "": its id when it was deleted
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreVolumeRequest) Reset() {
+	*x = RestoreVolumeRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreVolumeRequest) ProtoMessage() {}
+
+func (x *RestoreVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreVolumeRequest.ProtoReflect.Descriptor instead.
+func (*RestoreVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RestoreVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RestoreVolumeRequest) GetVolumeId() string {
+	if x != nil {
+		return x.VolumeId
+	}
+	return ""
+}
+
+type RestoreVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        *Volume                `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreVolumeResponse) Reset() {
+	*x = RestoreVolumeResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreVolumeResponse) ProtoMessage() {}
+
+func (x *RestoreVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreVolumeResponse.ProtoReflect.Descriptor instead.
+func (*RestoreVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RestoreVolumeResponse) GetVolume() *Volume {
+	if x != nil {
+		return x.Volume
+	}
+	return nil
+}
+
+type ListCopiesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCopiesRequest) Reset() {
+	*x = ListCopiesRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCopiesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCopiesRequest) ProtoMessage() {}
+
+func (x *ListCopiesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCopiesRequest.ProtoReflect.Descriptor instead.
+func (*ListCopiesRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+type Copy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // "snapshot" or "volume": what is being made
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"` // "volume/<id>" or "snapshot/<id>"
+	CopiedBytes   int64                  `protobuf:"varint,4,opt,name=copied_bytes,json=copiedBytes,proto3" json:"copied_bytes,omitempty"`
+	ExpectedBytes int64                  `protobuf:"varint,5,opt,name=expected_bytes,json=expectedBytes,proto3" json:"expected_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Copy) Reset() {
+	*x = Copy{}
+	mi := &file_admin_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Copy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Copy) ProtoMessage() {}
+
+func (x *Copy) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Copy.ProtoReflect.Descriptor instead.
+func (*Copy) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *Copy) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Copy) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Copy) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Copy) GetCopiedBytes() int64 {
+	if x != nil {
+		return x.CopiedBytes
+	}
+	return 0
+}
+
+func (x *Copy) GetExpectedBytes() int64 {
+	if x != nil {
+		return x.ExpectedBytes
+	}
+	return 0
+}
+
+type ListCopiesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Copies        []*Copy                `protobuf:"bytes,1,rep,name=copies,proto3" json:"copies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCopiesResponse) Reset() {
+	*x = ListCopiesResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCopiesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCopiesResponse) ProtoMessage() {}
+
+func (x *ListCopiesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCopiesResponse.ProtoReflect.Descriptor instead.
+func (*ListCopiesResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListCopiesResponse) GetCopies() []*Copy {
+	if x != nil {
+		return x.Copies
+	}
+	return nil
+}
+
+type ListClientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientsRequest) Reset() {
+	*x = ListClientsRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientsRequest) ProtoMessage() {}
+
+func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
+func (*ListClientsRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+}
+
+// ClientConnection is one open connection of an NFS client to nfsd's
+// NFS port.
+type ClientConnection struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"` // host:port
+	Since   string                 `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`     // RFC 3339: when it connected
+	Calls   uint64                 `protobuf:"varint,3,opt,name=calls,proto3" json:"calls,omitempty"`    // RPC calls received on it
+	// volumes the client's host mounted (MOUNT since nfsd started; a
+	// client that mounted before a restart does not call MOUNT again).
+	Volumes       []string `protobuf:"bytes,4,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientConnection) Reset() {
+	*x = ClientConnection{}
+	mi := &file_admin_v1_admin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientConnection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientConnection) ProtoMessage() {}
+
+func (x *ClientConnection) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientConnection.ProtoReflect.Descriptor instead.
+func (*ClientConnection) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ClientConnection) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ClientConnection) GetSince() string {
+	if x != nil {
+		return x.Since
+	}
+	return ""
+}
+
+func (x *ClientConnection) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *ClientConnection) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type ListClientsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Clients       []*ClientConnection    `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientsResponse) Reset() {
+	*x = ListClientsResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientsResponse) ProtoMessage() {}
+
+func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
+func (*ListClientsResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListClientsResponse) GetClients() []*ClientConnection {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
 type LockClient struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`            // caller_name / mon_name
@@ -2337,7 +2949,7 @@ type LockClient struct {
 
 func (x *LockClient) Reset() {
 	*x = LockClient{}
-	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2961,7 @@ func (x *LockClient) String() string {
 func (*LockClient) ProtoMessage() {}
 
 func (x *LockClient) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2974,7 @@ func (x *LockClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockClient.ProtoReflect.Descriptor instead.
 func (*LockClient) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *LockClient) GetName() string {
@@ -2408,7 +3020,7 @@ type ListLockClientsRequest struct {
 
 func (x *ListLockClientsRequest) Reset() {
 	*x = ListLockClientsRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2420,7 +3032,7 @@ func (x *ListLockClientsRequest) String() string {
 func (*ListLockClientsRequest) ProtoMessage() {}
 
 func (x *ListLockClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2433,7 +3045,7 @@ func (x *ListLockClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListLockClientsRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 type ListLockClientsResponse struct {
@@ -2445,7 +3057,7 @@ type ListLockClientsResponse struct {
 
 func (x *ListLockClientsResponse) Reset() {
 	*x = ListLockClientsResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +3069,7 @@ func (x *ListLockClientsResponse) String() string {
 func (*ListLockClientsResponse) ProtoMessage() {}
 
 func (x *ListLockClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +3082,7 @@ func (x *ListLockClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListLockClientsResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListLockClientsResponse) GetClients() []*LockClient {
@@ -2489,7 +3101,7 @@ type ReleaseClientLocksRequest struct {
 
 func (x *ReleaseClientLocksRequest) Reset() {
 	*x = ReleaseClientLocksRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +3113,7 @@ func (x *ReleaseClientLocksRequest) String() string {
 func (*ReleaseClientLocksRequest) ProtoMessage() {}
 
 func (x *ReleaseClientLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +3126,7 @@ func (x *ReleaseClientLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseClientLocksRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseClientLocksRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReleaseClientLocksRequest) GetClient() string {
@@ -2533,7 +3145,7 @@ type ReleaseClientLocksResponse struct {
 
 func (x *ReleaseClientLocksResponse) Reset() {
 	*x = ReleaseClientLocksResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +3157,7 @@ func (x *ReleaseClientLocksResponse) String() string {
 func (*ReleaseClientLocksResponse) ProtoMessage() {}
 
 func (x *ReleaseClientLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +3170,7 @@ func (x *ReleaseClientLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseClientLocksResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseClientLocksResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReleaseClientLocksResponse) GetReleased() int32 {
@@ -2684,7 +3296,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x13ListVolumesResponse\x121\n" +
 	"\avolumes\x18\x01 \x03(\v2\x17.rwxnfs.admin.v1.VolumeR\avolumes\x12\x1d\n" +
 	"\n" +
-	"next_token\x18\x02 \x01(\tR\tnextToken\"\xe7\x01\n" +
+	"next_token\x18\x02 \x01(\tR\tnextToken\"\xb1\x02\n" +
 	"\bSnapshot\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
 	"snapshotId\x12(\n" +
@@ -2696,7 +3308,9 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"readyToUse\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1f\n" +
 	"\vsize_inodes\x18\a \x01(\x03R\n" +
-	"sizeInodes\"U\n" +
+	"sizeInodes\x12!\n" +
+	"\fcopied_bytes\x18\b \x01(\x03R\vcopiedBytes\x12%\n" +
+	"\x0eexpected_bytes\x18\t \x01(\x03R\rexpectedBytes\"U\n" +
 	"\x15CreateSnapshotRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x10source_volume_id\x18\x02 \x01(\tR\x0esourceVolumeId\"i\n" +
@@ -2747,7 +3361,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\avolumes\x18\x05 \x01(\x03R\avolumes\x12)\n" +
 	"\x10usage_reconciled\x18\x06 \x01(\bR\x0fusageReconciled\x12#\n" +
 	"\rexport_prefix\x18\a \x01(\tR\fexportPrefix\x12\x1a\n" +
-	"\bwarnings\x18\b \x03(\tR\bwarnings\"\xcb\x02\n" +
+	"\bwarnings\x18\b \x03(\tR\bwarnings\"\xea\x02\n" +
 	"\x04Lock\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1f\n" +
@@ -2763,12 +3377,49 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	" \x01(\x04R\x06length\x12\x1d\n" +
 	"\n" +
 	"share_mode\x18\v \x01(\rR\tshareMode\x12!\n" +
-	"\fshare_access\x18\f \x01(\rR\vshareAccess\"G\n" +
+	"\fshare_access\x18\f \x01(\rR\vshareAccess\x12\x1d\n" +
+	"\n" +
+	"held_since\x18\r \x01(\tR\theldSince\"G\n" +
 	"\x10ListLocksRequest\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x16\n" +
 	"\x06client\x18\x02 \x01(\tR\x06client\"@\n" +
 	"\x11ListLocksResponse\x12+\n" +
-	"\x05locks\x18\x01 \x03(\v2\x15.rwxnfs.admin.v1.LockR\x05locks\"\x86\x01\n" +
+	"\x05locks\x18\x01 \x03(\v2\x15.rwxnfs.admin.v1.LockR\x05locks\"\x16\n" +
+	"\x14ListReclaimedRequest\"\x9c\x02\n" +
+	"\x0fReclaimedVolume\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tvolume_id\x18\x02 \x01(\tR\bvolumeId\x12?\n" +
+	"\freclaim_mode\x18\x03 \x01(\x0e2\x1c.rwxnfs.admin.v1.ReclaimModeR\vreclaimMode\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x18\n" +
+	"\adeleted\x18\x05 \x01(\tR\adeleted\x12%\n" +
+	"\x0ecapacity_bytes\x18\x06 \x01(\x03R\rcapacityBytes\x12\x1f\n" +
+	"\vinode_limit\x18\a \x01(\x03R\n" +
+	"inodeLimit\x12!\n" +
+	"\fhas_metadata\x18\b \x01(\bR\vhasMetadata\"S\n" +
+	"\x15ListReclaimedResponse\x12:\n" +
+	"\avolumes\x18\x01 \x03(\v2 .rwxnfs.admin.v1.ReclaimedVolumeR\avolumes\"G\n" +
+	"\x14RestoreVolumeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tvolume_id\x18\x02 \x01(\tR\bvolumeId\"H\n" +
+	"\x15RestoreVolumeResponse\x12/\n" +
+	"\x06volume\x18\x01 \x01(\v2\x17.rwxnfs.admin.v1.VolumeR\x06volume\"\x13\n" +
+	"\x11ListCopiesRequest\"\x8c\x01\n" +
+	"\x04Copy\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12!\n" +
+	"\fcopied_bytes\x18\x04 \x01(\x03R\vcopiedBytes\x12%\n" +
+	"\x0eexpected_bytes\x18\x05 \x01(\x03R\rexpectedBytes\"C\n" +
+	"\x12ListCopiesResponse\x12-\n" +
+	"\x06copies\x18\x01 \x03(\v2\x15.rwxnfs.admin.v1.CopyR\x06copies\"\x14\n" +
+	"\x12ListClientsRequest\"r\n" +
+	"\x10ClientConnection\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05since\x18\x02 \x01(\tR\x05since\x12\x14\n" +
+	"\x05calls\x18\x03 \x01(\x04R\x05calls\x12\x18\n" +
+	"\avolumes\x18\x04 \x03(\tR\avolumes\"R\n" +
+	"\x13ListClientsResponse\x12;\n" +
+	"\aclients\x18\x01 \x03(\v2!.rwxnfs.admin.v1.ClientConnectionR\aclients\"\x86\x01\n" +
 	"\n" +
 	"LockClient\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -2793,7 +3444,7 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x18RECLAIM_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RECLAIM_MODE_DELETE\x10\x01\x12\x17\n" +
 	"\x13RECLAIM_MODE_RETAIN\x10\x02\x12\x18\n" +
-	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\x8c\v\n" +
+	"\x14RECLAIM_MODE_ARCHIVE\x10\x032\xfd\r\n" +
 	"\x05Admin\x12[\n" +
 	"\fCreateVolume\x12$.rwxnfs.admin.v1.CreateVolumeRequest\x1a%.rwxnfs.admin.v1.CreateVolumeResponse\x12[\n" +
 	"\fDeleteVolume\x12$.rwxnfs.admin.v1.DeleteVolumeRequest\x1a%.rwxnfs.admin.v1.DeleteVolumeResponse\x12[\n" +
@@ -2809,7 +3460,12 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\rGetServerInfo\x12%.rwxnfs.admin.v1.GetServerInfoRequest\x1a&.rwxnfs.admin.v1.GetServerInfoResponse\x12R\n" +
 	"\tListLocks\x12!.rwxnfs.admin.v1.ListLocksRequest\x1a\".rwxnfs.admin.v1.ListLocksResponse\x12d\n" +
 	"\x0fListLockClients\x12'.rwxnfs.admin.v1.ListLockClientsRequest\x1a(.rwxnfs.admin.v1.ListLockClientsResponse\x12m\n" +
-	"\x12ReleaseClientLocks\x12*.rwxnfs.admin.v1.ReleaseClientLocksRequest\x1a+.rwxnfs.admin.v1.ReleaseClientLocksResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
+	"\x12ReleaseClientLocks\x12*.rwxnfs.admin.v1.ReleaseClientLocksRequest\x1a+.rwxnfs.admin.v1.ReleaseClientLocksResponse\x12X\n" +
+	"\vListClients\x12#.rwxnfs.admin.v1.ListClientsRequest\x1a$.rwxnfs.admin.v1.ListClientsResponse\x12^\n" +
+	"\rListReclaimed\x12%.rwxnfs.admin.v1.ListReclaimedRequest\x1a&.rwxnfs.admin.v1.ListReclaimedResponse\x12^\n" +
+	"\rRestoreVolume\x12%.rwxnfs.admin.v1.RestoreVolumeRequest\x1a&.rwxnfs.admin.v1.RestoreVolumeResponse\x12U\n" +
+	"\n" +
+	"ListCopies\x12\".rwxnfs.admin.v1.ListCopiesRequest\x1a#.rwxnfs.admin.v1.ListCopiesResponseB/Z-github.com/rwxnfs/rwxnfs/api/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -2824,7 +3480,7 @@ func file_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_admin_v1_admin_proto_goTypes = []any{
 	(Squash)(0),                        // 0: rwxnfs.admin.v1.Squash
 	(ReclaimMode)(0),                   // 1: rwxnfs.admin.v1.ReclaimMode
@@ -2860,11 +3516,22 @@ var file_admin_v1_admin_proto_goTypes = []any{
 	(*Lock)(nil),                       // 31: rwxnfs.admin.v1.Lock
 	(*ListLocksRequest)(nil),           // 32: rwxnfs.admin.v1.ListLocksRequest
 	(*ListLocksResponse)(nil),          // 33: rwxnfs.admin.v1.ListLocksResponse
-	(*LockClient)(nil),                 // 34: rwxnfs.admin.v1.LockClient
-	(*ListLockClientsRequest)(nil),     // 35: rwxnfs.admin.v1.ListLockClientsRequest
-	(*ListLockClientsResponse)(nil),    // 36: rwxnfs.admin.v1.ListLockClientsResponse
-	(*ReleaseClientLocksRequest)(nil),  // 37: rwxnfs.admin.v1.ReleaseClientLocksRequest
-	(*ReleaseClientLocksResponse)(nil), // 38: rwxnfs.admin.v1.ReleaseClientLocksResponse
+	(*ListReclaimedRequest)(nil),       // 34: rwxnfs.admin.v1.ListReclaimedRequest
+	(*ReclaimedVolume)(nil),            // 35: rwxnfs.admin.v1.ReclaimedVolume
+	(*ListReclaimedResponse)(nil),      // 36: rwxnfs.admin.v1.ListReclaimedResponse
+	(*RestoreVolumeRequest)(nil),       // 37: rwxnfs.admin.v1.RestoreVolumeRequest
+	(*RestoreVolumeResponse)(nil),      // 38: rwxnfs.admin.v1.RestoreVolumeResponse
+	(*ListCopiesRequest)(nil),          // 39: rwxnfs.admin.v1.ListCopiesRequest
+	(*Copy)(nil),                       // 40: rwxnfs.admin.v1.Copy
+	(*ListCopiesResponse)(nil),         // 41: rwxnfs.admin.v1.ListCopiesResponse
+	(*ListClientsRequest)(nil),         // 42: rwxnfs.admin.v1.ListClientsRequest
+	(*ClientConnection)(nil),           // 43: rwxnfs.admin.v1.ClientConnection
+	(*ListClientsResponse)(nil),        // 44: rwxnfs.admin.v1.ListClientsResponse
+	(*LockClient)(nil),                 // 45: rwxnfs.admin.v1.LockClient
+	(*ListLockClientsRequest)(nil),     // 46: rwxnfs.admin.v1.ListLockClientsRequest
+	(*ListLockClientsResponse)(nil),    // 47: rwxnfs.admin.v1.ListLockClientsResponse
+	(*ReleaseClientLocksRequest)(nil),  // 48: rwxnfs.admin.v1.ReleaseClientLocksRequest
+	(*ReleaseClientLocksResponse)(nil), // 49: rwxnfs.admin.v1.ReleaseClientLocksResponse
 }
 var file_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: rwxnfs.admin.v1.ExportOptions.squash:type_name -> rwxnfs.admin.v1.Squash
@@ -2887,42 +3554,55 @@ var file_admin_v1_admin_proto_depIdxs = []int32{
 	18, // 17: rwxnfs.admin.v1.GetSnapshotResponse.snapshot:type_name -> rwxnfs.admin.v1.Snapshot
 	18, // 18: rwxnfs.admin.v1.ListSnapshotsResponse.snapshots:type_name -> rwxnfs.admin.v1.Snapshot
 	31, // 19: rwxnfs.admin.v1.ListLocksResponse.locks:type_name -> rwxnfs.admin.v1.Lock
-	34, // 20: rwxnfs.admin.v1.ListLockClientsResponse.clients:type_name -> rwxnfs.admin.v1.LockClient
-	6,  // 21: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
-	8,  // 22: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
-	10, // 23: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
-	12, // 24: rwxnfs.admin.v1.Admin.UpdateVolume:input_type -> rwxnfs.admin.v1.UpdateVolumeRequest
-	14, // 25: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
-	16, // 26: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
-	19, // 27: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
-	21, // 28: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
-	23, // 29: rwxnfs.admin.v1.Admin.GetSnapshot:input_type -> rwxnfs.admin.v1.GetSnapshotRequest
-	25, // 30: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
-	27, // 31: rwxnfs.admin.v1.Admin.GetCapacity:input_type -> rwxnfs.admin.v1.GetCapacityRequest
-	29, // 32: rwxnfs.admin.v1.Admin.GetServerInfo:input_type -> rwxnfs.admin.v1.GetServerInfoRequest
-	32, // 33: rwxnfs.admin.v1.Admin.ListLocks:input_type -> rwxnfs.admin.v1.ListLocksRequest
-	35, // 34: rwxnfs.admin.v1.Admin.ListLockClients:input_type -> rwxnfs.admin.v1.ListLockClientsRequest
-	37, // 35: rwxnfs.admin.v1.Admin.ReleaseClientLocks:input_type -> rwxnfs.admin.v1.ReleaseClientLocksRequest
-	7,  // 36: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
-	9,  // 37: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
-	11, // 38: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
-	13, // 39: rwxnfs.admin.v1.Admin.UpdateVolume:output_type -> rwxnfs.admin.v1.UpdateVolumeResponse
-	15, // 40: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
-	17, // 41: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
-	20, // 42: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
-	22, // 43: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
-	24, // 44: rwxnfs.admin.v1.Admin.GetSnapshot:output_type -> rwxnfs.admin.v1.GetSnapshotResponse
-	26, // 45: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
-	28, // 46: rwxnfs.admin.v1.Admin.GetCapacity:output_type -> rwxnfs.admin.v1.GetCapacityResponse
-	30, // 47: rwxnfs.admin.v1.Admin.GetServerInfo:output_type -> rwxnfs.admin.v1.GetServerInfoResponse
-	33, // 48: rwxnfs.admin.v1.Admin.ListLocks:output_type -> rwxnfs.admin.v1.ListLocksResponse
-	36, // 49: rwxnfs.admin.v1.Admin.ListLockClients:output_type -> rwxnfs.admin.v1.ListLockClientsResponse
-	38, // 50: rwxnfs.admin.v1.Admin.ReleaseClientLocks:output_type -> rwxnfs.admin.v1.ReleaseClientLocksResponse
-	36, // [36:51] is the sub-list for method output_type
-	21, // [21:36] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	1,  // 20: rwxnfs.admin.v1.ReclaimedVolume.reclaim_mode:type_name -> rwxnfs.admin.v1.ReclaimMode
+	35, // 21: rwxnfs.admin.v1.ListReclaimedResponse.volumes:type_name -> rwxnfs.admin.v1.ReclaimedVolume
+	4,  // 22: rwxnfs.admin.v1.RestoreVolumeResponse.volume:type_name -> rwxnfs.admin.v1.Volume
+	40, // 23: rwxnfs.admin.v1.ListCopiesResponse.copies:type_name -> rwxnfs.admin.v1.Copy
+	43, // 24: rwxnfs.admin.v1.ListClientsResponse.clients:type_name -> rwxnfs.admin.v1.ClientConnection
+	45, // 25: rwxnfs.admin.v1.ListLockClientsResponse.clients:type_name -> rwxnfs.admin.v1.LockClient
+	6,  // 26: rwxnfs.admin.v1.Admin.CreateVolume:input_type -> rwxnfs.admin.v1.CreateVolumeRequest
+	8,  // 27: rwxnfs.admin.v1.Admin.DeleteVolume:input_type -> rwxnfs.admin.v1.DeleteVolumeRequest
+	10, // 28: rwxnfs.admin.v1.Admin.ExpandVolume:input_type -> rwxnfs.admin.v1.ExpandVolumeRequest
+	12, // 29: rwxnfs.admin.v1.Admin.UpdateVolume:input_type -> rwxnfs.admin.v1.UpdateVolumeRequest
+	14, // 30: rwxnfs.admin.v1.Admin.GetVolume:input_type -> rwxnfs.admin.v1.GetVolumeRequest
+	16, // 31: rwxnfs.admin.v1.Admin.ListVolumes:input_type -> rwxnfs.admin.v1.ListVolumesRequest
+	19, // 32: rwxnfs.admin.v1.Admin.CreateSnapshot:input_type -> rwxnfs.admin.v1.CreateSnapshotRequest
+	21, // 33: rwxnfs.admin.v1.Admin.DeleteSnapshot:input_type -> rwxnfs.admin.v1.DeleteSnapshotRequest
+	23, // 34: rwxnfs.admin.v1.Admin.GetSnapshot:input_type -> rwxnfs.admin.v1.GetSnapshotRequest
+	25, // 35: rwxnfs.admin.v1.Admin.ListSnapshots:input_type -> rwxnfs.admin.v1.ListSnapshotsRequest
+	27, // 36: rwxnfs.admin.v1.Admin.GetCapacity:input_type -> rwxnfs.admin.v1.GetCapacityRequest
+	29, // 37: rwxnfs.admin.v1.Admin.GetServerInfo:input_type -> rwxnfs.admin.v1.GetServerInfoRequest
+	32, // 38: rwxnfs.admin.v1.Admin.ListLocks:input_type -> rwxnfs.admin.v1.ListLocksRequest
+	46, // 39: rwxnfs.admin.v1.Admin.ListLockClients:input_type -> rwxnfs.admin.v1.ListLockClientsRequest
+	48, // 40: rwxnfs.admin.v1.Admin.ReleaseClientLocks:input_type -> rwxnfs.admin.v1.ReleaseClientLocksRequest
+	42, // 41: rwxnfs.admin.v1.Admin.ListClients:input_type -> rwxnfs.admin.v1.ListClientsRequest
+	34, // 42: rwxnfs.admin.v1.Admin.ListReclaimed:input_type -> rwxnfs.admin.v1.ListReclaimedRequest
+	37, // 43: rwxnfs.admin.v1.Admin.RestoreVolume:input_type -> rwxnfs.admin.v1.RestoreVolumeRequest
+	39, // 44: rwxnfs.admin.v1.Admin.ListCopies:input_type -> rwxnfs.admin.v1.ListCopiesRequest
+	7,  // 45: rwxnfs.admin.v1.Admin.CreateVolume:output_type -> rwxnfs.admin.v1.CreateVolumeResponse
+	9,  // 46: rwxnfs.admin.v1.Admin.DeleteVolume:output_type -> rwxnfs.admin.v1.DeleteVolumeResponse
+	11, // 47: rwxnfs.admin.v1.Admin.ExpandVolume:output_type -> rwxnfs.admin.v1.ExpandVolumeResponse
+	13, // 48: rwxnfs.admin.v1.Admin.UpdateVolume:output_type -> rwxnfs.admin.v1.UpdateVolumeResponse
+	15, // 49: rwxnfs.admin.v1.Admin.GetVolume:output_type -> rwxnfs.admin.v1.GetVolumeResponse
+	17, // 50: rwxnfs.admin.v1.Admin.ListVolumes:output_type -> rwxnfs.admin.v1.ListVolumesResponse
+	20, // 51: rwxnfs.admin.v1.Admin.CreateSnapshot:output_type -> rwxnfs.admin.v1.CreateSnapshotResponse
+	22, // 52: rwxnfs.admin.v1.Admin.DeleteSnapshot:output_type -> rwxnfs.admin.v1.DeleteSnapshotResponse
+	24, // 53: rwxnfs.admin.v1.Admin.GetSnapshot:output_type -> rwxnfs.admin.v1.GetSnapshotResponse
+	26, // 54: rwxnfs.admin.v1.Admin.ListSnapshots:output_type -> rwxnfs.admin.v1.ListSnapshotsResponse
+	28, // 55: rwxnfs.admin.v1.Admin.GetCapacity:output_type -> rwxnfs.admin.v1.GetCapacityResponse
+	30, // 56: rwxnfs.admin.v1.Admin.GetServerInfo:output_type -> rwxnfs.admin.v1.GetServerInfoResponse
+	33, // 57: rwxnfs.admin.v1.Admin.ListLocks:output_type -> rwxnfs.admin.v1.ListLocksResponse
+	47, // 58: rwxnfs.admin.v1.Admin.ListLockClients:output_type -> rwxnfs.admin.v1.ListLockClientsResponse
+	49, // 59: rwxnfs.admin.v1.Admin.ReleaseClientLocks:output_type -> rwxnfs.admin.v1.ReleaseClientLocksResponse
+	44, // 60: rwxnfs.admin.v1.Admin.ListClients:output_type -> rwxnfs.admin.v1.ListClientsResponse
+	36, // 61: rwxnfs.admin.v1.Admin.ListReclaimed:output_type -> rwxnfs.admin.v1.ListReclaimedResponse
+	38, // 62: rwxnfs.admin.v1.Admin.RestoreVolume:output_type -> rwxnfs.admin.v1.RestoreVolumeResponse
+	41, // 63: rwxnfs.admin.v1.Admin.ListCopies:output_type -> rwxnfs.admin.v1.ListCopiesResponse
+	45, // [45:64] is the sub-list for method output_type
+	26, // [26:45] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_admin_v1_admin_proto_init() }
@@ -2942,7 +3622,7 @@ func file_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_v1_admin_proto_rawDesc), len(file_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -46,6 +46,10 @@ const (
 	Admin_ListLocks_FullMethodName          = "/rwxnfs.admin.v1.Admin/ListLocks"
 	Admin_ListLockClients_FullMethodName    = "/rwxnfs.admin.v1.Admin/ListLockClients"
 	Admin_ReleaseClientLocks_FullMethodName = "/rwxnfs.admin.v1.Admin/ReleaseClientLocks"
+	Admin_ListClients_FullMethodName        = "/rwxnfs.admin.v1.Admin/ListClients"
+	Admin_ListReclaimed_FullMethodName      = "/rwxnfs.admin.v1.Admin/ListReclaimed"
+	Admin_RestoreVolume_FullMethodName      = "/rwxnfs.admin.v1.Admin/RestoreVolume"
+	Admin_ListCopies_FullMethodName         = "/rwxnfs.admin.v1.Admin/ListCopies"
 )
 
 // AdminClient is the client API for Admin service.
@@ -102,6 +106,19 @@ type AdminClient interface {
 	// the way out for a node that died and will not come back to notify.
 	// Its processes are not told. A client with nothing is not an error.
 	ReleaseClientLocks(ctx context.Context, in *ReleaseClientLocksRequest, opts ...grpc.CallOption) (*ReleaseClientLocksResponse, error)
+	// ListClients lists the open connections to the NFS port: address,
+	// since when, calls so far, and the volumes the client mounted.
+	ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error)
+	// ListReclaimed lists the kept trees of deleted volumes (retained or
+	// archived), which RestoreVolume serves again.
+	ListReclaimed(ctx context.Context, in *ListReclaimedRequest, opts ...grpc.CallOption) (*ListReclaimedResponse, error)
+	// RestoreVolume serves a kept tree again, with the options, limits
+	// and fsid it had when its metadata was kept. AlreadyExists when the
+	// id is taken: give another.
+	RestoreVolume(ctx context.Context, in *RestoreVolumeRequest, opts ...grpc.CallOption) (*RestoreVolumeResponse, error)
+	// ListCopies lists the copies in progress (snapshots being taken,
+	// volumes being cloned) with the bytes copied so far.
+	ListCopies(ctx context.Context, in *ListCopiesRequest, opts ...grpc.CallOption) (*ListCopiesResponse, error)
 }
 
 type adminClient struct {
@@ -262,6 +279,46 @@ func (c *adminClient) ReleaseClientLocks(ctx context.Context, in *ReleaseClientL
 	return out, nil
 }
 
+func (c *adminClient) ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListClientsResponse)
+	err := c.cc.Invoke(ctx, Admin_ListClients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListReclaimed(ctx context.Context, in *ListReclaimedRequest, opts ...grpc.CallOption) (*ListReclaimedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReclaimedResponse)
+	err := c.cc.Invoke(ctx, Admin_ListReclaimed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) RestoreVolume(ctx context.Context, in *RestoreVolumeRequest, opts ...grpc.CallOption) (*RestoreVolumeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreVolumeResponse)
+	err := c.cc.Invoke(ctx, Admin_RestoreVolume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListCopies(ctx context.Context, in *ListCopiesRequest, opts ...grpc.CallOption) (*ListCopiesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCopiesResponse)
+	err := c.cc.Invoke(ctx, Admin_ListCopies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -316,6 +373,19 @@ type AdminServer interface {
 	// the way out for a node that died and will not come back to notify.
 	// Its processes are not told. A client with nothing is not an error.
 	ReleaseClientLocks(context.Context, *ReleaseClientLocksRequest) (*ReleaseClientLocksResponse, error)
+	// ListClients lists the open connections to the NFS port: address,
+	// since when, calls so far, and the volumes the client mounted.
+	ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error)
+	// ListReclaimed lists the kept trees of deleted volumes (retained or
+	// archived), which RestoreVolume serves again.
+	ListReclaimed(context.Context, *ListReclaimedRequest) (*ListReclaimedResponse, error)
+	// RestoreVolume serves a kept tree again, with the options, limits
+	// and fsid it had when its metadata was kept. AlreadyExists when the
+	// id is taken: give another.
+	RestoreVolume(context.Context, *RestoreVolumeRequest) (*RestoreVolumeResponse, error)
+	// ListCopies lists the copies in progress (snapshots being taken,
+	// volumes being cloned) with the bytes copied so far.
+	ListCopies(context.Context, *ListCopiesRequest) (*ListCopiesResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -370,6 +440,18 @@ func (UnimplementedAdminServer) ListLockClients(context.Context, *ListLockClient
 }
 func (UnimplementedAdminServer) ReleaseClientLocks(context.Context, *ReleaseClientLocksRequest) (*ReleaseClientLocksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseClientLocks not implemented")
+}
+func (UnimplementedAdminServer) ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListClients not implemented")
+}
+func (UnimplementedAdminServer) ListReclaimed(context.Context, *ListReclaimedRequest) (*ListReclaimedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReclaimed not implemented")
+}
+func (UnimplementedAdminServer) RestoreVolume(context.Context, *RestoreVolumeRequest) (*RestoreVolumeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreVolume not implemented")
+}
+func (UnimplementedAdminServer) ListCopies(context.Context, *ListCopiesRequest) (*ListCopiesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCopies not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -662,6 +744,78 @@ func _Admin_ReleaseClientLocks_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListClients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListClientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListClients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListClients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListClients(ctx, req.(*ListClientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListReclaimed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReclaimedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListReclaimed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListReclaimed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListReclaimed(ctx, req.(*ListReclaimedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_RestoreVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RestoreVolume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RestoreVolume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RestoreVolume(ctx, req.(*RestoreVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListCopies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCopiesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListCopies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListCopies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListCopies(ctx, req.(*ListCopiesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -728,6 +882,22 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseClientLocks",
 			Handler:    _Admin_ReleaseClientLocks_Handler,
+		},
+		{
+			MethodName: "ListClients",
+			Handler:    _Admin_ListClients_Handler,
+		},
+		{
+			MethodName: "ListReclaimed",
+			Handler:    _Admin_ListReclaimed_Handler,
+		},
+		{
+			MethodName: "RestoreVolume",
+			Handler:    _Admin_RestoreVolume_Handler,
+		},
+		{
+			MethodName: "ListCopies",
+			Handler:    _Admin_ListCopies_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
