@@ -217,6 +217,8 @@ func (p *printer) volume(v *adminv1.Volume) error {
 	o := v.Options
 	row("Squash", fmt.Sprintf("%s (anonymous %d:%d)", admin.SquashName(o.GetSquash()), o.GetAnonUid(), o.GetAnonGid()))
 	row("Read-only", o.GetReadOnly())
+	row("Set-id bits", allowedOrOff(o.GetAllowSetId(), "cleared on files (allowSetID=true keeps them)"))
+	row("Devices", allowedOrOff(o.GetAllowDevices(), "refused (allowDevices=true allows them)"))
 	clients := "any"
 	if len(o.GetClients()) > 0 {
 		clients = strings.Join(o.GetClients(), ", ")
@@ -280,7 +282,18 @@ func (p *printer) info(i *adminv1.GetServerInfoResponse) error {
 	row("Started", i.Started)
 	row("Volumes", i.Volumes)
 	row("Usage reconciled", i.UsageReconciled)
+	for _, w := range i.Warnings {
+		row("WARNING", w)
+	}
 	return tw.Flush()
+}
+
+// allowedOrOff shows an export option that is off by default for safety.
+func allowedOrOff(allowed bool, off string) string {
+	if allowed {
+		return "allowed"
+	}
+	return off
 }
 
 func (p *printer) locks(ls []*adminv1.Lock) error {

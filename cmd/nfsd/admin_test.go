@@ -49,6 +49,12 @@ func TestAdminCLI(t *testing.T) {
 	if !strings.Contains(out, "Read-only:    true") || !strings.Contains(out, "10.0.0.0/8") || !strings.Contains(out, "On delete:    retain") {
 		t.Fatalf("update:\n%s", out)
 	}
+	if !strings.Contains(out, "Set-id bits:  cleared on files") || !strings.Contains(out, "Devices:      refused") {
+		t.Fatalf("update: the safe defaults are not shown:\n%s", out)
+	}
+	if out := run(0, "update", "web", "allowSetID=true", "allowDevices=true"); !strings.Contains(out, "Set-id bits:  allowed") || !strings.Contains(out, "Devices:      allowed") {
+		t.Fatalf("update allowSetID, allowDevices:\n%s", out)
+	}
 	if out := run(2, "update", "web", "uid=0"); !strings.Contains(out, "cannot change") {
 		t.Fatalf("update uid: %s", out)
 	}

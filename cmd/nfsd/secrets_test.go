@@ -116,6 +116,13 @@ func TestWarnsAdminTCPWithoutTLS(t *testing.T) {
 	if len(info.Warnings) != 1 || !strings.Contains(info.Warnings[0], "without TLS") {
 		t.Errorf("GetServerInfo warnings %q", info.Warnings)
 	}
+	// And "nfsd admin info" shows it.
+	infoCmd := exec.Command(os.Args[0], "admin", "info", "--addr", addr, "--token-file", token)
+	infoCmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
+	out, err := infoCmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "WARNING:") || !strings.Contains(string(out), "without TLS") {
+		t.Errorf("nfsd admin info: %v\n%s", err, out)
+	}
 
 	// A unix socket: no warning.
 	served, logs, _ = runNFSD(t, "--root", filepath.Join(dir, "root2"), "--admin-listen", "unix:"+filepath.Join(dir, "admin.sock"), "--admin-token-file", token)
