@@ -121,6 +121,43 @@ func (c *conn) markIdle() {
 	c.busy.Add(-1)
 }
 
+// reclaimIdle closes every connection idle longer than IdleTimeout; it
+// runs every IdleTimeout/4 until Shutdown, so an idle connection lives
+// at most 1.25 IdleTimeout. A socket costs a descriptor and kernel
+// buffers: clients that mount and go quiet should not keep them for
+// good, and a Linux client reconnects transparently when next needed.
+func (s *Server) reclaimIdle() {
+	t := time.NewTicker(s.Limits.IdleTimeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.baseCtx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		s.mu.Lock()
+		for c := range s.conns {
+			if c.reclaimed || c.busy.Load() != 0 {
+				continue
+			}
+			if idle := now.Sub(time.Unix(0, c.lastUsed.Load())); idle >= s.Limits.IdleTimeout {
+				s.reclaim(c, "closed a connection idle too long", "idle", idle.Round(time.Millisecond), "idle_timeout", s.Limits.IdleTimeout)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// reclaim closes the idle connection c; called with s.mu held.
+func (s *Server) reclaim(c *conn, msg string, args ...any) {
+	c.reclaimed = true
+	s.live--
+	s.count(func(st *Stats) { st.ReclaimedConns++ })
+	c.nc.Close()
+	s.Log.Info(msg, append([]any{"remote", c.remote}, args...)...)
+}
+
 // makeRoom is called with s.mu held before a new connection is added: at
 // the cap it closes the connection idle longest, or reports that none is.
 func (s *Server) makeRoom() error {
@@ -139,11 +176,7 @@ func (s *Server) makeRoom() error {
 	if victim == nil {
 		return fmt.Errorf("%w (%d open, none idle)", errTooManyConnsTotal, s.live)
 	}
-	victim.reclaimed = true
-	s.live--
-	victim.nc.Close()
-	s.count(func(st *Stats) { st.ReclaimedConns++ })
-	s.Log.Info("closed the connection idle longest to make room", "remote", victim.remote, "idle", time.Since(time.Unix(0, victim.lastUsed.Load())).Round(time.Millisecond), "max_conns", s.Limits.MaxConns)
+	s.reclaim(victim, "closed the connection idle longest to make room", "idle", time.Since(time.Unix(0, victim.lastUsed.Load())).Round(time.Millisecond), "max_conns", s.Limits.MaxConns)
 	return nil
 }
 

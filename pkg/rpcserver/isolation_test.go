@@ -148,6 +148,30 @@ func TestConnectionCapReclaimsIdle(t *testing.T) {
 	}
 }
 
+// A connection with no call in flight for IdleTimeout is closed; one
+// whose call is being served that long is not, and gets its reply.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	lim := small
+	lim.IdleTimeout = 200 * time.Millisecond
+	ts := startServer(t, lim)
+	busy := rpctest.DialFrom(t, "127.0.0.1", ts.addr)
+	busy.SetDeadline(time.Now().Add(time.Minute))
+	busy.Call(1, testProg, 1, procBlock, rpctest.U32(1))
+	<-ts.h.started
+	idle := rpctest.DialFrom(t, "127.0.0.2", ts.addr)
+	idle.Call(2, testProg, 1, procNull, nil)
+	idle.ExpectReply(2)
+	idle.SetDeadline(time.Now().Add(20 * time.Second))
+	idle.ExpectClosed()
+	// The busy connection has been busy since before the idle one
+	// opened: longer than IdleTimeout.
+	ts.h.release(1)
+	busy.ExpectReply(1)
+	if st := ts.Stats(); st.ReclaimedConns == 0 {
+		t.Fatalf("the idle connection closed, but not counted: %+v", st)
+	}
+}
+
 // A flood of portmapper DUMP calls over UDP, as a reflector's forged calls
 // would come: the replies to that source stay within its byte rate, and
 // another source is answered meanwhile.

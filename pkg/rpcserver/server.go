@@ -172,6 +172,7 @@ type Server struct {
 	Limits   Limits
 
 	initOnce sync.Once
+	idleOnce sync.Once // starts reclaimIdle with the first Serve
 	calls    *semaphore.Weighted
 	bytes    *semaphore.Weighted
 
@@ -287,6 +288,7 @@ func (s *Server) Serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.track(l, false)
+	s.idleOnce.Do(func() { go s.reclaimIdle() })
 	var backoff time.Duration
 	for {
 		c, err := l.Accept()
