@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	adminv1 "github.com/rwxnfs/rwxnfs/api/admin/v1"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
@@ -31,6 +32,9 @@ type Config struct {
 	TLSCert, TLSKey, ClientCA string
 	// Info describes the serving nfsd, for GetServerInfo.
 	Info Info
+	// MaxConns caps the open connections (DefaultMaxConns if zero);
+	// more are closed at once.
+	MaxConns int
 }
 
 // Info is what GetServerInfo reports about the daemon besides its volumes.
@@ -65,7 +69,11 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 		return nil, err
 	}
 	s := &Server{t: t, locks: locks, log: log, token: token, info: cfg.Info, done: make(chan struct{})}
-	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.authenticate)}
+	opts := []grpc.ServerOption{
+		grpc.UnaryInterceptor(s.authenticate),
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: idleTimeout}),
+	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.ClientCA != "" {
 		tc, err := tlsConfig(cfg)
 		if err != nil {
@@ -73,9 +81,17 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	if s.lis, err = listen(cfg.Listen); err != nil {
+	lis, err := listen(cfg.Listen)
+	if err != nil {
 		return nil, err
 	}
+	maxConns := cfg.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	s.lis = &limitListener{Listener: lis, max: int64(maxConns), warn: func(max, refused int64) {
+		log.Warn("admin API: refusing connections over the cap", "max_conns", max, "refused_total", refused)
+	}}
 	s.grpc = grpc.NewServer(opts...)
 	adminv1.RegisterAdminServer(s.grpc, s)
 	go func() {
