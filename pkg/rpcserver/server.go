@@ -69,7 +69,8 @@ type Limits struct {
 	// reserved from InflightBytes (default InflightBytes/16, at least
 	// MaxRecord), so stalled records from fewer than 16 hosts cannot
 	// take the whole budget; a record's bytes are reserved when its
-	// header arrives, and RecordTimeout bounds how long they are held.
+	// header arrives, and RecordTimeout bounds how long they are held
+	// (StallReclaim, when others wait for them).
 	PerClientBytes int64
 	// MaxConns caps the open connections in all (default 4096; nfsd
 	// derives it from RLIMIT_NOFILE, see pkg/nfsd). At the cap the
