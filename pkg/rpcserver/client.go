@@ -3,6 +3,7 @@ package rpcserver
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -66,7 +67,7 @@ func (s *Server) acquireClientBytes(ctx context.Context, c *conn, n int64) error
 			return err
 		}
 	}
-	if err := s.acquireBytesReclaiming(ctx, c, n); err != nil {
+	if err := s.acquireBytesReclaiming(ctx, n); err != nil {
 		if c.cl != nil {
 			c.cl.bytes.Release(n)
 		}
@@ -194,9 +195,9 @@ func (s *Server) makeRoom() error {
 // from a reader blocked on its own client's bytes, never from one the
 // waiting readers depend on.
 
-// acquireBytesReclaiming takes n bytes of the server-wide budget for c,
+// acquireBytesReclaiming takes n bytes of the server-wide budget,
 // looking for stalled claims to reclaim while it waits.
-func (s *Server) acquireBytesReclaiming(ctx context.Context, c *conn, n int64) error {
+func (s *Server) acquireBytesReclaiming(ctx context.Context, n int64) error {
 	if s.tryAcquireBytes(n) {
 		return nil
 	}
@@ -228,17 +229,23 @@ func (s *Server) reclaimStalled() {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	n, bytes, some := 0, int64(0), net.Addr(nil)
 	for c := range s.conns {
-		if c.claim.Load() == 0 || now.Sub(time.Unix(0, c.lastRead.Load())) < s.Limits.StallReclaim {
+		claim := c.claim.Load()
+		if claim == 0 || now.Sub(time.Unix(0, c.lastRead.Load())) < s.Limits.StallReclaim {
 			continue
 		}
 		if c.stalled.Swap(true) {
 			continue // already stopped
 		}
-		c.stopReading()
 		s.count(func(st *Stats) { st.StalledClaims++ })
-		s.Log.Warn("closing connection: it holds a claim on the byte budget others wait for, and sends nothing", "remote", c.remote, "claim", c.claim.Load(), "idle", now.Sub(time.Unix(0, c.lastRead.Load())).Round(time.Millisecond))
+		c.stopReading()
+		n, bytes, some = n+1, bytes+claim, c.remote
+	}
+	s.mu.Unlock()
+	if n > 0 {
+		// One line per scan: stalled claims come in floods.
+		s.Log.Warn("closing connections that hold claims on the byte budget others wait for, and send nothing", "connections", n, "bytes", bytes, "one", some, "stall_reclaim", s.Limits.StallReclaim)
 	}
 }
 
