@@ -137,26 +137,27 @@ func (s *Server) reclaimIdle() {
 		case <-t.C:
 		}
 		now := time.Now()
+		n := 0
 		s.mu.Lock()
 		for c := range s.conns {
-			if c.reclaimed || c.busy.Load() != 0 {
-				continue
-			}
-			if idle := now.Sub(time.Unix(0, c.lastUsed.Load())); idle >= s.Limits.IdleTimeout {
-				s.reclaim(c, "closed a connection idle too long", "idle", idle.Round(time.Millisecond), "idle_timeout", s.Limits.IdleTimeout)
+			if !c.reclaimed && c.busy.Load() == 0 && now.Sub(time.Unix(0, c.lastUsed.Load())) >= s.Limits.IdleTimeout {
+				s.reclaim(c)
+				n++
 			}
 		}
 		s.mu.Unlock()
+		if n > 0 { // one line per sweep: there may be thousands
+			s.Log.Info("closed connections idle too long", "connections", n, "idle_timeout", s.Limits.IdleTimeout)
+		}
 	}
 }
 
 // reclaim closes the idle connection c; called with s.mu held.
-func (s *Server) reclaim(c *conn, msg string, args ...any) {
+func (s *Server) reclaim(c *conn) {
 	c.reclaimed = true
 	s.live--
 	s.count(func(st *Stats) { st.ReclaimedConns++ })
 	c.nc.Close()
-	s.Log.Info(msg, append([]any{"remote", c.remote}, args...)...)
 }
 
 // makeRoom is called with s.mu held before a new connection is added: at
@@ -177,7 +178,8 @@ func (s *Server) makeRoom() error {
 	if victim == nil {
 		return fmt.Errorf("%w (%d open, none idle)", errTooManyConnsTotal, s.live)
 	}
-	s.reclaim(victim, "closed the connection idle longest to make room", "idle", time.Since(time.Unix(0, victim.lastUsed.Load())).Round(time.Millisecond), "max_conns", s.Limits.MaxConns)
+	s.reclaim(victim)
+	s.Log.Info("closed the connection idle longest to make room", "remote", victim.remote, "idle", time.Since(time.Unix(0, victim.lastUsed.Load())).Round(time.Millisecond), "max_conns", s.Limits.MaxConns)
 	return nil
 }
 
