@@ -27,7 +27,7 @@ type serveOptions struct {
 	root, listen, portmap, metrics string
 	init                           bool
 	pprof, noLocking, noDefault    bool
-	lockGrace, drain               time.Duration
+	lockGrace, drain, idle         time.Duration
 	logLevel, logFormat            string
 	adminListen, adminToken        string
 	adminCert, adminKey, adminCA   string
@@ -57,6 +57,7 @@ func addServeFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&o.adminCA, "admin-tls-client-ca", "", "CA (PEM) that admin clients' certificates must chain to (mTLS)")
 	fs.DurationVar(&o.drain, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
 	fs.IntVar(&o.perClient, "max-conns-per-client", rpcserver.DefaultLimits.PerClientConns, "open connections allowed from one client address, at least 1 (raise it for many clients behind one NAT address)")
+	fs.DurationVar(&o.idle, "idle-timeout", rpcserver.DefaultLimits.IdleTimeout, "close NFS connections with nothing in flight for this long (clients reconnect on their own)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "open NFS connections in all; at the cap the connection idle longest is closed for a new one (0: derived from the open file limit)")
 }
 
@@ -135,6 +136,9 @@ func (o *serveOptions) config(stderr io.Writer) (nfsd.Config, *slog.Logger, erro
 	if o.maxConns < 0 {
 		return cfg, nil, usagef("--max-conns %d: want 0 (derived from the open file limit) or more", o.maxConns)
 	}
+	if o.idle <= 0 {
+		return cfg, nil, usagef("--idle-timeout %v: want more than 0", o.idle)
+	}
 	if o.lockGrace < 0 {
 		return cfg, nil, usagef("--lock-grace %v: want 0 or more", o.lockGrace)
 	}
@@ -153,7 +157,7 @@ func (o *serveOptions) config(stderr io.Writer) (nfsd.Config, *slog.Logger, erro
 		Pprof:         o.pprof,
 		NoLocking:     o.noLocking,
 		LockGrace:     o.lockGrace,
-		Limits:        rpcserver.Limits{PerClientConns: o.perClient, MaxConns: o.maxConns},
+		Limits:        rpcserver.Limits{PerClientConns: o.perClient, MaxConns: o.maxConns, IdleTimeout: o.idle},
 		Log:           log,
 		Admin: admin.Config{
 			Listen: adminListen, TokenFile: o.adminToken,

@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	adminv1 "github.com/rwxnfs/rwxnfs/api/admin/v1"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
@@ -32,6 +33,9 @@ type Config struct {
 	TLSCert, TLSKey, ClientCA string
 	// Info describes the serving nfsd, for GetServerInfo.
 	Info Info
+	// MaxConns caps the open connections (DefaultMaxConns if zero);
+	// more are closed at once.
+	MaxConns int
 	// Clients lists the NFS clients connected now, for ListClients
 	// (nil: none are listed).
 	Clients func() []Client
@@ -82,7 +86,11 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 	if s.clients == nil {
 		s.clients = func() []Client { return nil }
 	}
-	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.authenticate)}
+	opts := []grpc.ServerOption{
+		grpc.UnaryInterceptor(s.authenticate),
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: idleTimeout}),
+	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.ClientCA != "" {
 		tc, err := tlsConfig(cfg)
 		if err != nil {
@@ -90,9 +98,17 @@ func Start(cfg Config, t *exports.Table, locks LockManager, log *slog.Logger) (*
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	if s.lis, err = listen(cfg.Listen); err != nil {
+	lis, err := listen(cfg.Listen)
+	if err != nil {
 		return nil, err
 	}
+	maxConns := cfg.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	s.lis = &limitListener{Listener: lis, max: int64(maxConns), warn: func(max, refused int64) {
+		log.Warn("admin API: refusing connections over the cap", "max_conns", max, "refused_total", refused)
+	}}
 	s.grpc = grpc.NewServer(opts...)
 	adminv1.RegisterAdminServer(s.grpc, s)
 	go func() {

@@ -74,6 +74,15 @@ func TestAbusiveClients(t *testing.T) {
 				}
 			}
 		}},
+		{"stalled 1 MiB claims, 8 connections from each of 64 addresses", func(t *testing.T) {
+			// Twice the server-wide budget: taken back as others wait.
+			claim := append(rpctest.U32(1<<31|uint32(lim.MaxRecord)), "a few bytes"...)
+			for a := range 64 {
+				for range 8 {
+					rpctest.DialFrom(t, fmt.Sprintf("127.0.2.%d", a+1), d.Addr().String()).WriteRaw(claim)
+				}
+			}
+		}},
 		{fmt.Sprintf("idle connections from many addresses, 1.5 × MaxConns (%d)", lim.MaxConns), func(t *testing.T) {
 			for i := range lim.MaxConns * 3 / 2 {
 				rpctest.DialFrom(t, fmt.Sprintf("127.1.%d.%d", i/200, i%200+1), d.Addr().String())

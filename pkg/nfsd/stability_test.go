@@ -133,6 +133,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		`rwxnfs_written_bytes_total`,
 		`rwxnfs_rpc_replies_unsent 0`,
 		`rwxnfs_rpc_reclaimed_connections_total 0`,
+		`rwxnfs_rpc_stalled_claims_total 0`,
 		`rwxnfs_rpc_udp_dropped_total 0`,
 	} {
 		if !strings.Contains(m, want) {

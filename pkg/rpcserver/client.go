@@ -3,6 +3,7 @@ package rpcserver
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -57,15 +58,16 @@ func (s *Server) dropClientConn(ip netip.Addr) {
 // acquireClientBytes reserves n bytes for a call of c, from its client's
 // budget and then the server's. The caller holds no budget while it
 // waits: the client's bytes are held only by calls of that client whose
-// server-wide bytes are held or about to be, and those finish or time out
-// (RecordTimeout), so waiting cannot deadlock.
+// server-wide bytes are held or about to be, and those finish, time out
+// (RecordTimeout) or are reclaimed (StallReclaim), so waiting cannot
+// deadlock.
 func (s *Server) acquireClientBytes(ctx context.Context, c *conn, n int64) error {
 	if c.cl != nil {
 		if err := c.cl.bytes.Acquire(ctx, n); err != nil {
 			return err
 		}
 	}
-	if err := s.acquireBytes(ctx, n); err != nil {
+	if err := s.acquireBytesReclaiming(ctx, n); err != nil {
 		if c.cl != nil {
 			c.cl.bytes.Release(n)
 		}
@@ -120,6 +122,44 @@ func (c *conn) markIdle() {
 	c.busy.Add(-1)
 }
 
+// reclaimIdle closes every connection idle longer than IdleTimeout; it
+// runs every IdleTimeout/4 until Shutdown, so an idle connection lives
+// at most 1.25 IdleTimeout. A socket costs a descriptor and kernel
+// buffers: clients that mount and go quiet should not keep them for
+// good, and a Linux client reconnects transparently when next needed.
+func (s *Server) reclaimIdle() {
+	t := time.NewTicker(s.Limits.IdleTimeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.baseCtx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		n := 0
+		s.mu.Lock()
+		for c := range s.conns {
+			if !c.reclaimed && c.busy.Load() == 0 && now.Sub(time.Unix(0, c.lastUsed.Load())) >= s.Limits.IdleTimeout {
+				s.reclaim(c)
+				n++
+			}
+		}
+		s.mu.Unlock()
+		if n > 0 { // one line per sweep: there may be thousands
+			s.Log.Info("closed connections idle too long", "connections", n, "idle_timeout", s.Limits.IdleTimeout)
+		}
+	}
+}
+
+// reclaim closes the idle connection c; called with s.mu held.
+func (s *Server) reclaim(c *conn) {
+	c.reclaimed = true
+	s.live--
+	s.count(func(st *Stats) { st.ReclaimedConns++ })
+	c.nc.Close()
+}
+
 // makeRoom is called with s.mu held before a new connection is added: at
 // the cap it closes the connection idle longest, or reports that none is.
 func (s *Server) makeRoom() error {
@@ -138,10 +178,86 @@ func (s *Server) makeRoom() error {
 	if victim == nil {
 		return fmt.Errorf("%w (%d open, none idle)", errTooManyConnsTotal, s.live)
 	}
-	victim.reclaimed = true
-	s.live--
-	victim.nc.Close()
-	s.count(func(st *Stats) { st.ReclaimedConns++ })
+	s.reclaim(victim)
 	s.Log.Info("closed the connection idle longest to make room", "remote", victim.remote, "idle", time.Since(time.Unix(0, victim.lastUsed.Load())).Round(time.Millisecond), "max_conns", s.Limits.MaxConns)
 	return nil
+}
+
+// Stalled claims. A record's bytes are reserved whole when its header
+// arrives (one reservation per call: the hot path stays cheap), so a
+// header followed by nothing holds budget it never uses. Per-client
+// budgets bound what one address claims, but addresses are cheap (IPv6),
+// so the server-wide budget needs more: while a reader waits for it,
+// every connection whose claim has seen no byte arrive for StallReclaim
+// (StallReclaim/8 for a claim with no byte since it was granted) loses
+// it. Its reading stops (stopReading, so the calls it has in
+// flight are still answered), readCall gives the claim back and the
+// connection closes; a real client reconnects and sends the call again.
+// A reader waiting for budget holds none, and a claim is reclaimed only
+// from a reader blocked on its own client's bytes, never from one the
+// waiting readers depend on.
+
+// acquireBytesReclaiming takes n bytes of the server-wide budget,
+// looking for stalled claims to reclaim while it waits.
+func (s *Server) acquireBytesReclaiming(ctx context.Context, n int64) error {
+	if s.tryAcquireBytes(n) {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(s.Limits.StallReclaim / 8)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				s.reclaimStalled()
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := s.acquireBytes(ctx, n)
+	close(done)
+	return err
+}
+
+// reclaimStalled stops reading on every connection whose claim has seen
+// no byte for StallReclaim. Many waiters call it; it looks at most once
+// per StallReclaim/16.
+func (s *Server) reclaimStalled() {
+	now := time.Now()
+	last := s.lastScan.Load()
+	if now.UnixNano()-last < int64(s.Limits.StallReclaim/16) || !s.lastScan.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	s.mu.Lock()
+	n, bytes, some := 0, int64(0), net.Addr(nil)
+	for c := range s.conns {
+		claim := c.claim.Load()
+		if claim == 0 || now.Sub(time.Unix(0, c.lastRead.Load())) < s.Limits.StallReclaim {
+			continue
+		}
+		if c.stalled.Swap(true) {
+			continue // already stopped
+		}
+		s.count(func(st *Stats) { st.StalledClaims++ })
+		c.stopReading()
+		n, bytes, some = n+1, bytes+claim, c.remote
+	}
+	s.mu.Unlock()
+	if n > 0 {
+		// One line per scan: stalled claims come in floods.
+		s.Log.Warn("closing connections that hold claims on the byte budget others wait for, and send nothing", "connections", n, "bytes", bytes, "one", some, "stall_reclaim", s.Limits.StallReclaim)
+	}
+}
+
+// progressReader reads from c's socket, noting when bytes arrive.
+type progressReader struct{ c *conn }
+
+func (r progressReader) Read(p []byte) (int, error) {
+	n, err := r.c.nc.Read(p)
+	if n > 0 {
+		r.c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }

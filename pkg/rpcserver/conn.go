@@ -37,6 +37,13 @@ type conn struct {
 	lastUsed  atomic.Int64
 	reclaimed bool
 
+	// For stalled-claim reclaim (client.go): the server-wide bytes held
+	// for the record being read, when its last byte arrived (or its
+	// claim was granted), and whether its reading was stopped for it.
+	claim    atomic.Int64
+	lastRead atomic.Int64
+	stalled  atomic.Bool
+
 	remote, local net.Addr
 	since         time.Time     // accepted
 	served        atomic.Uint64 // calls answered or dropped
@@ -84,11 +91,12 @@ func (s *Server) newConn(nc net.Conn) (*conn, error) {
 func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
 
 // setReadDeadline sets the read deadline unless the server is shutting
-// down: Shutdown sets closing before it stops every connection's reads,
-// so either its deadline comes after this one or this sees closing.
+// down or the connection's claim was reclaimed: Shutdown and
+// reclaimStalled set their flag before they stop the connection's reads,
+// so either their deadline comes after this one or this sees the flag.
 func (c *conn) setReadDeadline(t time.Time) {
 	c.nc.SetReadDeadline(t)
-	if c.s.closing.Load() {
+	if c.s.closing.Load() || c.stalled.Load() {
 		c.stopReading()
 	}
 }
@@ -116,7 +124,7 @@ func (c *conn) serve() {
 		return
 	}
 	slots := make(chan struct{}, c.s.Limits.PerConnInflight)
-	rr := rpc.RecordReader{R: bufio.NewReaderSize(c.nc, 64<<10), Max: c.s.Limits.MaxRecord}
+	rr := rpc.RecordReader{R: bufio.NewReaderSize(progressReader{c}, 64<<10), Max: c.s.Limits.MaxRecord}
 	for {
 		slots <- struct{}{}
 		cl, err := c.readCall(&rr)
@@ -132,7 +140,8 @@ func (c *conn) serve() {
 // server-wide budget in one go when its first fragment header arrives:
 // the whole record if that fragment is the last, else MaxRecord, its
 // bound. A reader never waits for budget while holding some, so readers
-// with calls half in cannot deadlock on the budget. The server-wide call
+// with calls half in cannot deadlock on the budget; a claim whose bytes do
+// not come is taken back when others need it (client.go, StallReclaim). The server-wide call
 // slot is taken once the whole call is in, so an idle or stalled
 // connection holds no call slot. On error nothing is held and the
 // connection must close.
@@ -161,8 +170,16 @@ func (c *conn) readCall(rr *rpc.RecordReader) (call, error) {
 			return err
 		}
 		cl.reserved = want
+		// A fresh claim gets an eighth of StallReclaim for a byte to
+		// arrive: a client whose call is in the socket's buffer (it
+		// waited for budget) is read at once, while a stalled one is
+		// taken back quickly, so a queue of stalled claims ahead of a
+		// well-behaved call drains fast.
+		c.lastRead.Store(time.Now().Add(-s.Limits.StallReclaim + s.Limits.StallReclaim/8).UnixNano())
+		c.claim.Store(want)
 		return nil
 	})
+	c.claim.Store(0)
 	if started {
 		c.setReadDeadline(time.Time{}) // waiting for the next call has no limit
 	}
@@ -201,6 +218,8 @@ func (c *conn) readEnded(err error, started bool) {
 		s.count(func(st *Stats) { st.RejectedConns++ })
 		s.Log.Warn("closing connection: oversized record", "remote", c.remote, "err", err)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), s.closing.Load():
+	case c.stalled.Load():
+		s.count(func(st *Stats) { st.RejectedConns++ })
 	case started && isTimeout(err):
 		s.count(func(st *Stats) { st.RejectedConns++ })
 		s.Log.Warn("closing connection: a call did not arrive in time", "remote", c.remote, "timeout", s.Limits.RecordTimeout)

@@ -56,22 +56,41 @@ func TestUnreadRepliesHoldOnlyTheirClient(t *testing.T) {
 	}
 }
 
-// Slow senders from several addresses each claim big records with a few
-// bytes: a client's claims come out of its own byte budget first, so
-// they cannot take the whole server-wide budget.
-func TestStalledClaimsFromSeveralClients(t *testing.T) {
-	lim := Limits{MaxRecord: 64 << 10, PerConnInflight: 4, Inflight: 16, InflightBytes: 1 << 20} // PerClientBytes: 64 KiB
+// Stalled senders from many addresses (64: IPv6 makes addresses cheap)
+// each claim big records with a few bytes, on several connections: far
+// more than the server-wide byte budget, though each address stays
+// within its own. The claims that hold budget others wait for are taken
+// back (StallReclaim), so a well-behaved client keeps being served. (Before
+// that, the claims held the budget for RecordTimeout: 17 addresses
+// filled it.)
+func TestStalledClaimsFromManyClients(t *testing.T) {
+	lim := Limits{MaxRecord: 64 << 10, PerConnInflight: 4, Inflight: 16, InflightBytes: 1 << 20, StallReclaim: time.Second} // PerClientBytes: 64 KiB
 	ts := startServer(t, lim)
 	claim := append(rpctest.U32(1<<31|(60<<10)), "a few bytes, then nothing"...)
-	for a := 2; a <= 6; a++ {
-		for range 4 { // 5 × 4 × 60 KiB: more than the whole budget
-			rpctest.DialFrom(t, fmt.Sprintf("127.0.0.%d", a), ts.addr).WriteRaw(claim)
+	const addrs, perAddr = 64, 3
+	var abusers []*rpctest.Conn
+	for a := range addrs {
+		for range perAddr { // 64 × 3 × 60 KiB: more than ten times the budget
+			c := rpctest.DialFrom(t, fmt.Sprintf("127.0.4.%d", a+1), ts.addr)
+			c.WriteRaw(claim)
+			abusers = append(abusers, c)
 		}
 	}
-	rpctest.Eventually(t, "the abusers to hold budget", func() bool { return ts.Stats().Bytes >= 5*60<<10 })
+	rpctest.Eventually(t, "the abusers to hold the budget", func() bool { return ts.Stats().Bytes > lim.InflightBytes-60<<10 })
 	ts.served(t, "127.0.0.1", 50)
-	if st := ts.Stats(); st.MaxBytes > 5*60<<10+4<<10 {
-		t.Fatalf("stalled claims reserved %d bytes", st.MaxBytes)
+	if st := ts.Stats(); st.StalledClaims == 0 || st.MaxBytes > lim.InflightBytes {
+		t.Fatalf("stalled claims: %+v", st)
+	}
+	// A reclaimed connection is closed.
+	closed := 0
+	for _, c := range abusers {
+		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+			closed++
+		}
+	}
+	if closed == 0 {
+		t.Fatal("no abuser's connection was closed")
 	}
 }
 
@@ -126,6 +145,30 @@ func TestConnectionCapReclaimsIdle(t *testing.T) {
 	user.ExpectReply(xid)
 	if st := ts.Stats(); st.Conns > lim.MaxConns {
 		t.Fatalf("%d connections open, cap %d", st.Conns, lim.MaxConns)
+	}
+}
+
+// A connection with no call in flight for IdleTimeout is closed; one
+// whose call is being served that long is not, and gets its reply.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	lim := small
+	lim.IdleTimeout = 200 * time.Millisecond
+	ts := startServer(t, lim)
+	busy := rpctest.DialFrom(t, "127.0.0.1", ts.addr)
+	busy.SetDeadline(time.Now().Add(time.Minute))
+	busy.Call(1, testProg, 1, procBlock, rpctest.U32(1))
+	<-ts.h.started
+	idle := rpctest.DialFrom(t, "127.0.0.2", ts.addr)
+	idle.Call(2, testProg, 1, procNull, nil)
+	idle.ExpectReply(2)
+	idle.SetDeadline(time.Now().Add(20 * time.Second))
+	idle.ExpectClosed()
+	// The busy connection has been busy since before the idle one
+	// opened: longer than IdleTimeout.
+	ts.h.release(1)
+	busy.ExpectReply(1)
+	if st := ts.Stats(); st.ReclaimedConns == 0 {
+		t.Fatalf("the idle connection closed, but not counted: %+v", st)
 	}
 }
 

@@ -39,6 +39,19 @@ type Limits struct {
 	// fragment header has: a connection that stalls half-way through a
 	// record is closed, giving back the budget its header reserved.
 	RecordTimeout time.Duration
+	// StallReclaim is how long a connection may hold a claim on the
+	// server-wide byte budget for a record with no byte of it arriving,
+	// while another reader waits for that budget: such a connection is
+	// closed (after the calls it has in flight are answered) and its
+	// claim given back. A record's bytes are reserved whole when its
+	// header arrives, so without this, stalled headers from enough
+	// addresses would hold the whole budget for RecordTimeout
+	// (default 5s).
+	StallReclaim time.Duration
+	// IdleTimeout closes a connection that has had no call in flight,
+	// read or unsent, for this long (default 15 minutes, knfsd's order of
+	// magnitude); clients reconnect when they next need to.
+	IdleTimeout time.Duration
 	// PerClientConns caps the open connections from one IP address, so
 	// one host cannot tie up the byte budget with stalled records on
 	// many connections. A Linux client uses one per server and mount
@@ -56,7 +69,8 @@ type Limits struct {
 	// reserved from InflightBytes (default InflightBytes/16, at least
 	// MaxRecord), so stalled records from fewer than 16 hosts cannot
 	// take the whole budget; a record's bytes are reserved when its
-	// header arrives, and RecordTimeout bounds how long they are held.
+	// header arrives, and RecordTimeout bounds how long they are held
+	// (StallReclaim, when others wait for them).
 	PerClientBytes int64
 	// MaxConns caps the open connections in all (default 4096; nfsd
 	// derives it from RLIMIT_NOFILE, see pkg/nfsd). At the cap the
@@ -75,6 +89,8 @@ var DefaultLimits = Limits{
 	Inflight:          256,
 	InflightBytes:     256 << 20,
 	RecordTimeout:     2 * time.Minute,
+	StallReclaim:      5 * time.Second,
+	IdleTimeout:       15 * time.Minute,
 	PerClientConns:    64,
 	MaxConns:          4096,
 	UDPBytesPerSource: 16 << 10,
@@ -99,6 +115,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.RecordTimeout <= 0 {
 		l.RecordTimeout = DefaultLimits.RecordTimeout
+	}
+	if l.StallReclaim <= 0 {
+		l.StallReclaim = DefaultLimits.StallReclaim
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultLimits.IdleTimeout
 	}
 	if l.PerClientConns <= 0 {
 		l.PerClientConns = DefaultLimits.PerClientConns
@@ -135,9 +157,12 @@ type Stats struct {
 	DroppedCalls  int64 // malformed messages dropped without a reply
 	RejectedConns int64 // connections closed for an oversized record, a stalled record or too many from one client
 	// ReclaimedConns counts idle connections closed to make room under
-	// MaxConns.
+	// MaxConns, or for being idle longer than IdleTimeout.
 	ReclaimedConns int64
-	UDPDropped     int64 // UDP calls dropped for their source's reply rate
+	// StalledClaims counts connections closed for holding a claim on
+	// the byte budget with no bytes arriving while others waited.
+	StalledClaims int64
+	UDPDropped    int64 // UDP calls dropped for their source's reply rate
 }
 
 // Server serves RPC calls to one Handler (usually an rpc.Mux).
@@ -148,6 +173,7 @@ type Server struct {
 	Limits   Limits
 
 	initOnce sync.Once
+	idleOnce sync.Once // starts reclaimIdle with the first Serve
 	calls    *semaphore.Weighted
 	bytes    *semaphore.Weighted
 
@@ -161,7 +187,8 @@ type Server struct {
 	live      int                    // open connections not being reclaimed
 	closing   atomic.Bool
 	connWG    sync.WaitGroup
-	work      chan func() // to idle workers (workers.go)
+	work      chan func()  // to idle workers (workers.go)
+	lastScan  atomic.Int64 // when reclaimStalled last looked (client.go)
 	stopWork  sync.Once
 	baseCtx   context.Context
 	cancel    context.CancelFunc
@@ -232,6 +259,18 @@ func (s *Server) acquireBytes(ctx context.Context, n int64) error {
 	return nil
 }
 
+// tryAcquireBytes is acquireBytes without waiting.
+func (s *Server) tryAcquireBytes(n int64) bool {
+	if !s.bytes.TryAcquire(n) {
+		return false
+	}
+	s.count(func(st *Stats) {
+		st.Bytes += n
+		st.MaxBytes = max(st.MaxBytes, st.Bytes)
+	})
+	return true
+}
+
 func (s *Server) releaseBytes(n int64) {
 	if n == 0 {
 		return
@@ -250,6 +289,7 @@ func (s *Server) Serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.track(l, false)
+	s.idleOnce.Do(func() { go s.reclaimIdle() })
 	var backoff time.Duration
 	for {
 		c, err := l.Accept()
