@@ -141,7 +141,7 @@ func checkUnpacked(t *testing.T, name, root string) {
 	t.Helper()
 	switch name {
 	case "nfsd":
-		out, _ := exec.Command(filepath.Join(root, "usr/bin/nfsd"), "--help").CombinedOutput()
+		out, _ := exec.Command(filepath.Join(root, "usr/bin/nfsd"), "serve", "--help").CombinedOutput()
 		if !strings.Contains(string(out), "-admin-listen") {
 			t.Errorf("nfsd from the image did not run: %s", out)
 		}
