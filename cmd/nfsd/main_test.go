@@ -35,10 +35,12 @@ type proc struct {
 }
 
 // startNFSD runs nfsd over root and waits for its "serving" log line.
-func startNFSD(t *testing.T, root string) *proc {
+// Extra flags come after the defaults and override them.
+func startNFSD(t *testing.T, root string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "--root", root, "--listen", "127.0.0.1:0", "--portmap-listen", "127.0.0.1:0",
-		"--metrics-listen", "off", "--log-format", "json")
+	args := append([]string{"--root", root, "--listen", "127.0.0.1:0", "--portmap-listen", "127.0.0.1:0",
+		"--metrics-listen", "off", "--log-format", "json"}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rwxnfs/rwxnfs/internal/rootlock"
 	"github.com/rwxnfs/rwxnfs/internal/version"
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
@@ -80,6 +81,8 @@ type Daemon struct {
 	stopBG  chan struct{}
 	bgDone  chan struct{}
 
+	lock *rootlock.Lock // held until Shutdown: one server per root
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -97,11 +100,18 @@ func Start(cfg Config) (d *Daemon, err error) {
 	unix.Umask(0)
 	raiseFileLimit(log)
 
-	t, err := exports.Open(exports.Config{Root: cfg.Root, Log: log})
+	// Before anything under the root is read or replayed: a second
+	// server must not touch the tree at all.
+	lock, err := rootlock.Acquire(filepath.Join(cfg.Root, "state"))
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &portmap.Table{}, mux: &rpc.Mux{}}
+	t, err := exports.Open(exports.Config{Root: cfg.Root, Log: log})
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &portmap.Table{}, mux: &rpc.Mux{}, lock: lock}
 	built := d // "return nil, err" clears d before this runs
 	defer func() {
 		if err != nil {
@@ -110,6 +120,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 			}
 			built.closeListeners()
 			t.Close()
+			lock.Release()
 		}
 	}()
 	if cfg.DefaultVolume != "" && len(t.Volumes()) == 0 {
@@ -197,6 +208,15 @@ func Start(cfg Config) (d *Daemon, err error) {
 			t.ReconcileAll(2, d.stopBG)
 		}
 	}()
+	// The lock file names this server to one refused on the same root.
+	for _, a := range [][2]string{{"nfs", d.listener.Addr().String()}, {"portmap", addrOf(d.pmTCP)}, {"metrics", addrOf(d.metricsL)}} {
+		if a[1] != "off" {
+			lock.Record(a[0], a[1])
+		}
+	}
+	if d.Admin != nil {
+		lock.Record("admin", cfg.Admin.Listen)
+	}
 	log.Info("nfsd serving", "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
 	return d, nil
 }
@@ -326,6 +346,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	errs = append(errs, d.Table.Close())
+	errs = append(errs, d.lock.Release())
 	d.log.Info("nfsd stopped")
 	return errors.Join(errs...)
 }
