@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -136,6 +137,11 @@ func Start(cfg Config) (d *Daemon, err error) {
 	port := d.listener.Addr().(*net.TCPAddr).Port
 	// One file-operation layer under every protocol.
 	d.FS = volfs.New(t, log)
+	if os.Getenv("RWXNFS_UNSAFE_NO_SYNC") == "1" {
+		// Only the power-loss test's negative control sets this.
+		d.FS.UnsafeDisableSync()
+		log.Warn("RWXNFS_UNSAFE_NO_SYNC=1: acknowledged writes and namespace changes are NOT made durable; a power loss will lose them (test use only)")
+	}
 	nfsH := nfs3.NewHandler(d.FS, log, d.Metrics)
 	mountH := &nfs3.Mount{FS: d.FS}
 	d.mux.Handle(nfsH.Program())

@@ -23,7 +23,10 @@ import (
 
 // commitDir makes the namespace changes in dir (and in other, a second
 // directory of a rename or nil) durable.
-func commitDir(dir, other *exports.Node) error {
+func (fs *FS) commitDir(dir, other *exports.Node) error {
+	if fs.noSync {
+		return nil
+	}
 	if err := fsyncDir(dir); err != nil {
 		return err
 	}
@@ -45,7 +48,10 @@ func fsyncDir(n *exports.Node) error {
 }
 
 // syncData makes data written through fd as durable as how asks.
-func syncData(fd int, how vfs.Stability) error {
+func (fs *FS) syncData(fd int, how vfs.Stability) error {
+	if fs.noSync {
+		return nil
+	}
 	switch how {
 	case vfs.DataSync:
 		return unix.Fdatasync(fd)
@@ -54,3 +60,10 @@ func syncData(fd int, how vfs.Stability) error {
 	}
 	return nil
 }
+
+// UnsafeDisableSync turns commitDir and syncData into no-ops: every
+// acknowledgement then breaks the durability promise. It exists only as
+// the power-loss test's negative control (e2e/powerloss_test.go), which
+// must see acknowledged operations lost when it is set; nfsd sets it only
+// from RWXNFS_UNSAFE_NO_SYNC=1, and warns on every start.
+func (fs *FS) UnsafeDisableSync() { fs.noSync = true }
