@@ -56,6 +56,10 @@ const (
 	page = 4096
 )
 
+// errPowerCut refuses a request read before a power cut but handled
+// after it: the guest that sent it is gone.
+var errPowerCut = errors.New("nbd: power cut")
+
 // Disk is a backing file with a volatile write cache, served over a unix
 // socket to one client at a time.
 type Disk struct {
@@ -66,6 +70,7 @@ type Disk struct {
 	mu      sync.Mutex
 	pending map[int64][]byte // page index -> contents not yet durable
 	conns   map[net.Conn]struct{}
+	epoch   int // power cuts so far: a connection from before one is dead
 	stats   Stats
 }
 
@@ -127,6 +132,7 @@ func (d *Disk) Crash(keep float64) {
 		c.Close()
 	}
 	d.stats.Crashes++
+	d.epoch++
 	for idx, p := range d.pending {
 		if rand.Float64() < keep {
 			d.f.WriteAt(p, idx*page)
@@ -153,6 +159,9 @@ func (d *Disk) Close() error {
 }
 
 func (d *Disk) serve(c net.Conn) {
+	d.mu.Lock()
+	epoch := d.epoch
+	d.mu.Unlock()
 	if err := d.handshake(c); err != nil {
 		return
 	}
@@ -189,11 +198,11 @@ func (d *Disk) serve(c net.Conn) {
 				code = errIO
 			}
 		case typ == cmdWrite:
-			if err := d.write(data, off, flags&cmdFUA != 0); err != nil {
+			if err := d.write(epoch, data, off, flags&cmdFUA != 0); err != nil {
 				code = errIO
 			}
 		case typ == cmdFlush:
-			if err := d.flush(); err != nil {
+			if err := d.flush(epoch); err != nil {
 				code = errIO
 			}
 		default:
@@ -231,9 +240,12 @@ func (d *Disk) read(out []byte, off int64) error {
 
 // write puts data into the cache, page by page (a page first written
 // partly is filled from what is there), or straight to the file with fua.
-func (d *Disk) write(data []byte, off int64, fua bool) error {
+func (d *Disk) write(epoch int, data []byte, off int64, fua bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if epoch != d.epoch {
+		return errPowerCut
+	}
 	d.stats.Writes++
 	end := off + int64(len(data))
 	for i := off / page; i*page < end; i++ {
@@ -261,9 +273,12 @@ func (d *Disk) write(data []byte, off int64, fua bool) error {
 	return nil
 }
 
-func (d *Disk) flush() error {
+func (d *Disk) flush(epoch int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if epoch != d.epoch {
+		return errPowerCut
+	}
 	d.stats.Flushes++
 	for i, p := range d.pending {
 		if _, err := d.f.WriteAt(p, i*page); err != nil {

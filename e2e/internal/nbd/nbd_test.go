@@ -25,10 +25,10 @@ func TestVolatileCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(d.write(a, 1000, false))
-	must(d.flush())
-	must(d.write(b, 3000, false))   // inside a's range, not durable
-	must(d.write(c, 500_000, true)) // durable by FUA
+	must(d.write(0, a, 1000, false))
+	must(d.flush(0))
+	must(d.write(0, b, 3000, false))   // inside a's range, not durable
+	must(d.write(0, c, 500_000, true)) // durable by FUA
 	got := make([]byte, 7000)
 	must(d.read(got, 0))
 	want := make([]byte, 7000)
