@@ -20,7 +20,9 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	adminv1 "github.com/rwxnfs/rwxnfs/api/admin/v1"
 	"github.com/rwxnfs/rwxnfs/e2e/internal/nbd"
@@ -53,6 +55,7 @@ const (
 	plNFSPort = "2049"
 	plAdmPort = "9000"
 	plDisk    = 512 << 20 // xfs needs at least 300 MB
+	plWorkers = 3         // clients working at once
 )
 
 func plIters() int {
@@ -136,42 +139,61 @@ func runPowerLoss(t *testing.T, fs string, iters int, noSync bool) *plResult {
 
 	res := &plResult{ops: map[string]int{}}
 	var models []*plModel
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 15))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 15))
 	for it := 1; it <= iters; it++ {
-		c := plClient(t, srvAddr)
-		m := newPLModel(it, rng)
-		if err := m.setup(ctx, c); err != nil {
-			t.Fatalf("iteration %d: setup: %v", it, err)
+		// Several clients at once, each with its own directory and
+		// connection, so that a cut finds calls in every phase (and the
+		// disk's cache holding writes not yet flushed).
+		var clients []*nfsclient.Client
+		var ms []*plModel
+		for w := 0; w < plWorkers; w++ {
+			c := plClient(t, srvAddr)
+			m := newPLModel(fmt.Sprintf("it%d-%d", it, w), rand.New(rand.NewPCG(rng.Uint64(), uint64(w))))
+			sctx, cancel := context.WithTimeout(ctx, time.Minute)
+			err := m.setup(sctx, c)
+			cancel()
+			if err != nil {
+				t.Fatalf("iteration %d: setup: %v\n%s", it, err, plNFSDLog(srv))
+			}
+			clients, ms = append(clients, c), append(ms, m)
 		}
-		models = append(models, m)
+		models = append(models, ms...)
 		wctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- m.work(wctx, c, adm) }()
-		// A random moment: 2-12 s into the work (a few hundred calls on a
+		done := make(chan error, plWorkers)
+		for w := range ms {
+			go func() { done <- ms[w].work(wctx, clients[w], adm) }()
+		}
+		// A random moment: 2-12 s into the work (hundreds of calls on a
 		// TCG guest).
 		cut := time.Duration(2000+rng.IntN(10000)) * time.Millisecond
 		select {
 		case err := <-done:
-			t.Fatalf("iteration %d: the work stopped before the power cut: %v", it, err)
+			t.Fatalf("iteration %d: the work stopped before the power cut: %v\n%s", it, err, plNFSDLog(srv))
 		case <-time.After(cut):
 		}
 		srv.kill()
 		disk.Crash(0.5)
 		stop()
-		c.Close()
-		if err := <-done; err != nil {
-			t.Logf("iteration %d: in flight at the cut: %v", it, err)
+		acked := 0
+		for w := range ms {
+			clients[w].Close()
+			if err := <-done; err != nil {
+				t.Logf("iteration %d: in flight at the cut: %v", it, err)
+			}
+			acked += ms[w].acked
 		}
-		logf("powerloss %s iteration %d: power cut after %v, %d operations acknowledged", fs, it, cut, m.acked)
-
+		logf("powerloss %s iteration %d: power cut after %v, %d operations acknowledged", fs, it, cut, acked)
 		var err error
+
 		if srv, err = b.bootRetry(0); err != nil {
 			t.Fatal(err)
 		}
 		b.nodes[0] = srv
 		srv.must("mkdir -p /srv && mount -t "+fs+" /dev/vda /srv", 3*time.Minute)
 		plStartNFSD(t, srv, noSync)
-		c = plClient(t, srvAddr)
+		c := plClient(t, srvAddr)
 		for _, old := range models {
 			n, lost := old.verify(ctx, c, adm)
 			res.checked += n
@@ -228,6 +250,9 @@ func newPowerLossBed(t *testing.T) (*bed, *nbd.Disk) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Flushes take a while, as on a real disk: a cut then often finds
+	// writes waiting for one, which it may drop.
+	disk.FlushDelay = 5 * time.Millisecond
 	t.Cleanup(func() { disk.Close() })
 	t.Cleanup(func() {
 		b.teardown()
@@ -323,9 +348,19 @@ for i in $(seq 600); do grep -q '"nfsd serving"' /tmp/nfsd.log && exit 0; sleep 
 cat /tmp/nfsd.log; exit 1`, plToken, env, plNFSPort, plAdmPort), 2*time.Minute)
 }
 
+// plNFSDLog is the end of nfsd's log in the server VM, for failures.
+func plNFSDLog(srv *node) string {
+	out, _, err := srv.sh("tail -c 20000 /tmp/nfsd.log", 30*time.Second)
+	if err != nil {
+		return fmt.Sprintf("(nfsd's log: %v)", err)
+	}
+	return "nfsd's log:\n" + out
+}
+
 // netnsDial connects to addr from inside the bed's netns: the socket is
-// made on an OS thread moved into the netns, which is never handed back
-// to the scheduler (it ends with its goroutine).
+// made on an OS thread moved into the netns for the call and moved back
+// after it. The thread must not simply exit instead: qemu's Pdeathsig
+// fires when the thread that started it ends, and any thread may have.
 func netnsDial(ctx context.Context, addr string) (net.Conn, error) {
 	type res struct {
 		c   net.Conn
@@ -333,19 +368,31 @@ func netnsDial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	ch := make(chan res, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
-		f, err := os.Open(filepath.Join("/var/run/netns", netns))
+		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
+			runtime.UnlockOSThread()
 			ch <- res{err: err}
 			return
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		defer home.Close()
+		target, err := os.Open(filepath.Join("/var/run/netns", netns))
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- res{err: err}
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			ch <- res{err: fmt.Errorf("setns: %w", err)}
 			return
 		}
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", addr)
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread() // home again: fit for any goroutine
+		} // else the thread stays locked and ends with this goroutine
 		ch <- res{c, err}
 	}()
 	r := <-ch
@@ -399,10 +446,10 @@ type plFile struct {
 // the volume and its own volumes, so earlier iterations' models stay
 // valid and are checked again after every later cut.
 type plModel struct {
-	it      int
+	name    string // its directory in the volume
 	rng     *rand.Rand
-	dirFH   []byte             // it<N>
-	dirs    map[string][]byte  // "" and subdirectories (relative to it<N>)
+	dirFH   []byte             // its directory
+	dirs    map[string][]byte  // "" and subdirectories (relative to dirFH)
 	files   map[string]*plFile // live names
 	gone    map[string]bool    // names an acknowledged REMOVE or RENAME took away
 	unsure  map[string]bool    // names an operation in flight at the cut touched
@@ -413,8 +460,8 @@ type plModel struct {
 	counts  map[string]int
 }
 
-func newPLModel(it int, rng *rand.Rand) *plModel {
-	return &plModel{it: it, rng: rng, dirs: map[string][]byte{}, files: map[string]*plFile{}, gone: map[string]bool{},
+func newPLModel(name string, rng *rand.Rand) *plModel {
+	return &plModel{name: name, rng: rng, dirs: map[string][]byte{}, files: map[string]*plFile{}, gone: map[string]bool{},
 		unsure: map[string]bool{}, vols: map[string]int64{}, volSure: map[string]bool{}, counts: map[string]int{}}
 }
 
@@ -427,7 +474,7 @@ func (m *plModel) setup(ctx context.Context, c *nfsclient.Client) error {
 	if err != nil {
 		return err
 	}
-	fh, _, err := c.Mkdir(ctx, root, fmt.Sprintf("it%d", m.it), nfsclient.SetAttr{})
+	fh, _, err := c.Mkdir(ctx, root, m.name, nfsclient.SetAttr{})
 	if err != nil {
 		return err
 	}
@@ -652,7 +699,7 @@ func (m *plModel) step(ctx context.Context, c *nfsclient.Client, adm adminv1.Adm
 		}
 		m.ack("setattr-size")
 	case r < 97 || len(m.vols) == 0: // CreateVolume
-		v := fmt.Sprintf("pv%d-%d", m.it, i)
+		v := fmt.Sprintf("pv-%s-%d", m.name, i)
 		m.vols[v], m.volSure[v] = 16<<20, false
 		if _, err := adm.CreateVolume(cctx, &adminv1.CreateVolumeRequest{Name: v, RequiredBytes: 16 << 20}); err != nil {
 			return fmt.Errorf("CreateVolume %s: %w", v, err)
@@ -702,7 +749,7 @@ func (m *plModel) verify(ctx context.Context, c *nfsclient.Client, adm adminv1.A
 	var lost []string
 	n := 0
 	fail := func(format string, args ...any) {
-		lost = append(lost, fmt.Sprintf("it%d: ", m.it)+fmt.Sprintf(format, args...))
+		lost = append(lost, m.name+": "+fmt.Sprintf(format, args...))
 	}
 	dirNames := make([]string, 0, len(m.dirs))
 	for d := range m.dirs {
@@ -793,7 +840,7 @@ func (m *plModel) verify(ctx context.Context, c *nfsclient.Client, adm adminv1.A
 			continue
 		}
 		n++
-		r, err := adm.GetVolume(ctx, &adminv1.GetVolumeRequest{VolumeId: v})
+		r, err := plGetVolume(ctx, adm, v)
 		if err != nil {
 			fail("volume %s (CreateVolume acknowledged): %v", v, err)
 			continue
@@ -812,7 +859,7 @@ func plCheckUsage(ctx context.Context, c *nfsclient.Client, adm adminv1.AdminCli
 	defer cancel()
 	var v *adminv1.Volume
 	for {
-		r, err := adm.GetVolume(ctx, &adminv1.GetVolumeRequest{VolumeId: plVolume})
+		r, err := plGetVolume(ctx, adm, plVolume)
 		if err != nil {
 			return fmt.Sprintf("GetVolume %s: %v", plVolume, err)
 		}
@@ -861,6 +908,20 @@ func plCheckUsage(ctx context.Context, c *nfsclient.Client, adm adminv1.AdminCli
 		return fmt.Sprintf("usage after the walk: %d bytes, %d inodes; the tree holds %d bytes, %d inodes", v.UsedBytes, v.UsedInodes, bytesUsed, inodes)
 	}
 	return ""
+}
+
+// plGetVolume is GetVolume, retried while the admin API is unreachable:
+// the client's connection from before a cut fails once (reset) before
+// gRPC dials the rebooted server.
+func plGetVolume(ctx context.Context, adm adminv1.AdminClient, id string) (*adminv1.GetVolumeResponse, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := adm.GetVolume(ctx, &adminv1.GetVolumeRequest{VolumeId: id}, grpc.WaitForReady(true))
+		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+			return r, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func readAll(ctx context.Context, c *nfsclient.Client, fh []byte) ([]byte, error) {

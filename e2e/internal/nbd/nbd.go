@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 )
 
 // Protocol constants (https://github.com/NetworkBlockDevice/nbd, doc/proto.md).
@@ -66,6 +67,11 @@ type Disk struct {
 	f    *os.File
 	size int64
 	l    net.Listener
+	// FlushDelay, set before a client connects, is how long a FLUSH
+	// waits before it makes the cache durable (what it covers is decided
+	// at the end of the wait): a slow flush widens the window in which a
+	// cut finds writes not yet durable.
+	FlushDelay time.Duration
 
 	mu      sync.Mutex
 	pending map[int64][]byte // page index -> contents not yet durable
@@ -274,6 +280,7 @@ func (d *Disk) write(epoch int, data []byte, off int64, fua bool) error {
 }
 
 func (d *Disk) flush(epoch int) error {
+	time.Sleep(d.FlushDelay)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if epoch != d.epoch {
