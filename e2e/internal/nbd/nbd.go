@@ -76,7 +76,10 @@ type Disk struct {
 	mu      sync.Mutex
 	pending map[int64][]byte // page index -> contents not yet durable
 	conns   map[net.Conn]struct{}
-	epoch   int // power cuts so far: a connection from before one is dead
+	epoch   int        // power cuts so far: a connection from before one is dead
+	hold    bool       // flushes wait for the cut (HoldFlushes)
+	held    int        // flushes waiting
+	cond    *sync.Cond // on mu: hold or epoch changed
 	stats   Stats
 }
 
@@ -85,6 +88,9 @@ type Stats struct {
 	Writes, Flushes, FUAWrites int64
 	// Crashes, and the pages they kept and dropped of those not durable.
 	Crashes, Kept, Dropped int64
+	// CutsMidFlush counts crashes that found a flush waiting and writes
+	// not yet durable.
+	CutsMidFlush int64
 }
 
 // Serve creates (or reopens) the backing file of size bytes at path and
@@ -105,6 +111,7 @@ func Serve(path string, size int64, sock string) (*Disk, error) {
 		return nil, err
 	}
 	d := &Disk{f: f, size: size, l: l, pending: map[int64][]byte{}, conns: map[net.Conn]struct{}{}}
+	d.cond = sync.NewCond(&d.mu)
 	go d.accept()
 	return d, nil
 }
@@ -138,7 +145,12 @@ func (d *Disk) Crash(keep float64) {
 		c.Close()
 	}
 	d.stats.Crashes++
+	if d.held > 0 && len(d.pending) > 0 {
+		d.stats.CutsMidFlush++
+	}
 	d.epoch++
+	d.hold = false
+	d.cond.Broadcast()
 	for idx, p := range d.pending {
 		if rand.Float64() < keep {
 			d.f.WriteAt(p, idx*page)
@@ -148,6 +160,23 @@ func (d *Disk) Crash(keep float64) {
 		}
 	}
 	d.pending = map[int64][]byte{}
+}
+
+// HoldFlushes makes every FLUSH wait until the next Crash, which then
+// fails it: a test calls it to choose the moment of a cut, then waits for
+// Pending to show a flush waiting over writes not durable, and cuts.
+func (d *Disk) HoldFlushes() {
+	d.mu.Lock()
+	d.hold = true
+	d.mu.Unlock()
+}
+
+// Pending reports the flushes waiting (HoldFlushes) and the pages not
+// yet durable.
+func (d *Disk) Pending() (flushes, pages int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.held, len(d.pending)
 }
 
 // Stats returns the counters so far.
@@ -283,6 +312,11 @@ func (d *Disk) flush(epoch int) error {
 	time.Sleep(d.FlushDelay)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for d.hold && epoch == d.epoch {
+		d.held++
+		d.cond.Wait()
+		d.held--
+	}
 	if epoch != d.epoch {
 		return errPowerCut
 	}
@@ -377,6 +411,6 @@ func (d *Disk) optReply(c net.Conn, opt, typ uint32, data []byte) error {
 
 // String describes the counters.
 func (s Stats) String() string {
-	return fmt.Sprintf("%d writes (%d FUA), %d flushes, %d crashes (pages not durable at the cut: %d kept, %d dropped)",
-		s.Writes, s.FUAWrites, s.Flushes, s.Crashes, s.Kept, s.Dropped)
+	return fmt.Sprintf("%d writes (%d FUA), %d flushes, %d crashes (%d during a flush over writes not durable; pages not durable at the cuts: %d kept, %d dropped)",
+		s.Writes, s.FUAWrites, s.Flushes, s.Crashes, s.CutsMidFlush, s.Kept, s.Dropped)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,34 @@ func TestQemuClient(t *testing.T) {
 	}
 	if s := d.Stats(); s.Flushes == 0 {
 		t.Fatalf("no FLUSH reached the disk: %v", s)
+	}
+}
+
+// A held flush waits for the cut, which fails it and drops what it would
+// have made durable.
+func TestHeldFlushFailsAtTheCut(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Serve(filepath.Join(dir, "disk"), 1<<20, filepath.Join(dir, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.write(0, []byte("x"), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	d.HoldFlushes()
+	res := make(chan error)
+	go func() { res <- d.flush(0) }()
+	for f, _ := d.Pending(); f == 0; f, _ = d.Pending() {
+		runtime.Gosched()
+	}
+	d.Crash(0)
+	if err := <-res; err == nil {
+		t.Fatal("a flush held over the cut succeeded")
+	}
+	got := make([]byte, 1)
+	d.read(got, 0)
+	if s := d.Stats(); got[0] != 0 || s.CutsMidFlush != 1 || s.Dropped != 1 {
+		t.Fatalf("after the cut: %q, %v", got, s)
 	}
 }
