@@ -174,13 +174,19 @@ func runPowerLoss(t *testing.T, fs string, iters int, noSync bool) *plResult {
 		case <-time.After(cut):
 		}
 		// Cut while the guest waits on a flush over writes not yet
-		// durable (up to 5 s for one), the moment a missing sync shows.
-		disk.HoldFlushes()
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-			if f, p := disk.Pending(); f > 0 && p > 0 {
-				break
+		// durable, the moment a missing sync shows: once writes are
+		// pending, flushes are held until the guest waits on one (a few
+		// seconds at most for each step; then the cut comes anyway).
+		waitDisk := func(ok func(flushes, pages int) bool) {
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if ok(disk.Pending()) {
+					return
+				}
 			}
 		}
+		waitDisk(func(_, p int) bool { return p > 0 })
+		disk.HoldFlushes()
+		waitDisk(func(f, p int) bool { return f > 0 && p > 0 })
 		srv.kill()
 		disk.Crash(0.5)
 		stop()
