@@ -250,8 +250,12 @@ func unpackOnce(dir, name, pkg, dest string, after func() error) error {
 // rpcbind and init: modules (loaded with their dependencies, in order),
 // dynamic host binaries (to /sbin, with their libraries), static ones (to
 // /usr/bin) and host files copied as they are.
+// sysroot, if set, is an unpacked package tree copied into the image as
+// it is; the libraries the binaries find there (LD_LIBRARY_PATH for ldd)
+// come with it.
 type image struct {
 	modules, hostBins, extra, files []string
+	sysroot                         string
 }
 
 // buildInitramfs assembles a node image: busybox, the NFS client
@@ -260,7 +264,7 @@ type image struct {
 func buildInitramfs(dir, kroot, nroot, kver string, img image) (string, error) {
 	extra := img.extra
 	h := sha256.New()
-	fmt.Fprintln(h, img.modules, nfsCommonBins, hostBins, img.hostBins, img.files)
+	fmt.Fprintln(h, img.modules, nfsCommonBins, hostBins, img.hostBins, img.files, img.sysroot)
 	h.Write([]byte(nodeInit))
 	for _, b := range extra {
 		data, err := os.ReadFile(b)
@@ -331,20 +335,32 @@ func buildInitramfs(dir, kroot, nroot, kver string, img image) (string, error) {
 	for _, b := range append(append([]string(nil), hostBins...), img.hostBins...) {
 		bins[b] = filepath.Join(r, "sbin", filepath.Base(b))
 	}
+	if img.sysroot != "" {
+		if _, err := run("cp", "-a", img.sysroot+"/.", r+"/"); err != nil {
+			return "", err
+		}
+	}
 	libs := map[string]bool{"/lib64/ld-linux-x86-64.so.2": true}
 	for src, dst := range bins {
 		if err := copyFile(src, dst, 0o755); err != nil {
 			return "", err
 		}
-		out, err := run("ldd", src)
-		if err != nil {
-			return "", err
+		ldd := exec.Command("ldd", src)
+		if img.sysroot != "" {
+			ldd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+img.sysroot+"/usr/lib/ganesha:"+img.sysroot+"/usr/lib/x86_64-linux-gnu")
 		}
+		outb, err := ldd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("ldd %s: %v\n%s", src, err, outb)
+		}
+		out := string(outb)
 		if strings.Contains(out, "not found") {
 			return "", fmt.Errorf("%s needs a library the host lacks:\n%s", src, out)
 		}
 		for _, l := range regexp.MustCompile(`=> (/\S+)`).FindAllStringSubmatch(out, -1) {
-			libs[l[1]] = true
+			if img.sysroot == "" || !strings.HasPrefix(l[1], img.sysroot+"/") {
+				libs[l[1]] = true // (the sysroot's own came with it)
+			}
 		}
 	}
 	for l := range libs {

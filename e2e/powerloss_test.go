@@ -70,7 +70,7 @@ func plIters() int {
 func TestPowerLoss(t *testing.T) {
 	for _, fs := range []string{"ext4", "xfs"} {
 		t.Run(fs, func(t *testing.T) {
-			r := runPowerLoss(t, fs, plIters(), false)
+			r := runPowerLoss(t, fs, plIters(), plNFSD)
 			logf("BENCH powerloss %s: %d iterations, %d acknowledged operations checked, %d lost (%s); disk: %s",
 				fs, r.iters, r.checked, len(r.lost), r.opCounts(), r.disk)
 			if len(r.lost) > 0 {
@@ -84,7 +84,7 @@ func TestPowerLoss(t *testing.T) {
 // syncs turned off must find acknowledged operations lost, or the test
 // above proves nothing.
 func TestPowerLossNegativeControl(t *testing.T) {
-	r := runPowerLoss(t, "ext4", max(2, plIters()), true)
+	r := runPowerLoss(t, "ext4", max(2, plIters()), plNFSDNoSync)
 	logf("BENCH powerloss negative control (nfsd without syncs, ext4): %d iterations, %d acknowledged operations checked, %d lost (%s); disk: %s",
 		r.iters, r.checked, len(r.lost), r.opCounts(), r.disk)
 	for i, l := range r.lost {
@@ -98,6 +98,30 @@ func TestPowerLossNegativeControl(t *testing.T) {
 		t.Fatalf("nfsd without syncs lost nothing acknowledged over %d power cuts: the harness cannot tell a server that syncs from one that does not", r.iters)
 	}
 }
+
+// TestPowerLossGanesha runs the harness once against nfs-ganesha 4.3 (VFS
+// FSAL, Debian's packages, unpacked into the server image) and reports
+// what it loses; nothing is asserted about that. Only with
+// RWXNFS_POWERLOSS_GANESHA=1 (make e2e-powerloss sets it). The admin API
+// operations and the usage check are ours alone and are left out.
+func TestPowerLossGanesha(t *testing.T) {
+	if os.Getenv("RWXNFS_POWERLOSS_GANESHA") != "1" {
+		t.Skip("set RWXNFS_POWERLOSS_GANESHA=1 (make e2e-powerloss does) to run the harness against nfs-ganesha")
+	}
+	r := runPowerLoss(t, "ext4", plIters(), plGanesha)
+	logf("BENCH powerloss ganesha (VFS FSAL, ext4): %d iterations, %d acknowledged operations checked, %d lost (%s); disk: %s",
+		r.iters, r.checked, len(r.lost), r.opCounts(), r.disk)
+	for _, l := range r.lost {
+		t.Logf("ganesha lost: %s", l)
+	}
+}
+
+// The servers the harness runs.
+const (
+	plNFSD       = "nfsd"
+	plNFSDNoSync = "nfsd-nosync" // RWXNFS_UNSAFE_NO_SYNC=1: the negative control
+	plGanesha    = "ganesha"
+)
 
 type plResult struct {
 	iters, checked int
@@ -121,8 +145,8 @@ func (r *plResult) opCounts() string {
 
 // runPowerLoss boots the server VM on a fresh disk of type fs and runs
 // iters power cuts.
-func runPowerLoss(t *testing.T, fs string, iters int, noSync bool) *plResult {
-	b, disk := newPowerLossBed(t)
+func runPowerLoss(t *testing.T, fs string, iters int, server string) *plResult {
+	b, disk := newPowerLossBed(t, server == plGanesha)
 	srv := b.nodes[0]
 	srvAddr := nodeIP(0)
 	mkfs := "mkfs.ext4 -q -F /dev/vda"
@@ -130,11 +154,14 @@ func runPowerLoss(t *testing.T, fs string, iters int, noSync bool) *plResult {
 		mkfs = "mkfs.xfs -q -f /dev/vda"
 	}
 	srv.must(mkfs+" && mkdir -p /srv && mount -t "+fs+" /dev/vda /srv", 3*time.Minute)
-	plStartNFSD(t, srv, noSync)
+	plStartServer(t, srv, server)
 	ctx := context.Background()
-	adm := plAdmin(t, srvAddr)
-	if _, err := adm.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: plVolume, RequiredBytes: 256 << 20}); err != nil {
-		t.Fatalf("CreateVolume %s: %v", plVolume, err)
+	var adm adminv1.AdminClient // nil for ganesha: no admin operations
+	if server != plGanesha {
+		adm = plAdmin(t, srvAddr)
+		if _, err := adm.CreateVolume(ctx, &adminv1.CreateVolumeRequest{Name: plVolume, RequiredBytes: 256 << 20}); err != nil {
+			t.Fatalf("CreateVolume %s: %v", plVolume, err)
+		}
 	}
 
 	res := &plResult{ops: map[string]int{}}
@@ -152,7 +179,10 @@ func runPowerLoss(t *testing.T, fs string, iters int, noSync bool) *plResult {
 			c := plClient(t, srvAddr)
 			m := newPLModel(fmt.Sprintf("it%d-%d", it, w), rand.New(rand.NewPCG(rng.Uint64(), uint64(w))))
 			sctx, cancel := context.WithTimeout(ctx, time.Minute)
-			err := m.setup(sctx, c)
+			root, err := plMount(sctx, c, srvAddr, server)
+			if err == nil {
+				err = m.setup(sctx, c, root)
+			}
 			cancel()
 			if err != nil {
 				t.Fatalf("iteration %d: setup: %v\n%s", it, err, plNFSDLog(srv))
@@ -206,7 +236,7 @@ func runPowerLoss(t *testing.T, fs string, iters int, noSync bool) *plResult {
 		}
 		b.nodes[0] = srv
 		srv.must("mkdir -p /srv && mount -t "+fs+" /dev/vda /srv", 3*time.Minute)
-		plStartNFSD(t, srv, noSync)
+		plStartServer(t, srv, server)
 		c := plClient(t, srvAddr)
 		// A server that stops answering is a failure of its own, not a
 		// loss: report it with what the VM says.
@@ -218,7 +248,9 @@ func runPowerLoss(t *testing.T, fs string, iters int, noSync bool) *plResult {
 				res.lost = append(res.lost, fmt.Sprintf("cut %d (%s): %s", it, fs, l))
 			}
 		}
-		if msg := plCheckUsage(vctx, c, adm); msg != "" {
+		if adm == nil {
+			// ganesha: no usage to check
+		} else if msg := plCheckUsage(vctx, c, adm); msg != "" {
 			res.lost = append(res.lost, fmt.Sprintf("cut %d (%s): %s", it, fs, msg))
 		}
 		stalled := vctx.Err() != nil
@@ -228,7 +260,7 @@ func runPowerLoss(t *testing.T, fs string, iters int, noSync bool) *plResult {
 		}
 		c.Close()
 		res.iters++
-		if noSync && len(res.lost) > 0 {
+		if server == plNFSDNoSync && len(res.lost) > 0 {
 			break // the control has shown what it must
 		}
 	}
@@ -244,14 +276,14 @@ func runPowerLoss(t *testing.T, fs string, iters int, noSync bool) *plResult {
 // newPowerLossBed makes a bed with one node, the server VM: its own
 // initramfs (mkfs.ext4, mkfs.xfs, their modules, a static nfsd) and the
 // NBD disk. No nfsd runs on the host.
-func newPowerLossBed(t *testing.T) (*bed, *nbd.Disk) {
+func newPowerLossBed(t *testing.T, ganesha bool) (*bed, *nbd.Disk) {
 	t.Helper()
 	if os.Getenv("RWXNFS_E2E") != "1" {
 		t.Skip("e2e: set RWXNFS_E2E=1 (or run make e2e-powerloss) to boot qemu nodes")
 	}
 	start := time.Now()
 	art := provision(t)
-	img := serverImage(t, art)
+	img := serverImage(t, art, ganesha)
 	b := &bed{t: t, art: art, start: start}
 	b.dir = filepath.Join(runDir, sanitize(t.Name()))
 	b.logDir = b.dir
@@ -302,37 +334,58 @@ func newPowerLossBed(t *testing.T) (*bed, *nbd.Disk) {
 }
 
 var (
-	srvImgOnce sync.Once
-	srvImg     string
-	srvImgErr  error
+	srvImgMu sync.Mutex
+	srvImgs  = map[bool]string{} // by "with ganesha"
 )
 
 // serverImage is the node image plus what the server VM needs: the
-// virtio disk and ext4/xfs modules, mkfs for both, and nfsd built static.
-func serverImage(t *testing.T, art *artifacts) string {
+// virtio disk and ext4/xfs modules, mkfs for both, and nfsd built static;
+// with ganesha, nfs-ganesha and its VFS FSAL unpacked from Debian's
+// packages (never installed on the host) with their libraries.
+func serverImage(t *testing.T, art *artifacts, ganesha bool) string {
 	t.Helper()
-	srvImgOnce.Do(func() {
-		if srvImgErr = ensureHostPackages("xfsprogs", "e2fsprogs"); srvImgErr != nil {
-			return
-		}
-		nfsd := filepath.Join(buildDir(), "bin", "nfsd-static")
-		build := exec.Command("go", "build", "-trimpath", "-o", nfsd, "github.com/rwxnfs/rwxnfs/cmd/nfsd")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			srvImgErr = fmt.Errorf("building a static nfsd: %v\n%s", err, out)
-			return
-		}
-		srvImg, srvImgErr = buildInitramfs(art.dir, art.kroot, art.nroot, art.kver, image{
-			modules:  append(append([]string(nil), nodeModules...), "virtio_blk", "crc32c_generic", "ext4", "xfs"),
-			hostBins: []string{"/usr/sbin/mkfs.ext4", "/usr/sbin/mkfs.xfs"},
-			extra:    []string{art.node, nfsd},
-			files:    []string{"/etc/mke2fs.conf"},
-		})
-	})
-	if srvImgErr != nil {
-		t.Fatalf("server image: %v", srvImgErr)
+	srvImgMu.Lock()
+	defer srvImgMu.Unlock()
+	if img, ok := srvImgs[ganesha]; ok {
+		return img
 	}
-	return srvImg
+	if err := ensureHostPackages("xfsprogs", "e2fsprogs"); err != nil {
+		t.Fatal(err)
+	}
+	nfsd := filepath.Join(buildDir(), "bin", "nfsd-static")
+	build := exec.Command("go", "build", "-trimpath", "-o", nfsd, "github.com/rwxnfs/rwxnfs/cmd/nfsd")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building a static nfsd: %v\n%s", err, out)
+	}
+	spec := image{
+		modules:  append(append([]string(nil), nodeModules...), "virtio_blk", "crc32c_generic", "ext4", "xfs"),
+		hostBins: []string{"/usr/sbin/mkfs.ext4", "/usr/sbin/mkfs.xfs"},
+		extra:    []string{art.node, nfsd},
+		files:    []string{"/etc/mke2fs.conf"},
+	}
+	if ganesha {
+		root := filepath.Join(art.dir, "ganesha")
+		for _, pkg := range []string{"nfs-ganesha", "nfs-ganesha-vfs", "libntirpc4.3", "liburcu8", "libwbclient0"} {
+			if err := unpackOnce(art.dir, "ganesha-"+pkg, pkg, root+"/"+pkg, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// One tree of the five.
+		merged := filepath.Join(art.dir, "ganesha-root")
+		os.RemoveAll(merged)
+		if _, err := run("sh", "-c", `mkdir -p "$2" && for d in "$1"/*; do cp -a "$d"/. "$2"/; done && rm -rf "$2"/etc "$2"/lib/systemd "$2"/usr/share`, "sh", root, merged); err != nil {
+			t.Fatal(err)
+		}
+		spec.sysroot = merged
+		spec.hostBins = append(spec.hostBins, merged+"/usr/bin/ganesha.nfsd", merged+"/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so")
+	}
+	img, err := buildInitramfs(art.dir, art.kroot, art.nroot, art.kver, spec)
+	if err != nil {
+		t.Fatalf("server image: %v", err)
+	}
+	srvImgs[ganesha] = img
+	return img
 }
 
 // ensureHostPackages installs packages the host lacks (waiting for the
@@ -355,12 +408,39 @@ func ensureHostPackages(pkgs ...string) error {
 	return nil
 }
 
-// plStartNFSD starts nfsd in the server VM on the mounted disk and waits
-// until it serves. Its log stays in the VM's /tmp (printed on failure).
-func plStartNFSD(t *testing.T, srv *node, noSync bool) {
+// ganeshaConf serves /srv/export over NFSv3 on 2049, MOUNT on 20048, no
+// NLM (as our nfsd runs here), root not squashed.
+const ganeshaConf = `NFS_CORE_PARAM {
+  Protocols = 3; NFS_Port = 2049; MNT_Port = 20048;
+  Enable_NLM = false; Enable_RQUOTA = false; Enable_UDP = false;
+  Plugins_Dir = /usr/lib/x86_64-linux-gnu/ganesha;
+}
+NFS_KRB5 { Active_krb5 = false; }
+NFSV4 { Graceless = true; }
+EXPORT {
+  Export_Id = 1; Path = /srv/export; Pseudo = /export;
+  Protocols = 3; Transports = TCP; Access_Type = RW; Squash = No_Root_Squash; SecType = sys;
+  FSAL { Name = VFS; }
+}
+LOG { Default_Log_Level = EVENT; }
+`
+
+// plStartServer starts the server under test in the VM on the mounted
+// disk and waits until it serves. Its log stays in the VM's /tmp (shown
+// on failure).
+func plStartServer(t *testing.T, srv *node, server string) {
 	t.Helper()
+	if server == plGanesha {
+		srv.must(fmt.Sprintf(`mkdir -p /srv/export /var/lib/nfs/ganesha /run/ganesha /etc/ganesha
+cat > /etc/ganesha/ganesha.conf <<'EOF'
+%sEOF
+ganesha.nfsd -f /etc/ganesha/ganesha.conf -L /tmp/nfsd.log -p /run/ganesha/ganesha.pid -N NIV_EVENT
+for i in $(seq 600); do grep -q 'NFS SERVER INITIALIZED' /tmp/nfsd.log && exit 0; sleep 0.1; done
+cat /tmp/nfsd.log; exit 1`, ganeshaConf), 2*time.Minute)
+		return
+	}
 	env := ""
-	if noSync {
+	if server == plNFSDNoSync {
 		env = "RWXNFS_UNSAFE_NO_SYNC=1 "
 	}
 	srv.must(fmt.Sprintf(`printf '%s\n' > /tmp/token && chmod 600 /tmp/token
@@ -430,6 +510,23 @@ func netnsDial(ctx context.Context, addr string) (net.Conn, error) {
 	return r.c, r.err
 }
 
+// plMount returns the root handle of the exported tree the work goes
+// into: our volume through MOUNT on the NFS port; ganesha's export through
+// its MOUNT port.
+func plMount(ctx context.Context, c *nfsclient.Client, srvIP, server string) ([]byte, error) {
+	if server != plGanesha {
+		return c.Mount(ctx, "/volumes/"+plVolume)
+	}
+	conn, err := netnsDial(ctx, net.JoinHostPort(srvIP, "20048"))
+	if err != nil {
+		return nil, err
+	}
+	mc := &nfsclient.Client{RPC: rpc.NewClient(conn)}
+	defer mc.Close()
+	mc.SetCred(0, 0)
+	return mc.Mount(ctx, "/srv/export")
+}
+
 func plClient(t *testing.T, srvIP string) *nfsclient.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -496,15 +593,7 @@ func newPLModel(name string, rng *rand.Rand) *plModel {
 		unsure: map[string]bool{}, vols: map[string]int64{}, volSure: map[string]bool{}, counts: map[string]int{}}
 }
 
-func (m *plModel) root(ctx context.Context, c *nfsclient.Client) ([]byte, error) {
-	return c.Mount(ctx, "/volumes/"+plVolume)
-}
-
-func (m *plModel) setup(ctx context.Context, c *nfsclient.Client) error {
-	root, err := m.root(ctx, c)
-	if err != nil {
-		return err
-	}
+func (m *plModel) setup(ctx context.Context, c *nfsclient.Client, root []byte) error {
 	fh, _, err := c.Mkdir(ctx, root, m.name, nfsclient.SetAttr{})
 	if err != nil {
 		return err
@@ -729,6 +818,8 @@ func (m *plModel) step(ctx context.Context, c *nfsclient.Client, adm adminv1.Adm
 			f.data = append(f.data, make([]byte, size-len(f.data))...)
 		}
 		m.ack("setattr-size")
+	case adm == nil: // no admin API (ganesha)
+		return nil
 	case r < 97 || len(m.vols) == 0: // CreateVolume
 		v := fmt.Sprintf("pv-%s-%d", m.name, i)
 		m.vols[v], m.volSure[v] = 16<<20, false
