@@ -56,6 +56,15 @@ type bed struct {
 	// adminTCP, if set, puts nfsd's admin API on TCP (host:port on the
 	// bridge) instead of the unix socket, for clients in the nodes.
 	adminTCP string
+	// vm, if set, changes how node i boots (the power-loss server).
+	vm func(i int) vmSpec
+}
+
+// vmSpec overrides a node's defaults: its initramfs, memory (MiB) and
+// extra qemu arguments (a disk, say).
+type vmSpec struct {
+	initrd, mem string
+	qemu        []string
 }
 
 // newBed provisions (once per run), cleans up leftovers of a crashed run,
@@ -324,12 +333,17 @@ func (b *bed) boot(i int) (*node, error) {
 	}
 	n.logF = lf
 	mac := fmt.Sprintf("52:54:00:78:00:%02x", 11+i)
-	n.cmd = inNetns("qemu-system-x86_64", "-accel", "tcg", "-m", nodeMemory(), "-smp", "1", "-display", "none",
+	spec := vmSpec{initrd: b.art.initrd, mem: nodeMemory()}
+	if b.vm != nil {
+		spec = b.vm(i)
+	}
+	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-m", spec.mem, "-smp", "1", "-display", "none",
 		"-no-reboot", "-nodefaults", "-serial", "stdio",
-		"-kernel", b.art.kernel, "-initrd", b.art.initrd,
+		"-kernel", b.art.kernel, "-initrd", spec.initrd,
 		"-netdev", fmt.Sprintf("tap,id=n0,ifname=tap%d,script=no,downscript=no", i),
-		"-device", "virtio-net-pci,netdev=n0,romfile=,mac="+mac,
-		"-append", fmt.Sprintf("console=ttyS0 quiet panic=-1 no_timer_check e2e.ip=%s e2e.host=%s e2e.srv=%s", nodeIP(i), n.name, serverIP))
+		"-device", "virtio-net-pci,netdev=n0,romfile=,mac=" + mac,
+		"-append", fmt.Sprintf("console=ttyS0 quiet panic=-1 no_timer_check e2e.ip=%s e2e.host=%s e2e.srv=%s", nodeIP(i), n.name, serverIP)}
+	n.cmd = inNetns(append(args, spec.qemu...)...)
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

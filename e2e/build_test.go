@@ -58,6 +58,9 @@ type artifacts struct {
 	kernel, initrd string // node kernel and initramfs
 	nfsd           string // our server, built from this tree
 	kver           string
+	// For images beyond the client node's (serverImage): the cache
+	// directory, the unpacked kernel and nfs-common, and e2enode.
+	dir, kroot, nroot, node string
 }
 
 var (
@@ -144,11 +147,12 @@ func doProvision() (*artifacts, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building e2enode: %v %s", err, out)
 	}
-	initrd, err := buildInitramfs(dir, kroot, nroot, kver, append([]string{node}, extraNodeBinaries()...))
+	initrd, err := buildInitramfs(dir, kroot, nroot, kver, image{modules: nodeModules, extra: append([]string{node}, extraNodeBinaries()...)})
 	if err != nil {
 		return nil, err
 	}
-	return &artifacts{kernel: filepath.Join(kroot, "boot", "vmlinuz-"+kver), initrd: initrd, nfsd: nfsd, kver: kver}, nil
+	return &artifacts{kernel: filepath.Join(kroot, "boot", "vmlinuz-"+kver), initrd: initrd, nfsd: nfsd, kver: kver,
+		dir: dir, kroot: kroot, nroot: nroot, node: node}, nil
 }
 
 func sanitize(s string) string {
@@ -242,12 +246,25 @@ func unpackOnce(dir, name, pkg, dest string, after func() error) error {
 	return os.WriteFile(stamp, nil, 0o644)
 }
 
-// buildInitramfs assembles the node image: busybox, the NFS client
+// image is what goes into an initramfs besides busybox, mount.nfs, statd,
+// rpcbind and init: modules (loaded with their dependencies, in order),
+// dynamic host binaries (to /sbin, with their libraries), static ones (to
+// /usr/bin) and host files copied as they are.
+// sysroot, if set, is an unpacked package tree copied into the image as
+// it is; the libraries the binaries find there (LD_LIBRARY_PATH for ldd)
+// come with it.
+type image struct {
+	modules, hostBins, extra, files []string
+	sysroot                         string
+}
+
+// buildInitramfs assembles a node image: busybox, the NFS client
 // modules, mount.nfs/statd/rpcbind with their libraries, our init and
-// the given static binaries. The image is cached by a hash of its inputs.
-func buildInitramfs(dir, kroot, nroot, kver string, extra []string) (string, error) {
+// what img adds. The image is cached by a hash of its inputs.
+func buildInitramfs(dir, kroot, nroot, kver string, img image) (string, error) {
+	extra := img.extra
 	h := sha256.New()
-	fmt.Fprintln(h, nodeModules, nfsCommonBins, hostBins)
+	fmt.Fprintln(h, img.modules, nfsCommonBins, hostBins, img.hostBins, img.files, img.sysroot)
 	h.Write([]byte(nodeInit))
 	for _, b := range extra {
 		data, err := os.ReadFile(b)
@@ -256,12 +273,12 @@ func buildInitramfs(dir, kroot, nroot, kver string, extra []string) (string, err
 		}
 		h.Write(data)
 	}
-	img := filepath.Join(dir, "initrd-"+hex.EncodeToString(h.Sum(nil))[:12]+".img")
-	if _, err := os.Stat(img); err == nil {
-		return img, nil
+	out := filepath.Join(dir, "initrd-"+hex.EncodeToString(h.Sum(nil))[:12]+".img")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
 	}
 	start := time.Now()
-	r := img + ".root"
+	r := out + ".root"
 	os.RemoveAll(r)
 	defer os.RemoveAll(r)
 	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "tmp", "mnt",
@@ -285,14 +302,14 @@ func buildInitramfs(dir, kroot, nroot, kver string, extra []string) (string, err
 		return "", err
 	}
 	// Modules, in load order.
-	out, err := run("modprobe", "-d", kroot, "-S", kver, "--show-depends", "-a", nodeModules[0], nodeModules[1], nodeModules[2])
+	deps, err := run("modprobe", append([]string{"-d", kroot, "-S", kver, "--show-depends", "-a"}, img.modules...)...)
 	if err != nil {
 		return "", err
 	}
 	var order []string
 	seen := map[string]bool{}
 	modBase := filepath.Join(kroot, "lib/modules", kver) + "/"
-	for _, line := range strings.Split(out, "\n") {
+	for _, line := range strings.Split(deps, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 || f[0] != "insmod" || seen[f[1]] {
 			continue
@@ -315,23 +332,35 @@ func buildInitramfs(dir, kroot, nroot, kver string, extra []string) (string, err
 	for _, b := range nfsCommonBins {
 		bins[filepath.Join(nroot, b)] = filepath.Join(r, b)
 	}
-	for _, b := range hostBins {
+	for _, b := range append(append([]string(nil), hostBins...), img.hostBins...) {
 		bins[b] = filepath.Join(r, "sbin", filepath.Base(b))
+	}
+	if img.sysroot != "" {
+		if _, err := run("cp", "-a", img.sysroot+"/.", r+"/"); err != nil {
+			return "", err
+		}
 	}
 	libs := map[string]bool{"/lib64/ld-linux-x86-64.so.2": true}
 	for src, dst := range bins {
 		if err := copyFile(src, dst, 0o755); err != nil {
 			return "", err
 		}
-		out, err := run("ldd", src)
-		if err != nil {
-			return "", err
+		ldd := exec.Command("ldd", src)
+		if img.sysroot != "" {
+			ldd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+img.sysroot+"/usr/lib/ganesha:"+img.sysroot+"/usr/lib/x86_64-linux-gnu")
 		}
+		outb, err := ldd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("ldd %s: %v\n%s", src, err, outb)
+		}
+		out := string(outb)
 		if strings.Contains(out, "not found") {
 			return "", fmt.Errorf("%s needs a library the host lacks:\n%s", src, out)
 		}
 		for _, l := range regexp.MustCompile(`=> (/\S+)`).FindAllStringSubmatch(out, -1) {
-			libs[l[1]] = true
+			if img.sysroot == "" || !strings.HasPrefix(l[1], img.sysroot+"/") {
+				libs[l[1]] = true // (the sysroot's own came with it)
+			}
 		}
 	}
 	for l := range libs {
@@ -345,7 +374,7 @@ func buildInitramfs(dir, kroot, nroot, kver string, extra []string) (string, err
 			return "", err
 		}
 	}
-	for _, f := range []string{"/etc/netconfig", "/etc/services", "/etc/protocols", "/etc/rpc"} {
+	for _, f := range append([]string{"/etc/netconfig", "/etc/services", "/etc/protocols", "/etc/rpc"}, img.files...) {
 		if err := copyFile(f, filepath.Join(r, f), 0o644); err != nil {
 			return "", err
 		}
@@ -361,16 +390,16 @@ func buildInitramfs(dir, kroot, nroot, kver string, extra []string) (string, err
 			return "", err
 		}
 	}
-	tmp := img + ".tmp"
+	tmp := out + ".tmp"
 	if _, err := run("sh", "-c", `cd "$1" && find . | cpio -o -H newc --quiet | gzip -1 > "$2"`, "sh", r, tmp); err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp, img); err != nil {
+	if err := os.Rename(tmp, out); err != nil {
 		return "", err
 	}
-	st, _ := os.Stat(img)
-	logf("built %s (%d KiB, %d modules) in %v", img, st.Size()>>10, len(order), time.Since(start).Round(time.Millisecond))
-	return img, nil
+	st, _ := os.Stat(out)
+	logf("built %s (%d KiB, %d modules) in %v", out, st.Size()>>10, len(order), time.Since(start).Round(time.Millisecond))
+	return out, nil
 }
 
 // nodeInit is PID 1 on a node. It brings up the NFS client side (modules,

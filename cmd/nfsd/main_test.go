@@ -10,17 +10,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rwxnfs/rwxnfs/pkg/nfsclient"
+	"github.com/rwxnfs/rwxnfs/pkg/quota"
 )
 
 // The test binary doubles as nfsd, so these tests run the real command
 // (flags, signals, exit codes) without a separate build.
 func TestMain(m *testing.M) {
 	if os.Getenv("RWXNFS_BE_NFSD") == "1" {
+		// Slows the start-up usage walk, so that a test can act before
+		// it ends (see TestQuotaShutAfterKill9).
+		if d, err := time.ParseDuration(os.Getenv("RWXNFS_TEST_WALK_DELAY")); err == nil {
+			quota.WalkHook = func() { time.Sleep(d) }
+		}
 		main()
 		os.Exit(0)
 	}
@@ -30,19 +37,38 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd     *exec.Cmd
 	addr    string
-	serving serving // the "nfsd serving" log line
-	logs    *bytes.Buffer
+	serving serving       // the "nfsd serving" log line
+	logs    *bytes.Buffer // read it only once done, or through logged
+	mu      sync.Mutex    // guards logs while nfsd runs
 	done    chan error
 }
 
 type serving struct{ Msg, NFS, Metrics, Version, Root string }
 
+// logged reports whether nfsd has logged a line containing s so far.
+func (p *proc) logged(s string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return bytes.Contains(p.logs.Bytes(), []byte(s))
+}
+
+// waitLog waits (up to a minute) until nfsd logs a line containing s.
+func waitLog(t *testing.T, p *proc, s string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !p.logged(s); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nfsd did not log %q", s)
+		}
+	}
+}
+
 // startNFSD runs nfsd over root and waits for its "serving" log line.
-// extra flags go after the defaults and override them.
+// Extra flags come after the defaults and override them.
 func startNFSD(t *testing.T, root string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "--root", root, "--listen", "127.0.0.1:0", "--portmap-listen", "127.0.0.1:0",
-		"--metrics-listen", "off", "--log-format", "json"}, extra...)...)
+	args := append([]string{"serve", "--init", "--root", root, "--listen", "127.0.0.1:0", "--portmap-listen", "127.0.0.1:0",
+		"--metrics-listen", "off", "--log-format", "json"}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -57,7 +83,9 @@ func startNFSD(t *testing.T, root string, extra ...string) *proc {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Bytes()
+			p.mu.Lock()
 			p.logs.Write(append(line, '\n'))
+			p.mu.Unlock()
 			var rec serving
 			if json.Unmarshal(line, &rec) == nil && rec.Msg == "nfsd serving" {
 				ready <- rec

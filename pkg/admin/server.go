@@ -5,12 +5,14 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -140,9 +142,8 @@ func listen(addr string) (net.Listener, error) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return nil, fmt.Errorf("admin socket directory: %w", err)
 		}
-		// A socket left by a previous run would make listen fail.
-		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(p)
+		if err := removeStaleSocket(p); err != nil {
+			return nil, err
 		}
 	}
 	lis, err := net.Listen(network, addr)
@@ -153,6 +154,27 @@ func listen(addr string) (net.Listener, error) {
 		os.Chmod(addr, 0o600)
 	}
 	return lis, nil
+}
+
+// removeStaleSocket removes a socket at path that a previous run left
+// (listen would fail on it), but never one a live server still accepts
+// on: taking over its path would cut that server's admin clients off, and
+// its exit would later unlink our socket.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil // nothing there, or not a socket: listen reports it
+	}
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("admin listener: %s is the socket of a running server (another nfsd?); stop it or choose another --admin-listen", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		// Neither live nor surely dead (e.g. a full backlog): keep it.
+		return fmt.Errorf("admin listener: %s exists and its state is unclear: %w", path, err)
+	}
+	return os.Remove(path)
 }
 
 // Addr is the listener's address.

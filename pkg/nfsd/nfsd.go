@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/net/netutil"
 	"golang.org/x/sys/unix"
 
+	"github.com/rwxnfs/rwxnfs/internal/rootlock"
 	"github.com/rwxnfs/rwxnfs/internal/version"
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
 	"github.com/rwxnfs/rwxnfs/pkg/exports"
@@ -86,6 +88,8 @@ type Daemon struct {
 	stopBG  chan struct{}
 	bgDone  chan struct{}
 
+	lock *rootlock.Lock // held until Shutdown: one server per root
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -105,11 +109,18 @@ func Start(cfg Config) (d *Daemon, err error) {
 	var nodes int
 	cfg.Limits, nodes = fdLimits(cfg.Limits, log)
 
-	t, err := exports.Open(exports.Config{Root: cfg.Root, Log: log, MaxOpenNodes: nodes})
+	// Before anything under the root is read or replayed: a second
+	// server must not touch the tree at all.
+	lock, err := rootlock.Acquire(filepath.Join(cfg.Root, "state"))
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &portmap.Table{}, mux: &rpc.Mux{}}
+	t, err := exports.Open(exports.Config{Root: cfg.Root, Log: log, MaxOpenNodes: nodes})
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	d = &Daemon{Table: t, log: log, Metrics: metrics.New(), Portmap: &portmap.Table{}, mux: &rpc.Mux{}, lock: lock}
 	d.Metrics.WatchVolumes(func() []metrics.VolumeStats {
 		vs := t.Volumes()
 		out := make([]metrics.VolumeStats, 0, len(vs))
@@ -127,6 +138,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 			}
 			built.closeListeners()
 			t.Close()
+			lock.Release()
 		}
 	}()
 	if cfg.DefaultVolume != "" && len(t.Volumes()) == 0 {
@@ -142,6 +154,11 @@ func Start(cfg Config) (d *Daemon, err error) {
 	port := d.listener.Addr().(*net.TCPAddr).Port
 	// One file-operation layer under every protocol.
 	d.FS = volfs.New(t, log)
+	if os.Getenv("RWXNFS_UNSAFE_NO_SYNC") == "1" {
+		// Only the power-loss test's negative control sets this.
+		d.FS.UnsafeDisableSync()
+		log.Warn("RWXNFS_UNSAFE_NO_SYNC=1: acknowledged writes and namespace changes are NOT made durable; a power loss will lose them (test use only)")
+	}
 	nfsH := nfs3.NewHandler(d.FS, log, d.Metrics)
 	mountH := &nfs3.Mount{FS: d.FS}
 	d.mux.Handle(nfsH.Program())
@@ -234,6 +251,15 @@ func Start(cfg Config) (d *Daemon, err error) {
 			t.ReconcileAll(2, d.stopBG)
 		}
 	}()
+	// The lock file names this server to one refused on the same root.
+	for _, a := range [][2]string{{"nfs", d.listener.Addr().String()}, {"portmap", addrsOf(d.pmTCP)}, {"metrics", addrOf(d.metricsL)}} {
+		if a[1] != "off" {
+			lock.Record(a[0], a[1])
+		}
+	}
+	if d.Admin != nil {
+		lock.Record("admin", cfg.Admin.Listen)
+	}
 	log.Info("nfsd serving", "version", version.String(), "root", cfg.Root, "nfs", d.listener.Addr().String(), "portmap", addrsOf(d.pmTCP), "metrics", addrOf(d.metricsL), "volumes", len(t.Volumes()))
 	return d, nil
 }
@@ -416,6 +442,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	errs = append(errs, d.Table.Close())
+	errs = append(errs, d.lock.Release())
 	d.log.Info("nfsd stopped")
 	return errors.Join(errs...)
 }

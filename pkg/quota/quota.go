@@ -27,6 +27,22 @@
 // Durability: usage is saved atomically every few seconds and at clean
 // shutdown (Flush), and every start walks each tree (Reconcile) while the
 // volume is served, replacing the saved figure with what the tree holds.
+//
+// After a crash the saved figure may be seconds old, and the walk takes a
+// while: enforcing "saved usage plus live changes" meanwhile would admit
+// writes the true usage refuses (a client writes up to its limit, nfsd is
+// killed before the next save, and after the restart the limit is open
+// again by what the lost save missed). So the saved file also holds a
+// ceiling, an upper bound of the usage that is made durable before any
+// growth past it is admitted: a reservation that takes usage over the
+// durable ceiling raises it (by a headroom, so this costs one synchronous
+// save per headroom of growth, not one per write) and waits for that save
+// before it returns. On load the usage is taken to be the ceiling, so
+// until the walk replaces it by the truth, enforcement counts at least
+// what the tree holds; the price is that during the walk a volume within
+// one headroom of its limit refuses growth it could have had (EDQUOT), and
+// df shows up to one headroom more used. Saves (Flush) lower the ceiling
+// back to usage plus one headroom.
 package quota
 
 import (
@@ -69,11 +85,16 @@ type Volume struct {
 	limBytes  atomic.Int64
 	limInodes atomic.Int64
 
-	flushMu sync.Mutex
-	mu      sync.Mutex // guards used, rec, dirty, path
+	flushMu sync.Mutex // one save at a time
+	mu      sync.Mutex // guards used, ceil, rec, dirty, path
 	used    Usage
-	rec     *walk // non-nil while a reconcile walk runs
-	dirty   bool
+	// ceil is at most the ceiling saved on disk, and is what used may
+	// reach before a reservation must save a higher one (see the package
+	// comment). It is lowered before a save that lowers it, raised only
+	// after a save that raises it.
+	ceil  Usage
+	rec   *walk // non-nil while a reconcile walk runs
+	dirty bool
 
 	// reconciled is set once the usage has been checked against the tree
 	// since this process started.
@@ -88,12 +109,16 @@ type Volume struct {
 // persisted is the on-disk form of a volume's usage.
 type persisted struct {
 	Usage
-	Saved time.Time `json:"saved"`
+	// Ceiling bounds the usage from above until the next save (zero in
+	// files written before it existed: then Usage is all there is).
+	Ceiling Usage     `json:"ceiling"`
+	Saved   time.Time `json:"saved"`
 }
 
 // New returns the accountant of a volume whose usage persists at path
-// ("" for none). A previously saved usage is loaded; it is trusted for
-// enforcement until a reconcile walk replaces it.
+// ("" for none). A previously saved usage is loaded as its ceiling, an
+// upper bound even after a crash, and enforced until a reconcile walk
+// replaces it by what the tree holds.
 func New(path string, lim Limits) (*Volume, error) {
 	v := &Volume{path: path}
 	v.SetLimits(lim)
@@ -105,7 +130,8 @@ func New(path string, lim Limits) (*Volume, error) {
 			if err := json.Unmarshal(data, &p); err != nil {
 				return nil, err
 			}
-			v.used = p.Usage
+			v.used = Usage{Bytes: max(p.Bytes, p.Ceiling.Bytes), Inodes: max(p.Inodes, p.Ceiling.Inodes)}
+			v.ceil = v.used
 		case !errors.Is(err, os.ErrNotExist):
 			return nil, err
 		}
@@ -231,7 +257,8 @@ func (v *Volume) LockNames(names ...Name) func() {
 
 // Reserve admits a growth of bytes and inodes if it keeps the volume
 // within its limits, and charges it. Negative or zero growth is always
-// admitted. It returns ErrQuota and changes nothing otherwise.
+// admitted. It returns ErrQuota and changes nothing otherwise, or an
+// error when a growth past the durable ceiling could not be saved.
 func (v *Volume) Reserve(bytes, inodes int64) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -246,6 +273,78 @@ func (v *Volume) Reserve(bytes, inodes int64) error {
 		}
 	}
 	v.addLocked(bytes, inodes)
+	if v.covered() {
+		return nil
+	}
+	// Over the durable ceiling: the growth is admitted only once a
+	// higher one is saved, so that a crash cannot forget it.
+	v.mu.Unlock()
+	err := v.raiseCeiling()
+	v.mu.Lock()
+	if err != nil {
+		v.addLocked(-bytes, -inodes)
+		return fmt.Errorf("quota: saving the usage ceiling: %w", err)
+	}
+	return nil
+}
+
+// covered reports whether used is within the durable ceiling. v.mu held.
+func (v *Volume) covered() bool {
+	return v.used.Bytes <= v.ceil.Bytes && v.used.Inodes <= v.ceil.Inodes
+}
+
+// headroom is how far above usage a raised ceiling goes: 1/64 of the
+// limit, at least 1 MiB and 64 inodes, at most 256 MiB and 65,536 inodes
+// (no limit: the most). v.mu held.
+func (v *Volume) headroom() Usage {
+	h := func(lim, least, most int64) int64 {
+		if lim <= 0 {
+			return most
+		}
+		return min(most, max(least, lim/64))
+	}
+	return Usage{Bytes: h(v.limBytes.Load(), 1<<20, 256<<20), Inodes: h(v.limInodes.Load(), 64, 1<<16)}
+}
+
+// raiseCeiling saves a ceiling of usage plus headroom, unless another
+// call has already covered the usage.
+func (v *Volume) raiseCeiling() error {
+	v.flushMu.Lock()
+	defer v.flushMu.Unlock()
+	v.mu.Lock()
+	if v.covered() {
+		v.mu.Unlock()
+		return nil
+	}
+	h := v.headroom()
+	target := Usage{Bytes: max(v.ceil.Bytes, v.used.Bytes+h.Bytes), Inodes: max(v.ceil.Inodes, v.used.Inodes+h.Inodes)}
+	err := v.saveLocked(target) // unlocks v.mu
+	if err == nil {
+		v.mu.Lock()
+		v.ceil = Usage{Bytes: max(v.ceil.Bytes, target.Bytes), Inodes: max(v.ceil.Inodes, target.Inodes)}
+		v.mu.Unlock()
+	}
+	return err
+}
+
+// saveLocked writes the usage and ceiling to the volume's file; it is
+// called with flushMu and v.mu held and releases v.mu before writing.
+// Not persisted (no path): nothing to write.
+func (v *Volume) saveLocked(ceiling Usage) error {
+	path := v.path
+	p := persisted{Usage: v.used, Ceiling: ceiling, Saved: time.Now().UTC()}
+	v.dirty = false
+	v.mu.Unlock()
+	if path == "" {
+		return nil
+	}
+	data, _ := json.Marshal(p)
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
+		v.mu.Lock()
+		v.dirty = true
+		v.mu.Unlock()
+		return err
+	}
 	return nil
 }
 
@@ -302,28 +401,34 @@ func (v *Volume) Created(ino uint64) {
 	v.mu.Unlock()
 }
 
-// Flush saves the usage if it changed since the last save. The file is
-// written atomically (temporary file, fsync, rename, directory fsync).
+// Flush saves the usage if it changed since the last save, with the
+// ceiling lowered to usage plus one headroom. The file is written
+// atomically (temporary file, fsync, rename, directory fsync).
 func (v *Volume) Flush() error {
 	// One save at a time, so an older figure never lands after a newer.
 	v.flushMu.Lock()
 	defer v.flushMu.Unlock()
 	v.mu.Lock()
-	path := v.path
-	if !v.dirty || path == "" {
+	h := v.headroom()
+	lower := Usage{
+		Bytes:  max(v.used.Bytes, min(v.ceil.Bytes, v.used.Bytes+h.Bytes)),
+		Inodes: max(v.used.Inodes, min(v.ceil.Inodes, v.used.Inodes+h.Inodes)),
+	}
+	if (!v.dirty && lower == v.ceil) || v.path == "" {
 		v.mu.Unlock()
 		return nil
 	}
-	p := persisted{Usage: v.used, Saved: time.Now().UTC()}
-	v.dirty = false
-	v.mu.Unlock()
-	data, _ := json.Marshal(p)
-	if err := atomicfile.Write(path, data, 0o600); err != nil {
-		v.mu.Lock()
-		v.dirty = true
-		v.mu.Unlock()
+	// Lowered in memory first: until the new file lands the old, higher
+	// ceiling on disk still bounds usage, and a reservation past the
+	// lower one waits for flushMu and then raises it again. Raised (when
+	// usage was over it, as after a walk found more) only once saved.
+	v.ceil = Usage{Bytes: min(v.ceil.Bytes, lower.Bytes), Inodes: min(v.ceil.Inodes, lower.Inodes)}
+	if err := v.saveLocked(lower); err != nil {
 		return err
 	}
+	v.mu.Lock()
+	v.ceil = lower // nobody else saves while flushMu is held
+	v.mu.Unlock()
 	return nil
 }
 

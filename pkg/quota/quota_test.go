@@ -101,3 +101,42 @@ func TestLockNames(t *testing.T) {
 	unlock()
 	<-got
 }
+
+// TestCeilingOutlivesACrash: growth admitted since the last save is never
+// forgotten by a crash (here: the accountant is dropped unflushed and the
+// file loaded again, as a restart after kill -9 does). Until a walk, the
+// reloaded usage is at least what was admitted, so the limit stays shut;
+// a save lowers the ceiling back to usage plus one headroom.
+func TestCeilingOutlivesACrash(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "u.json")
+	lim := Limits{Bytes: 64 << 20, Inodes: 1000}
+	v, _ := New(p, lim)
+	if err := v.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 63; i++ {
+		if err := v.Reserve(1<<20, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Crash: no Flush.
+	w, err := New(p, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := w.Usage(); u.Bytes < 63<<20 || u.Inodes < 63 {
+		t.Fatalf("after a crash usage reloads as %+v, below the %d bytes and 63 inodes admitted", u, 63<<20)
+	}
+	if w.Reserve(2<<20, 0) != ErrQuota {
+		t.Fatal("after a crash, growth past the limit was admitted")
+	}
+	// A save lowers the ceiling: within one headroom (1 MiB) of usage.
+	v.Add(-60<<20, -60)
+	if err := v.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w, _ = New(p, lim)
+	if u := w.Usage(); u.Bytes != 4<<20 || u.Inodes != 3+64 {
+		t.Fatalf("after a save usage reloads as %+v, want usage plus one headroom", u)
+	}
+}

@@ -37,7 +37,7 @@ func (s *Store) Open(id string, lim Limits) (*Volume, error) {
 // saved u (replacing whatever was saved under id) before it returns, so
 // that the volume's first start already enforces its limits on it.
 func (s *Store) Create(id string, lim Limits, u Usage) (*Volume, error) {
-	v := &Volume{path: s.path(id), used: u, dirty: true}
+	v := &Volume{path: s.path(id), used: u, ceil: u, dirty: true}
 	v.SetLimits(lim)
 	if err := v.Flush(); err != nil {
 		return nil, err

@@ -76,7 +76,11 @@ func (fs *FS) Setattr(_ context.Context, c vfs.Caller, fh []byte, s vfs.SetAttr,
 	case n.Vol.Options.ReadOnly:
 		err = vfs.ErrROFS
 	default:
-		err = fs.fail("SETATTR", setAttrs(n, &pre, s, cred(&c, n)))
+		err = setAttrs(n, &pre, s, cred(&c, n))
+		if err == nil {
+			err = fs.commitAttrs(n, &pre)
+		}
+		err = fs.fail("SETATTR", err)
 	}
 	after(&w, n)
 	return w, err

@@ -111,7 +111,7 @@ func (fs *FS) Write(_ context.Context, c vfs.Caller, fh []byte, off uint64, data
 		err = put()
 	}
 	if err == nil {
-		err = syncData(fd, stable)
+		err = fs.syncData(fd, stable)
 	}
 	if err != nil {
 		after(&res.Wcc, n)
@@ -142,7 +142,7 @@ func (fs *FS) Commit(_ context.Context, c vfs.Caller, fh []byte) (vfs.Wcc, error
 	}
 	fd, err := n.IOFD(false)
 	if err == nil {
-		err = syncData(fd, vfs.FileSync)
+		err = fs.syncData(fd, vfs.FileSync)
 	}
 	after(&w, n)
 	return w, fs.fail("COMMIT", err)

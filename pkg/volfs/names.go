@@ -115,7 +115,7 @@ func checkName(name string) error {
 // attributes after it.
 func (fs *FS) finish(d *dirop, op string, err error) error {
 	if err == nil {
-		err = commitDir(d.dir, nil)
+		err = fs.commitDir(d.dir, nil)
 	}
 	after(&d.wcc, d.dir)
 	return fs.fail(op, err)
@@ -419,7 +419,7 @@ func (fs *FS) Rename(_ context.Context, c vfs.Caller, fromFH []byte, fromName st
 		fs.t.Forget(victim)
 	}
 	if err == nil {
-		err = commitDir(from.dir, to.dir)
+		err = fs.commitDir(from.dir, to.dir)
 	}
 	after(&from.wcc, from.dir)
 	after(&to.wcc, to.dir)

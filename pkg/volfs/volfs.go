@@ -28,8 +28,9 @@ import (
 
 // FS is the file-operation layer over a table's volumes.
 type FS struct {
-	t   *exports.Table
-	log *slog.Logger
+	t      *exports.Table
+	log    *slog.Logger
+	noSync bool // see UnsafeDisableSync
 }
 
 var _ vfs.FS = (*FS)(nil)
