@@ -453,7 +453,7 @@ cat /tmp/nfsd.log; exit 1`, ganeshaConf), 2*time.Minute)
 		env = "RWXNFS_UNSAFE_NO_SYNC=1 "
 	}
 	srv.must(fmt.Sprintf(`printf '%s\n' > /tmp/token && chmod 600 /tmp/token
-%ssetsid nfsd-static serve --root /srv/root --listen 0.0.0.0:%s --portmap-listen off --metrics-listen off --no-locking \
+%ssetsid nfsd-static serve --init --root /srv/root --listen 0.0.0.0:%s --portmap-listen off --metrics-listen off --no-locking \
   --no-default-volume --admin-listen 0.0.0.0:%s --admin-token-file /tmp/token --log-format json > /tmp/nfsd.log 2>&1 < /dev/null &
 for i in $(seq 600); do grep -q '"nfsd serving"' /tmp/nfsd.log && exit 0; sleep 0.1; done
 cat /tmp/nfsd.log; exit 1`, plToken, env, plNFSPort, plAdmPort), 2*time.Minute)
