@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -66,8 +68,21 @@ func waitLog(t *testing.T, p *proc, s string) {
 // Extra flags come after the defaults and override them.
 func startNFSD(t *testing.T, root string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"serve", "--init", "--root", root, "--listen", "127.0.0.1:0", "--portmap-listen", "127.0.0.1:0",
-		"--metrics-listen", "off", "--log-format", "json"}, extra...)
+	p, err := launchNFSD(t, append([]string{"--root", root}, extra...)...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.logs)
+	}
+	return p
+}
+
+// launchNFSD runs "nfsd serve" with test defaults (loopback, any port,
+// JSON logs) followed by args, and waits until it serves (err nil; it is
+// killed when the test ends) or exits first (err says so; p.logs holds
+// what it logged).
+func launchNFSD(t *testing.T, args ...string) (*proc, error) {
+	t.Helper()
+	args = append([]string{"serve", "--init", "--listen", "127.0.0.1:0", "--portmap-listen", "127.0.0.1:0",
+		"--metrics-listen", "off", "--log-format", "json"}, args...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
 	stderr, err := cmd.StderrPipe()
@@ -77,6 +92,7 @@ func startNFSD(t *testing.T, root string, extra ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cmd.Process.Kill() })
 	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	ready := make(chan serving, 1)
 	go func() {
@@ -97,14 +113,14 @@ func startNFSD(t *testing.T, root string, extra ...string) *proc {
 	select {
 	case p.serving = <-ready:
 		p.addr = p.serving.NFS
+		return p, nil
 	case err := <-p.done:
-		t.Fatalf("nfsd exited before serving: %v\n%s", err, p.logs)
+		return p, fmt.Errorf("nfsd exited before serving: %v", err)
 	case <-time.After(20 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("nfsd did not start\n%s", p.logs)
+		<-p.done
+		return p, errors.New("nfsd did not start within 20 s")
 	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	return p
 }
 
 func client(t *testing.T, addr string) *nfsclient.Client {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,40 +15,22 @@ import (
 	"github.com/rwxnfs/rwxnfs/pkg/admin"
 )
 
-// runNFSD runs the real command with args until it logs "nfsd serving"
-// (served true, the process left running until the test ends) or exits
-// (served false). It returns everything it logged so far and, if it
-// serves, the address its admin API listens on.
+// runNFSD runs the real command with args until it serves (served true,
+// left running until the test ends) or exits (served false). It returns
+// everything it logged so far and, if it serves, its admin API's address.
 func runNFSD(t *testing.T, args ...string) (served bool, logs, adminAddr string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "--init", "--listen", "127.0.0.1:0", "--portmap-listen", "off", "--metrics-listen", "off", "--log-format", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), "RWXNFS_BE_NFSD=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var buf bytes.Buffer
-	sc := bufio.NewScanner(stderr)
-	deadline := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
-	defer deadline.Stop()
-	for sc.Scan() {
-		buf.Write(append(sc.Bytes(), '\n'))
+	p, err := launchNFSD(t, append([]string{"--portmap-listen", "off"}, args...)...)
+	p.mu.Lock()
+	logs = p.logs.String()
+	p.mu.Unlock()
+	for _, line := range strings.Split(logs, "\n") {
 		var rec struct{ Msg, Listen string }
-		if json.Unmarshal(sc.Bytes(), &rec) != nil {
-			continue
-		}
-		if rec.Msg == "admin API serving" {
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "admin API serving" {
 			adminAddr = rec.Listen
 		}
-		if rec.Msg == "nfsd serving" {
-			return true, buf.String(), adminAddr
-		}
 	}
-	return false, buf.String(), adminAddr
+	return err == nil, logs, adminAddr
 }
 
 // nfsd refuses to start on an admin token file or handle key that group
