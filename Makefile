@@ -19,7 +19,7 @@ run: build
 	$(BIN)/nfsd serve --init --root ./nfsd-data --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111
 
 # Debian packages the default test suite drives the server with.
-DEB_TEST_PKGS := libnfs-utils iproute2 util-linux gcc libc6-dev libnfs-dev curl
+DEB_TEST_PKGS := libnfs-utils iproute2 util-linux gcc libc6-dev libnfs-dev curl rpcbind qemu-utils
 
 $(APT_STAMP):
 	@mkdir -p build

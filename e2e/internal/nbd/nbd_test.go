@@ -2,6 +2,7 @@ package nbd
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -58,6 +59,9 @@ func TestVolatileCache(t *testing.T) {
 func TestQemuClient(t *testing.T) {
 	qio, err := exec.LookPath("qemu-io")
 	if err != nil {
+		if os.Getenv("RWXNFS_STRICT") != "" {
+			t.Fatal("qemu-io not installed (make deps installs qemu-utils)")
+		}
 		t.Skip("qemu-io not installed (qemu-utils)")
 	}
 	dir := t.TempDir()
