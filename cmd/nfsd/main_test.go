@@ -222,42 +222,56 @@ func TestRefusesBadFlags(t *testing.T) {
 	}
 }
 
-// TestClientsFindUsThroughPortmapper runs nfsd with its portmapper on port
-// 111 inside a private network namespace and lists a volume with nfs-ls
-// given no ports at all: libnfs asks the portmapper for MOUNT and NFS and
-// calls MOUNT EXPORT first, as showmount and mount.nfs do.
-func TestClientsFindUsThroughPortmapper(t *testing.T) {
-	ls, err := exec.LookPath("nfs-ls")
-	if err != nil {
-		if os.Getenv("RWXNFS_STRICT") != "" {
-			t.Fatal("nfs-ls not installed (make deps installs libnfs-utils)")
+// needTools skips (fails under make, RWXNFS_STRICT) unless every tool is
+// installed; why says which package has them.
+func needTools(t *testing.T, why string, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("RWXNFS_STRICT") != "" {
+				t.Fatalf("%s not installed (%s)", tool, why)
+			}
+			t.Skipf("%s not installed (%s)", tool, why)
 		}
-		t.Skip("nfs-ls not installed")
 	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare not available")
-	}
-	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "volumes/default"), 0o777)
-	os.WriteFile(filepath.Join(root, "volumes/default/found-via-portmap"), []byte("x"), 0o644)
+}
+
+// clientOnPort111 runs nfsd over root with NFS on 127.0.0.1:2049 and its
+// portmapper on 127.0.0.1:111, inside a private network namespace (so a
+// host rpcbind does not matter), and runs client (a shell command line)
+// there until it succeeds, for up to 10 s. It returns the client's output.
+func clientOnPort111(t *testing.T, root, client string) []byte {
+	t.Helper()
 	script := `set -e
 ip link set lo up
 RWXNFS_BE_NFSD=1 "$1" serve --root "$2" --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111 --metrics-listen off 2>"$2/nfsd.log" &
 pid=$!
 ok=1
 for i in $(seq 100); do
-  if "$3" "nfs://127.0.0.1/volumes/default?version=3" >"$2/ls.out" 2>&1; then ok=0; break; fi
+  if sh -c "$3" >"$2/client.out" 2>&1; then ok=0; break; fi
   sleep 0.1
 done
 kill $pid; wait $pid || true
 exit $ok`
-	cmd := exec.Command("unshare", "--net", "--", "sh", "-c", script, "sh", os.Args[0], root, ls)
-	out, err := cmd.CombinedOutput()
-	lsOut, _ := os.ReadFile(filepath.Join(root, "ls.out"))
+	out, err := exec.Command("unshare", "--net", "--", "sh", "-c", script, "sh", os.Args[0], root, client).CombinedOutput()
+	clientOut, _ := os.ReadFile(filepath.Join(root, "client.out"))
 	if err != nil {
 		logs, _ := os.ReadFile(filepath.Join(root, "nfsd.log"))
-		t.Fatalf("nfs-ls through the portmapper failed: %v\n%s\nnfs-ls: %s\nnfsd: %s", err, out, lsOut, logs)
+		t.Fatalf("%s: %v\n%s\nclient: %s\nnfsd: %s", client, err, out, clientOut, logs)
 	}
+	return clientOut
+}
+
+// TestClientsFindUsThroughPortmapper runs nfsd with its portmapper on port
+// 111 inside a private network namespace and lists a volume with nfs-ls
+// given no ports at all: libnfs asks the portmapper for MOUNT and NFS and
+// calls MOUNT EXPORT first, as showmount and mount.nfs do.
+func TestClientsFindUsThroughPortmapper(t *testing.T) {
+	needTools(t, "make deps installs libnfs-utils and util-linux", "nfs-ls", "unshare")
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "volumes/default"), 0o777)
+	os.WriteFile(filepath.Join(root, "volumes/default/found-via-portmap"), []byte("x"), 0o644)
+	lsOut := clientOnPort111(t, root, `nfs-ls "nfs://127.0.0.1/volumes/default?version=3"`)
 	if !bytes.Contains(lsOut, []byte("found-via-portmap")) {
 		t.Fatalf("nfs-ls output lacks the file:\n%s", lsOut)
 	}
@@ -267,35 +281,8 @@ exit $ok`
 // port 111 (in a private network namespace) lists the portmapper itself
 // (program 100000), NFS and MOUNT (issue 14 item 6).
 func TestRpcinfoListsPortmapper(t *testing.T) {
-	for _, tool := range []string{"rpcinfo", "unshare"} {
-		// rpcinfo comes with rpcbind (make deps installs it; the test's
-		// nfsd listens on 111 in a namespace of its own, so a host
-		// rpcbind does not matter).
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("RWXNFS_STRICT") != "" {
-				t.Fatalf("%s not installed (make deps installs rpcbind and util-linux)", tool)
-			}
-			t.Skipf("%s not installed (apt-get install rpcbind has it)", tool)
-		}
-	}
-	root := t.TempDir()
-	script := `set -e
-ip link set lo up
-RWXNFS_BE_NFSD=1 "$1" serve --root "$2" --listen 127.0.0.1:2049 --portmap-listen 127.0.0.1:111 --metrics-listen off 2>"$2/nfsd.log" &
-pid=$!
-ok=1
-for i in $(seq 100); do
-  if rpcinfo -p 127.0.0.1 >"$2/rpcinfo.out" 2>&1; then ok=0; break; fi
-  sleep 0.1
-done
-kill $pid; wait $pid || true
-exit $ok`
-	out, err := exec.Command("unshare", "--net", "--", "sh", "-c", script, "sh", os.Args[0], root).CombinedOutput()
-	rpcinfo, _ := os.ReadFile(filepath.Join(root, "rpcinfo.out"))
-	if err != nil {
-		logs, _ := os.ReadFile(filepath.Join(root, "nfsd.log"))
-		t.Fatalf("rpcinfo -p: %v\n%s\n%s\nnfsd: %s", err, out, rpcinfo, logs)
-	}
+	needTools(t, "make deps installs rpcbind and util-linux", "rpcinfo", "unshare")
+	rpcinfo := clientOnPort111(t, t.TempDir(), "rpcinfo -p 127.0.0.1")
 	for _, want := range []string{"100000    2   tcp    111  portmapper", "100000    2   udp    111  portmapper", "100003    3   tcp   2049  nfs", "100005    3   tcp   2049  mountd"} {
 		if !bytes.Contains(rpcinfo, []byte(want)) {
 			t.Errorf("rpcinfo -p lacks %q:\n%s", want, rpcinfo)
