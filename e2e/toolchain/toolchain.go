@@ -43,6 +43,13 @@ const (
 	SnapshotterVersion = "v8.7.0"
 )
 
+// kubeLdflags stamps Kubernetes binaries with their release, as its own
+// build does (kubelet reports it as the node's version; e2e.test
+// compares it with the server's).
+const kubeLdflags = "-X k8s.io/component-base/version.gitVersion=" + KubernetesVersion +
+	" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33" +
+	" -X k8s.io/client-go/pkg/version.gitVersion=" + KubernetesVersion
+
 // A bundle is one module built in one wrapper module into one or more
 // binaries.
 type bundle struct {
@@ -56,6 +63,12 @@ type bundle struct {
 	// etcd's ../api, external-snapshotter's ./client).
 	localVersion string
 	ldflags      string
+	// static builds with CGO_ENABLED=0: the binaries run inside node
+	// VMs and images that carry no C library of the right version.
+	static bool
+	// test builds the one package as a test binary (go test -c):
+	// Kubernetes' e2e suite ships that way.
+	test bool
 }
 
 var bundles = []*bundle{
@@ -68,9 +81,28 @@ var bundles = []*bundle{
 			"kubectl":                 "k8s.io/kubernetes/cmd/kubectl",
 		},
 		localVersion: stagingVersion,
-		ldflags: "-X k8s.io/component-base/version.gitVersion=" + KubernetesVersion +
-			" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33" +
-			" -X k8s.io/client-go/pkg/version.gitVersion=" + KubernetesVersion,
+		ldflags:      kubeLdflags,
+	},
+	{
+		// What runs on a node VM (issue 16): kubelet, and agnhost, the
+		// test image Kubernetes' e2e suite execs into.
+		name: "kubernetes-node", module: "k8s.io/kubernetes", version: KubernetesVersion,
+		pkgs: map[string]string{
+			"kubelet": "k8s.io/kubernetes/cmd/kubelet",
+			"agnhost": "k8s.io/kubernetes/test/images/agnhost",
+		},
+		localVersion: stagingVersion,
+		ldflags:      kubeLdflags,
+		static:       true,
+	},
+	{
+		// Kubernetes' own e2e suite, whose External.Storage specs run
+		// against a driver described by a testdriver manifest.
+		name: "kubernetes-e2e", module: "k8s.io/kubernetes", version: KubernetesVersion,
+		pkgs:         map[string]string{"e2e.test": "k8s.io/kubernetes/test/e2e"},
+		localVersion: stagingVersion,
+		ldflags:      kubeLdflags,
+		test:         true,
 	},
 	{
 		name: "etcd", module: "go.etcd.io/etcd/server/v3", version: EtcdVersion,
@@ -114,6 +146,9 @@ var (
 	ControlPlaneTools = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "helm"}
 	CSITools          = []string{"csi-provisioner", "csi-resizer", "csi-snapshotter", "snapshot-controller"}
 	ClusterTools      = append(append([]string(nil), ControlPlaneTools...), CSITools...)
+	// NodeTools run inside node VMs; E2ESuite is Kubernetes' e2e binary.
+	NodeTools = []string{"kubelet", "agnhost"}
+	E2ESuite  = []string{"e2e.test"}
 )
 
 func bundleOf(bin string) (*bundle, error) {
@@ -281,17 +316,31 @@ func (c *Cache) build(ctx context.Context, b *bundle, work, out string) error {
 	if err := os.WriteFile(filepath.Join(work, "tools.go"), tools.Bytes(), 0o644); err != nil {
 		return err
 	}
-	if err := c.goCmd(ctx, work, "mod", "tidy"); err != nil {
+	if err := c.goCmd(ctx, work, nil, "mod", "tidy"); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
+	var env []string
+	if b.static {
+		env = append(env, "CGO_ENABLED=0")
+	}
+	if b.test {
+		// go test -c builds one package per call.
+		for _, bin := range sortedKeys(b.pkgs) {
+			args := []string{"test", "-c", "-ldflags", strings.TrimSpace("-s -w " + b.ldflags), "-o", filepath.Join(out, bin), b.pkgs[bin]}
+			if err := c.goCmd(ctx, work, env, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	args := []string{"build", "-ldflags", strings.TrimSpace("-s -w " + b.ldflags), "-o", out + "/"}
 	for _, bin := range sortedKeys(b.pkgs) {
 		args = append(args, b.pkgs[bin])
 	}
-	if err := c.goCmd(ctx, work, args...); err != nil {
+	if err := c.goCmd(ctx, work, env, args...); err != nil {
 		return err
 	}
 	// go build names each binary after its package's last element;
@@ -319,12 +368,12 @@ func pkgBinaryName(pkg string) string {
 	return last
 }
 
-func (c *Cache) goCmd(ctx context.Context, dir string, args ...string) error {
+func (c *Cache) goCmd(ctx context.Context, dir string, env []string, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	// GOFLAGS from the caller (-mod=vendor, say) must not leak into the
 	// wrapper module; GOWORK would pull in this repository's module.
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+	cmd.Env = append(append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off"), env...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {

@@ -4,6 +4,8 @@
 //
 //	go run ./e2e/cmd/toolchain chart     # helm, kubeconform, schemas (make test)
 //	go run ./e2e/cmd/toolchain cluster   # + control plane, kubectl, etcd, CSI sidecars, snapshot controller
+//	go run ./e2e/cmd/toolchain node      # kubelet and agnhost for node VMs (make e2e-cluster)
+//	go run ./e2e/cmd/toolchain e2e       # Kubernetes' e2e.test (make e2e-cluster)
 //	go run ./e2e/cmd/toolchain helm ...  # named binaries
 //
 // The cache is $RWXNFS_TOOLS (default ~/.cache/rwxnfs/tools).
@@ -43,6 +45,10 @@ func run(ctx context.Context, args []string) error {
 			schemas = true
 		case "cluster":
 			bins = append(bins, toolchain.ClusterTools...)
+		case "node":
+			bins = append(bins, toolchain.NodeTools...)
+		case "e2e":
+			bins = append(bins, toolchain.E2ESuite...)
 		case "schemas":
 			schemas = true
 		default:
