@@ -424,6 +424,7 @@ func (h *Harness) Down() {
 	h.stopped = true
 	vms := h.vms
 	h.mu.Unlock()
+	t0 := time.Now()
 	for _, vm := range vms {
 		vm.Kill()
 	}
@@ -433,6 +434,7 @@ func (h *Harness) Down() {
 	if h.netns != nil {
 		h.netns.Delete()
 	}
+	h.logf("torn down in %v", time.Since(t0).Round(10*time.Millisecond))
 }
 
 // Kubeconfig is the admin kubeconfig's path.
