@@ -42,6 +42,11 @@
 //	h.NFSDPod(ctx) (string, error); h.DeleteNFSDPod(ctx) error
 //	h.Kubeconfig() string                         admin kubeconfig (for
 //	                                              Kubernetes' e2e.test)
+//	h.Run(ctx, bin, args...) (string, error)      a program inside the test's
+//	                                              netns, where the apiserver
+//	                                              (10.96.0.1:443) is reachable
+//	h.Tool(ctx, name) (string, error)             a toolchain binary's path
+//	h.Get(ctx, &v, args...); h.Helm(ctx, args...) (from e2e/cluster)
 //	h.Namespace, h.StorageClass, h.Workers, h.ServerIP
 package kube
 
@@ -135,51 +140,54 @@ func (h *Harness) step(name string, since time.Time) time.Time {
 	return time.Now()
 }
 
-// Up builds the cluster: tools, node image, test images, network,
-// control plane, node VMs, the chart. On error, what was started is
-// stopped before it returns.
-func Up(ctx context.Context, opt Options) (h *Harness, err error) {
+// New returns a harness for opt; Up builds the cluster.
+func New(opt Options) *Harness {
 	if opt.Log == nil {
 		opt.Log = os.Stderr
 	}
-	h = &Harness{opt: opt, vms: map[string]*kubenode.VM{}, start: time.Now(),
+	return &Harness{opt: opt, vms: map[string]*kubenode.VM{}, start: time.Now(),
 		Namespace: "rwxnfs", StorageClass: "rwxnfs", Workers: []string{"node-1", "node-2"}}
-	defer func() {
-		if err != nil {
-			h.Down()
-			h = nil
-		}
-	}()
+}
+
+// Up builds the cluster: tools, node image, test images, network,
+// control plane, node VMs, the chart. Down stops whatever it started,
+// whether Up finished or not (call it from a signal handler too).
+func (h *Harness) Up(ctx context.Context) (err error) {
+	opt := h.opt
+	h.start = time.Now()
 	t := time.Now()
 	tools := toolchain.Default()
 	tools.Log = opt.Log
 	bins, err := tools.Ensure(ctx, append(append([]string(nil), toolchain.ControlPlaneTools...), toolchain.NodeTools...)...)
 	if err != nil {
-		return h, err
+		return err
 	}
 	t = h.step("tools", t)
 	art, err := kubenode.Build(opt.Dir, bins["kubelet"], opt.Log)
 	if err != nil {
-		return h, err
+		return err
 	}
 	t = h.step("node image", t)
 	os.RemoveAll(opt.RunDir)
 	share := filepath.Join(opt.RunDir, "share")
 	if err := os.MkdirAll(filepath.Join(share, "images"), 0o755); err != nil {
-		return h, err
+		return err
 	}
 	imgs, err := h.shareImages(ctx, tools, filepath.Join(share, "images"))
 	if err != nil {
-		return h, err
+		return err
 	}
 	t = h.step("test images", t)
 
 	// The network: a bridge, one tap per node, the apiserver's address,
 	// and routes to every node's pod network.
-	h.netns, err = cluster.NewNetns(opt.Netns)
+	ns, err := cluster.NewNetns(opt.Netns)
 	if err != nil {
-		return h, err
+		return err
 	}
+	h.mu.Lock()
+	h.netns = ns
+	h.mu.Unlock()
 	ipc := [][]string{
 		{"link", "add", "br0", "type", "bridge", "forward_delay", "0", "stp_state", "0"},
 		{"addr", "add", hostIP + "/24", "dev", "br0"},
@@ -194,42 +202,47 @@ func Up(ctx context.Context, opt Options) (h *Harness, err error) {
 	}
 	for _, c := range ipc {
 		if err := h.netns.IP(c...); err != nil {
-			return h, err
+			return err
 		}
 	}
 	for _, n := range nodeDefs {
 		if err := h.netns.IP("route", "add", n.pods, "via", n.ip); err != nil {
-			return h, err
+			return err
 		}
 	}
 	t = h.step("network", t)
 
-	h.Cluster, err = cluster.Start(ctx, cluster.Config{Netns: h.netns, Dir: filepath.Join(opt.RunDir, "cp"),
+	c, err := cluster.Start(ctx, cluster.Config{Netns: h.netns, Dir: filepath.Join(opt.RunDir, "cp"),
 		Addr: apiIP, Port: 443, ServiceCIDR: serviceNet, Scheduler: true, Tools: tools,
 		Logf: func(f string, a ...any) { h.logf(f, a...) }})
+	if c != nil {
+		h.mu.Lock()
+		h.Cluster = c
+		h.mu.Unlock()
+	}
 	if err != nil {
-		return h, err
+		return err
 	}
 	t = h.step("control plane", t)
 
 	// Kubelets trust the apiserver's client certificate by this CA.
 	if ca, err := os.ReadFile(h.CAFile); err != nil {
-		return h, err
+		return err
 	} else if err := os.WriteFile(filepath.Join(share, "ca.crt"), ca, 0o644); err != nil {
-		return h, err
+		return err
 	}
 	specs := make([]kubenode.Spec, len(nodeDefs))
 	for i, n := range nodeDefs {
 		kc, err := h.ClientKubeconfig("kubelet-"+n.name, "system:node:"+n.name, "system:nodes")
 		if err != nil {
-			return h, err
+			return err
 		}
 		dir := filepath.Join(share, "nodes", n.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return h, err
+			return err
 		}
 		if err := inlineKubeconfig(kc, filepath.Join(dir, "kubeconfig")); err != nil {
-			return h, err
+			return err
 		}
 		s := kubenode.Spec{Name: n.name, IP: n.ip + "/24", Gw: hostIP, API: apiIP, PodNet: n.pods,
 			Tap: fmt.Sprintf("tap%d", i), MAC: fmt.Sprintf("52:54:00:77:00:%02x", 10+i),
@@ -254,7 +267,7 @@ func Up(ctx context.Context, opt Options) (h *Harness, err error) {
 			s.Labels = "rwxnfs.io/storage=true"
 			s.MemMiB = 1536
 			if out, err := exec.Command("sh", "-c", "truncate -s 8G \"$1\" && mkfs.ext4 -q -F \"$1\"", "sh", s.Disk).CombinedOutput(); err != nil {
-				return h, fmt.Errorf("making storage-0's disk: %v %s", err, out)
+				return fmt.Errorf("making storage-0's disk: %v %s", err, out)
 			}
 		} else {
 			s.Labels = "rwxnfs.io/client=true"
@@ -262,7 +275,7 @@ func Up(ctx context.Context, opt Options) (h *Harness, err error) {
 		specs[i] = s
 	}
 	if err := os.MkdirAll(filepath.Join(opt.RunDir, "logs"), 0o755); err != nil {
-		return h, err
+		return err
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(specs))
@@ -278,14 +291,18 @@ func Up(ctx context.Context, opt Options) (h *Harness, err error) {
 			}
 			h.mu.Lock()
 			h.vms[specs[i].Name] = vm
+			stopped := h.stopped
 			h.mu.Unlock()
+			if stopped { // Down ran meanwhile
+				vm.Kill()
+			}
 			h.logf("%s: shell up in %v (images imported, kubelet started)", specs[i].Name, time.Since(t0).Round(10*time.Millisecond))
 		}(i)
 	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return h, err
+			return err
 		}
 	}
 	t = h.step("VMs booted", t)
@@ -301,19 +318,19 @@ func Up(ctx context.Context, opt Options) (h *Harness, err error) {
 		}
 		return true, "", nil
 	}); err != nil {
-		return h, err
+		return err
 	}
 	t = h.step("nodes Ready", t)
 	for _, n := range nodeDefs {
 		if err := h.Node(n.name).WaitImported(ctx); err != nil {
-			return h, err
+			return err
 		}
 	}
 	t = h.step("images imported", t)
 
 	if out, err := h.Helm(ctx, "install", "rwxnfs", opt.ChartDir, "--namespace", h.Namespace, "--create-namespace",
 		"-f", opt.Values, "--set", "image.tag="+opt.ImageTag, "--set", "nfsd.network.hostIP="+ServerIP); err != nil {
-		return h, fmt.Errorf("helm install: %v\n%s", err, out)
+		return fmt.Errorf("helm install: %v\n%s", err, out)
 	}
 	t = h.step("helm install", t)
 	for _, c := range []struct {
@@ -325,12 +342,12 @@ func Up(ctx context.Context, opt Options) (h *Harness, err error) {
 		{"app.kubernetes.io/component=node", len(h.Workers)},
 	} {
 		if err := h.WaitPods(ctx, h.Namespace, c.sel, c.n, 5*time.Minute); err != nil {
-			return h, err
+			return err
 		}
 		t = h.step("ready: "+c.sel, t)
 	}
 	h.logf("cluster up in %v", time.Since(h.start).Round(10*time.Millisecond))
-	return h, nil
+	return nil
 }
 
 // shareImages puts every image tarball the nodes import into dir: make
@@ -422,17 +439,21 @@ func (h *Harness) Down() {
 		return
 	}
 	h.stopped = true
-	vms := h.vms
+	var vms []*kubenode.VM
+	for _, vm := range h.vms {
+		vms = append(vms, vm)
+	}
+	c, ns := h.Cluster, h.netns
 	h.mu.Unlock()
 	t0 := time.Now()
 	for _, vm := range vms {
 		vm.Kill()
 	}
-	if h.Cluster != nil {
-		h.Cluster.Stop()
+	if c != nil {
+		c.Stop()
 	}
-	if h.netns != nil {
-		h.netns.Delete()
+	if ns != nil {
+		ns.Delete()
 	}
 	h.logf("torn down in %v", time.Since(t0).Round(10*time.Millisecond))
 }

@@ -64,19 +64,17 @@ func run(m *testing.M) int {
 	// A signal tears the cluster down before the process goes.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	var h *Harness
+	h := New(opt)
 	go func() {
 		s := <-sigs
 		fmt.Fprintf(os.Stderr, "e2e/kube: %v: tearing the cluster down\n", s)
 		cancel()
-		if h != nil {
-			h.Down()
-		}
+		h.Down()
 		os.Exit(2)
 	}()
 	t0 := time.Now()
-	h, err := Up(ctx, opt)
-	if err != nil {
+	if err := h.Up(ctx); err != nil {
+		h.Down()
 		fmt.Fprintf(os.Stderr, "e2e/kube: cluster bring-up failed after %v: %v\n(logs in %s)\n", time.Since(t0).Round(time.Second), err, opt.RunDir)
 		return 1
 	}
