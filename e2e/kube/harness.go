@@ -367,6 +367,14 @@ func (h *Harness) shareImages(ctx context.Context, tools *toolchain.Cache, dir s
 	if err != nil {
 		return nil, err
 	}
+	// The node plugin without mount.nfs (TestNodePluginErrors), from the
+	// csi-nfs and Debian packages make images used.
+	broken, err := testimages.WriteNodeWithoutHelper(filepath.Join(h.opt.Dir, "testimages"),
+		filepath.Join(h.opt.ImagesDir, "bin", "csi-nfs"), filepath.Join(h.opt.ImagesDir, "debian"), h.opt.ImageTag, tools.Log)
+	if err != nil {
+		return nil, err
+	}
+	extra = append(extra, broken)
 	for _, f := range append(files, extra...) {
 		dst := filepath.Join(dir, filepath.Base(f))
 		names = append(names, strings.TrimSuffix(filepath.Base(f), ".tar"))

@@ -15,6 +15,7 @@ package testimages
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,4 +157,37 @@ func goBuildStatic(ctx context.Context, out, pkg string) error {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return nil
+}
+
+// NodeWithoutHelper is a broken variant of the node plugin image: the
+// same csi-nfs and Debian helpers minus mount.nfs, as on a node image
+// someone built without nfs-common. Deployed with the chart's value
+// image.node, it shows what a user of such an image is told.
+const NodeWithoutHelper = "rwxnfs/csi-nfs-node-nomount"
+
+// WriteNodeWithoutHelper writes that variant as <dir>/csi-nfs-node-nomount.tar
+// tagged tag, from csiNFS (the static binary make images built) and
+// Debian's packages cached under debianDir.
+func WriteNodeWithoutHelper(dir, csiNFS, debianDir, tag string, log io.Writer) (string, error) {
+	deb := &images.Debian{Dir: debianDir, Log: log}
+	root, err := deb.Unpack(images.NodePackages...)
+	if err != nil {
+		return "", err
+	}
+	r, err := images.NodeRootfs(csiNFS, root)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range []string{"/usr/sbin/mount.nfs", "/usr/sbin/mount.nfs4"} {
+		if !r.Has(p) {
+			return "", fmt.Errorf("testimages: the node image has no %s to take out (images.NodePrograms changed?)", p)
+		}
+		r.Remove(p)
+	}
+	img, err := images.Build(r, images.Config{Entrypoint: []string{"/usr/bin/csi-nfs"}})
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "csi-nfs-node-nomount.tar")
+	return path, images.WriteOCITarball(path, img, images.Repository("csi-nfs-node-nomount")+":"+tag, tag)
 }
