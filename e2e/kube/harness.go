@@ -194,11 +194,10 @@ func (h *Harness) Up(ctx context.Context) (err error) {
 		{"addr", "add", apiIP + "/32", "dev", "br0"},
 		{"link", "set", "br0", "up"},
 	}
-	for i, n := range nodeDefs {
+	for i := range nodeDefs {
 		tap := fmt.Sprintf("tap%d", i)
 		ipc = append(ipc, []string{"tuntap", "add", "dev", tap, "mode", "tap"},
 			[]string{"link", "set", tap, "master", "br0", "up"})
-		_ = n
 	}
 	for _, c := range ipc {
 		if err := h.netns.IP(c...); err != nil {
