@@ -12,8 +12,11 @@ import (
 )
 
 // dfKiB is the size of the file system at path in a pod, as df shows it.
+// -P keeps each file system on one line: without it busybox df puts a
+// long source (10.77.0.10:/volumes/pvc-...) on a line of its own, and the
+// second field of the last line is then the used space.
 func (h *Harness) dfKiB(ctx context.Context, ns, pod, path string) (int64, error) {
-	out, err := h.Exec(ctx, ns, pod, "", "df", "-k", path)
+	out, err := h.Exec(ctx, ns, pod, "", "df", "-kP", path)
 	if err != nil {
 		return 0, err
 	}
