@@ -189,34 +189,62 @@ func ELF(r *Rootfs, root string, bins ...string) error {
 		if err != nil {
 			return err
 		}
-		f, err := elf.Open(real)
+		deps, err := elfDeps(real, root, p)
 		if err != nil {
-			return fmt.Errorf("images: %s: %w", p, err)
+			return err
 		}
-		needed, err := f.ImportedLibraries()
-		interp := interpreter(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("images: %s: %w", p, err)
-		}
-		if interp != "" {
-			queue = append(queue, interp)
-		}
-		for _, lib := range needed {
-			found := ""
-			for _, dir := range libDirs {
-				if _, err := os.Lstat(filepath.Join(root, dir, lib)); err == nil {
-					found = path.Join(dir, lib)
-					break
-				}
-			}
-			if found == "" {
-				return fmt.Errorf("images: %s needs %s, found in none of %v under %s: add the Debian package that ships it", p, lib, libDirs, root)
-			}
-			queue = append(queue, found)
-		}
+		queue = append(queue, deps...)
 	}
 	return nil
+}
+
+// elfDeps returns the loader and the shared libraries the ELF file at
+// host path real needs, as paths inside root; name is how errors call it.
+func elfDeps(real, root, name string) ([]string, error) {
+	f, err := elf.Open(real)
+	if err != nil {
+		return nil, fmt.Errorf("images: %s: %w", name, err)
+	}
+	defer f.Close()
+	needed, err := f.ImportedLibraries()
+	if err != nil {
+		return nil, fmt.Errorf("images: %s: %w", name, err)
+	}
+	var deps []string
+	if interp := interpreter(f); interp != "" {
+		deps = append(deps, interp)
+	}
+	for _, lib := range needed {
+		found := ""
+		for _, dir := range libDirs {
+			if _, err := os.Lstat(filepath.Join(root, dir, lib)); err == nil {
+				found = path.Join(dir, lib)
+				break
+			}
+		}
+		if found == "" {
+			return nil, fmt.Errorf("images: %s needs %s, found in none of %v under %s: add the Debian package that ships it", name, lib, libDirs, root)
+		}
+		deps = append(deps, found)
+	}
+	return deps, nil
+}
+
+// ELFAt adds the program at host path src to r as dst, with the shared
+// libraries and loader it needs taken from root (as ELF does): for
+// binaries built outside any package tree, such as the CSI sidecars the
+// test images carry.
+func ELFAt(r *Rootfs, root, dst, src string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	r.File(dst, src, fi.Mode().Perm())
+	deps, err := elfDeps(src, root, src)
+	if err != nil {
+		return err
+	}
+	return ELF(r, root, deps...)
 }
 
 // addResolved adds p (a path inside root) to r, following symlinks (each

@@ -80,6 +80,10 @@ func (r *Rootfs) Symlink(p, target string) {
 	r.entries[p] = entry{mode: fs.ModeSymlink | 0o777, link: target}
 }
 
+// Remove drops p (not what is under it) from the tree; variants of an
+// image made for tests take a program out this way.
+func (r *Rootfs) Remove(p string) { delete(r.entries, clean(p)) }
+
 // Has reports whether p is in the tree.
 func (r *Rootfs) Has(p string) bool {
 	_, ok := r.entries[clean(p)]

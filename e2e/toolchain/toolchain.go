@@ -69,6 +69,9 @@ type bundle struct {
 	// test builds the one package as a test binary (go test -c):
 	// Kubernetes' e2e suite ships that way.
 	test bool
+	// pins replace modules the proxy does not serve at localVersion
+	// ("path => path version").
+	pins []string
 }
 
 var bundles = []*bundle{
@@ -103,6 +106,9 @@ var bundles = []*bundle{
 		localVersion: stagingVersion,
 		ldflags:      kubeLdflags,
 		test:         true,
+		// The proxy serves k8s.io/sample-apiserver only at v0.33.3 (its
+		// API types, which the apimachinery specs import, are the same).
+		pins: []string{"k8s.io/sample-apiserver => k8s.io/sample-apiserver v0.33.3"},
 	},
 	{
 		name: "etcd", module: "go.etcd.io/etcd/server/v3", version: EtcdVersion,
@@ -302,6 +308,11 @@ func (c *Cache) build(ctx context.Context, b *bundle, work, out string) error {
 	var gomod bytes.Buffer
 	fmt.Fprintf(&gomod, "module rwxnfs.local/toolbuild/%s\n\ngo 1.26\n\nrequire %s %s\n\n", b.name, b.module, b.version)
 	for _, r := range reps {
+		if !pinned(b.pins, r) {
+			fmt.Fprintf(&gomod, "replace %s\n", r)
+		}
+	}
+	for _, r := range b.pins {
 		fmt.Fprintf(&gomod, "replace %s\n", r)
 	}
 	var tools bytes.Buffer
@@ -355,6 +366,17 @@ func (c *Cache) build(ctx context.Context, b *bundle, work, out string) error {
 		}
 	}
 	return nil
+}
+
+// pinned reports whether a pin replaces the same module as replace r.
+func pinned(pins []string, r string) bool {
+	old, _, _ := strings.Cut(r, "=>")
+	for _, p := range pins {
+		if po, _, _ := strings.Cut(p, "=>"); strings.TrimSpace(po) == strings.TrimSpace(old) {
+			return true
+		}
+	}
+	return false
 }
 
 // pkgBinaryName is the name go build gives a main package's binary: the
