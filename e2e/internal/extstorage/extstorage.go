@@ -50,7 +50,7 @@ const Skip = `\[Disruptive\]|should provision storage with any volume data sourc
 
 // Options are the settings of one e2e.test run.
 type Options struct {
-	Kubeconfig string // required
+	Kubeconfig string // required (except for a dry run)
 	TestDriver string // path of the manifest file; required
 	ReportDir  string // where junit_01.xml goes; required
 	// Kubectl is the kubectl the few specs that shell out use
@@ -64,12 +64,17 @@ type Options struct {
 	NonBlockingTaints []string
 	// Timeout bounds the whole run (ginkgo's default is 1h; default 4h).
 	Timeout time.Duration
+	// Procs > 1 runs that many specs at once, through the ginkgo CLI
+	// ([Serial] specs still run alone, at the end). Most of a spec's
+	// time is waiting (pods starting on TCG nodes, polls), not CPU.
+	Procs int
 	// DryRun lists the specs without running them (no cluster needed).
 	DryRun bool
 }
 
-// Args are e2e.test's command-line arguments for o.
-func (o Options) Args() []string {
+// ginkgoFlags are ginkgo's own settings, without the "ginkgo." prefix
+// e2e.test's flag set gives them.
+func (o Options) ginkgoFlags() []string {
 	focus, skip := o.Focus, o.Skip
 	if focus == "" {
 		focus = Focus
@@ -81,21 +86,23 @@ func (o Options) Args() []string {
 	if timeout == 0 {
 		timeout = 4 * time.Hour
 	}
+	f := []string{"focus=" + focus, "skip=" + skip, "timeout=" + timeout.String(),
+		"v", "no-color",
+		// The spec order is fixed so two runs compare.
+		"seed=1"}
+	if o.DryRun {
+		f = append(f, "dry-run")
+	}
+	return f
+}
+
+// suiteFlags are e2e.test's own settings.
+func (o Options) suiteFlags() []string {
 	args := []string{
 		"-storage.testdriver=" + o.TestDriver,
-		"-ginkgo.focus=" + focus,
-		"-ginkgo.skip=" + skip,
-		"-ginkgo.timeout=" + timeout.String(),
-		// One spec at a time (no ginkgo -p): two cores and TCG nodes.
-		"-ginkgo.v", "-ginkgo.no-color",
-		// The spec order is fixed so two runs compare.
-		"-ginkgo.seed=1",
 		"-report-dir=" + o.ReportDir,
 		// No cloud: every provider-specific spec skips.
 		"-provider=skeleton",
-	}
-	if o.DryRun {
-		args = append(args, "-ginkgo.dry-run")
 	}
 	if o.Kubeconfig != "" {
 		args = append(args, "-kubeconfig="+o.Kubeconfig)
@@ -107,6 +114,25 @@ func (o Options) Args() []string {
 		args = append(args, "-non-blocking-taints="+strings.Join(o.NonBlockingTaints, ","))
 	}
 	return args
+}
+
+// Command is the program to run and its arguments: e2e.test itself, one
+// spec at a time, or with Procs > 1 the ginkgo CLI (its path in ginkgo)
+// running e2e.test in that many processes.
+func (o Options) Command(e2eTest, ginkgo string) (string, []string) {
+	if o.Procs <= 1 {
+		var args []string
+		for _, f := range o.ginkgoFlags() {
+			args = append(args, "-ginkgo."+f)
+		}
+		return e2eTest, append(args, o.suiteFlags()...)
+	}
+	args := []string{fmt.Sprintf("--procs=%d", o.Procs)}
+	for _, f := range o.ginkgoFlags() {
+		args = append(args, "--"+f)
+	}
+	args = append(append(args, e2eTest, "--"), o.suiteFlags()...)
+	return ginkgo, args
 }
 
 // Spec is one test case of the report.

@@ -203,9 +203,9 @@ func TestTestDriverManifest(t *testing.T) {
 // out exactly those Skip names. Needs e2e.test built (make
 // cluster-tools builds it; make test does not), else it skips.
 func TestDryRun(t *testing.T) {
-	bin, ok := toolchain.Default().Built("e2e.test")
+	e2eTest, ok := toolchain.Default().Built("e2e.test")
 	if !ok {
-		t.Skipf("e2e.test not built (%s): go run ./e2e/cmd/toolchain e2e", bin)
+		t.Skipf("e2e.test not built (%s): go run ./e2e/cmd/toolchain e2e", e2eTest)
 	}
 	dir := t.TempDir()
 	td := filepath.Join(dir, "testdriver.yaml")
@@ -215,11 +215,12 @@ func TestDryRun(t *testing.T) {
 	o := Options{TestDriver: td, ReportDir: filepath.Join(dir, "report"), DryRun: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, o.Args()...)
+	bin, args := o.Command(e2eTest, "")
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("e2e.test %v: %v\n%s", o.Args(), err, tail(string(out)))
+		t.Fatalf("%s %v: %v\n%s", bin, args, err, tail(string(out)))
 	}
 	f, err := os.Open(filepath.Join(dir, "report", "junit_01.xml"))
 	if err != nil {
@@ -255,4 +256,23 @@ func tail(s string) string {
 		return "…" + s[len(s)-3000:]
 	}
 	return s
+}
+
+// e2e.test's flag set prefixes ginkgo's flags with "ginkgo."; the ginkgo
+// CLI takes them bare and passes what follows "--" to e2e.test.
+func TestCommand(t *testing.T) {
+	o := Options{Kubeconfig: "k", TestDriver: "td", ReportDir: "r", NonBlockingTaints: []string{"a", "b"}}
+	bin, args := o.Command("/x/e2e.test", "/x/ginkgo")
+	want := []string{`-ginkgo.focus=` + Focus, `-ginkgo.skip=` + Skip, "-ginkgo.timeout=4h0m0s", "-ginkgo.v", "-ginkgo.no-color",
+		"-ginkgo.seed=1", "-storage.testdriver=td", "-report-dir=r", "-provider=skeleton", "-kubeconfig=k", "-non-blocking-taints=a,b"}
+	if bin != "/x/e2e.test" || !reflect.DeepEqual(args, want) {
+		t.Errorf("serial: %s %q", bin, args)
+	}
+	o.Procs, o.Focus = 3, "volumes"
+	bin, args = o.Command("/x/e2e.test", "/x/ginkgo")
+	want = []string{"--procs=3", "--focus=volumes", `--skip=` + Skip, "--timeout=4h0m0s", "--v", "--no-color", "--seed=1",
+		"/x/e2e.test", "--", "-storage.testdriver=td", "-report-dir=r", "-provider=skeleton", "-kubeconfig=k", "-non-blocking-taints=a,b"}
+	if bin != "/x/ginkgo" || !reflect.DeepEqual(args, want) {
+		t.Errorf("parallel: %s %q", bin, args)
+	}
 }
