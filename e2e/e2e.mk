@@ -33,3 +33,14 @@ POWERLOSS_GANESHA ?= 1
 e2e-powerloss:
 	cd e2e && RWXNFS_E2E=1 RWXNFS_POWERLOSS_ITERS=$(POWERLOSS_ITERS) RWXNFS_POWERLOSS_GANESHA=$(POWERLOSS_GANESHA) \
 		$(GO) test -count=1 -v -timeout 90m -run '^TestPowerLoss' .
+
+# The two-node Kubernetes cluster (issue 16, e2e/kube): control plane on the
+# host, storage-0 + node-1 + node-2 as qemu VMs running containerd and
+# kubelet, the chart installed with helm, pods on both workers sharing one
+# RWX volume. Needs root, ~8 GB of memory; see e2e/README.md.
+CLUSTER_TIMEOUT ?= 60m
+CLUSTER_RUN     ?= .
+.PHONY: e2e-cluster
+e2e-cluster: images
+	$(GO) run ./e2e/cmd/toolchain cluster node
+	cd e2e/kube && RWXNFS_E2E_CLUSTER=1 $(GO) test -count=1 -v -timeout $(CLUSTER_TIMEOUT) -run '$(CLUSTER_RUN)' .

@@ -31,6 +31,11 @@ type Config struct {
 	Dir string
 	// Addr is the address the apiserver serves on (default 127.0.0.1).
 	Addr string
+	// Port is the apiserver's port (default 6443). A cluster without
+	// kube-proxy sets Addr to the first address of ServiceCIDR and Port
+	// to 443: pods then reach the apiserver at the "kubernetes"
+	// Service's address, which kubelet gives them, with nothing between.
+	Port int
 	// ServiceCIDR is the Services' range (default 10.96.0.0/16).
 	ServiceCIDR string
 	// Scheduler starts kube-scheduler (pods need it; the install test
@@ -55,8 +60,8 @@ type Cluster struct {
 }
 
 const (
-	apiPort  = 6443
-	etcdPort = 2379
+	defaultAPIPort = 6443
+	etcdPort       = 2379
 )
 
 // Start starts etcd, kube-apiserver, kube-controller-manager and, if asked,
@@ -65,6 +70,9 @@ const (
 func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1"
+	}
+	if cfg.Port == 0 {
+		cfg.Port = defaultAPIPort
 	}
 	if cfg.ServiceCIDR == "" {
 		cfg.ServiceCIDR = "10.96.0.0/16"
@@ -85,7 +93,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	c = &Cluster{cfg: cfg, pki: p, bins: bins, CAFile: p.CAFile,
 		procs:  &procs{dir: cfg.Dir, ns: cfg.Netns},
-		Server: "https://" + net.JoinHostPort(cfg.Addr, fmt.Sprint(apiPort))}
+		Server: "https://" + net.JoinHostPort(cfg.Addr, fmt.Sprint(cfg.Port))}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -180,7 +188,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 	_, err = c.procs.start(c.cfg.Netns, "kube-apiserver", c.bins["kube-apiserver"], []string{
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdPort),
 		"--bind-address=" + c.cfg.Addr, "--advertise-address=" + c.cfg.Addr,
-		fmt.Sprintf("--secure-port=%d", apiPort),
+		fmt.Sprintf("--secure-port=%d", c.cfg.Port),
 		"--tls-cert-file=" + crt, "--tls-private-key-file=" + key,
 		"--client-ca-file=" + c.pki.CAFile,
 		"--kubelet-client-certificate=" + kcrt, "--kubelet-client-key=" + kkey,
