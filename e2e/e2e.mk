@@ -38,7 +38,7 @@ e2e-powerloss:
 # host, storage-0 + node-1 + node-2 as qemu VMs running containerd and
 # kubelet, the chart installed with helm, pods on both workers sharing one
 # RWX volume, and Kubernetes' external storage suite (TestExternalStorage,
-# ~45 min of the timeout). Needs root, ~8 GB of memory; see e2e/README.md.
+# ~61 min of the timeout). Needs root, ~8 GB of memory; see e2e/README.md.
 CLUSTER_TIMEOUT ?= 120m
 CLUSTER_RUN     ?= .
 .PHONY: e2e-cluster
