@@ -41,6 +41,9 @@ const (
 	ProvisionerVersion = "v6.3.0"
 	ResizerVersion     = "v1.12.0"
 	SnapshotterVersion = "v8.7.0"
+	// GinkgoVersion is the ginkgo e2e.test is built with: its CLI runs
+	// the suite's specs in parallel processes.
+	GinkgoVersion = "v2.21.0"
 )
 
 // kubeLdflags stamps Kubernetes binaries with their release, as its own
@@ -111,6 +114,10 @@ var bundles = []*bundle{
 		pins: []string{"k8s.io/sample-apiserver => k8s.io/sample-apiserver v0.33.3"},
 	},
 	{
+		name: "ginkgo", module: "github.com/onsi/ginkgo/v2", version: GinkgoVersion,
+		pkgs: map[string]string{"ginkgo": "github.com/onsi/ginkgo/v2/ginkgo"},
+	},
+	{
 		name: "etcd", module: "go.etcd.io/etcd/server/v3", version: EtcdVersion,
 		pkgs:         map[string]string{"etcd": "go.etcd.io/etcd/server/v3"},
 		localVersion: EtcdVersion,
@@ -152,9 +159,10 @@ var (
 	ControlPlaneTools = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "helm"}
 	CSITools          = []string{"csi-provisioner", "csi-resizer", "csi-snapshotter", "snapshot-controller"}
 	ClusterTools      = append(append([]string(nil), ControlPlaneTools...), CSITools...)
-	// NodeTools run inside node VMs; E2ESuite is Kubernetes' e2e binary.
+	// NodeTools run inside node VMs; E2ESuite is Kubernetes' e2e binary
+	// and the ginkgo CLI that runs it in parallel.
 	NodeTools = []string{"kubelet", "agnhost"}
-	E2ESuite  = []string{"e2e.test"}
+	E2ESuite  = []string{"e2e.test", "ginkgo"}
 )
 
 func bundleOf(bin string) (*bundle, error) {

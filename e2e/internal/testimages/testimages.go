@@ -30,6 +30,11 @@ const (
 	Pause   = "registry.k8s.io/pause:3.10"
 	BusyBox = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"
 	Agnhost = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+	// The external storage suite runs its "exec a file on the volume"
+	// spec in nginx and its multi-pod specs in jessie-dnsutils, each
+	// with a shell command of its own: busybox under those names.
+	Nginx          = "registry.k8s.io/e2e-test-images/nginx:1.14-4"
+	JessieDnsutils = "registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7"
 )
 
 // Sidecar images, at the names charts/rwxnfs/values.yaml gives them.
@@ -105,6 +110,8 @@ func Write(ctx context.Context, dir string, tools *toolchain.Cache) ([]string, e
 			r.File("/usr/bin/e2enode", e2enode, 0o755)
 			return r, nil
 		}, images.Config{Cmd: []string{"sh"}}},
+		{"nginx.tar", Nginx, func() (*images.Rootfs, error) { return withBusybox(), nil }, images.Config{Cmd: []string{"sh"}}},
+		{"jessie-dnsutils.tar", JessieDnsutils, func() (*images.Rootfs, error) { return withBusybox(), nil }, images.Config{Cmd: []string{"sh"}}},
 		{"agnhost.tar", Agnhost, func() (*images.Rootfs, error) {
 			r := withBusybox()
 			r.File("/agnhost", bins["agnhost"], 0o755)
