@@ -171,9 +171,12 @@ func runPowerLoss(t *testing.T, fs string, iters int, server string) *plResult {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 15))
 	for it := 1; it <= iters; it++ {
-		// Several clients at once, each with its own directory and
-		// connection, so that a cut finds calls in every phase (and the
-		// disk's cache holding writes not yet flushed).
+		// Several clients at once, each with its own connection and
+		// names, so that a cut finds calls in every phase (and the disk's
+		// cache holding writes not yet flushed). They share one directory
+		// (each makes its own subdirectories in it), so that concurrent
+		// changes to one directory meet, as they do in the group commit
+		// of its fsyncs (pkg/volfs/groupcommit.go).
 		var clients []*nfsclient.Client
 		var ms []*plModel
 		for w := 0; w < plWorkers; w++ {
@@ -182,7 +185,7 @@ func runPowerLoss(t *testing.T, fs string, iters int, server string) *plResult {
 			sctx, cancel := context.WithTimeout(ctx, time.Minute)
 			root, err := plMount(sctx, c, srvAddr, server)
 			if err == nil {
-				err = m.setup(sctx, c, root)
+				err = m.setup(sctx, c, root, fmt.Sprintf("it%d", it))
 			}
 			cancel()
 			if err != nil {
@@ -579,11 +582,12 @@ type plFile struct {
 	unknown bool // an operation on it was in flight at a cut: contents and links not checked
 }
 
-// plModel is one iteration's acknowledged state: its own directory in
-// the volume and its own volumes, so earlier iterations' models stay
-// valid and are checked again after every later cut.
+// plModel is one client's acknowledged state in one iteration: its names
+// (all starting with its name) in the iteration's directory, its own
+// subdirectories and volumes, so earlier iterations' models stay valid
+// and are checked again after every later cut.
 type plModel struct {
-	name    string // its directory in the volume
+	name    string // the prefix of its names
 	rng     *rand.Rand
 	dirFH   []byte             // its directory
 	dirs    map[string][]byte  // "" and subdirectories (relative to dirFH)
@@ -602,14 +606,25 @@ func newPLModel(name string, rng *rand.Rand) *plModel {
 		unsure: map[string]bool{}, vols: map[string]int64{}, volSure: map[string]bool{}, counts: map[string]int{}}
 }
 
-func (m *plModel) setup(ctx context.Context, c *nfsclient.Client, root []byte) error {
-	fh, _, err := c.Mkdir(ctx, root, m.name, nfsclient.SetAttr{})
+// setup makes the iteration's directory dir, or finds it made by
+// another client.
+func (m *plModel) setup(ctx context.Context, c *nfsclient.Client, root []byte, dir string) error {
+	fh, _, err := c.Mkdir(ctx, root, dir, nfsclient.SetAttr{})
+	if isNFS(err, wire.ErrExist) {
+		fh, _, err = c.Lookup(ctx, root, dir)
+	}
 	if err != nil {
 		return err
 	}
 	m.dirFH = fh
 	m.dirs[""] = fh
 	return nil
+}
+
+// newName is the model's name of kind ("f" a file, "d" a directory, "r"
+// a rename's target, "l" a link) for its i-th operation.
+func (m *plModel) newName(kind string, i int) string {
+	return fmt.Sprintf("%s-%s%d", m.name, kind, i)
 }
 
 func (m *plModel) ack(kind string) {
@@ -689,9 +704,9 @@ func (m *plModel) step(ctx context.Context, c *nfsclient.Client, adm adminv1.Adm
 	switch {
 	case r < 20 || len(m.files) < 3: // CREATE
 		dir := pick(m.rng, m.dirs)
-		p := join(dir, fmt.Sprintf("f%d", i))
+		p := join(dir, m.newName("f", i))
 		done := inflight([]string{p})
-		fh, _, err := c.Create(cctx, m.dirs[dir], fmt.Sprintf("f%d", i), nfsclient.Guarded, nfsclient.SetAttr{})
+		fh, _, err := c.Create(cctx, m.dirs[dir], m.newName("f", i), nfsclient.Guarded, nfsclient.SetAttr{})
 		if err != nil {
 			return fmt.Errorf("CREATE %s: %w", p, err)
 		}
@@ -748,7 +763,7 @@ func (m *plModel) step(ctx context.Context, c *nfsclient.Client, adm adminv1.Adm
 		f.data = next
 		m.ack("write-unstable+commit")
 	case r < 62: // MKDIR
-		p := fmt.Sprintf("d%d", i)
+		p := m.newName("d", i)
 		done := inflight([]string{p})
 		fh, _, err := c.Mkdir(cctx, m.dirFH, p, nfsclient.SetAttr{})
 		if err != nil {
@@ -764,9 +779,9 @@ func (m *plModel) step(ctx context.Context, c *nfsclient.Client, adm adminv1.Adm
 		}
 		fromDir, fromName := split(p)
 		toDir := pick(m.rng, m.dirs)
-		q := join(toDir, fmt.Sprintf("r%d", i))
+		q := join(toDir, m.newName("r", i))
 		done := inflight([]string{p, q}, f)
-		if err := c.Rename(cctx, m.dirs[fromDir], fromName, m.dirs[toDir], fmt.Sprintf("r%d", i)); err != nil {
+		if err := c.Rename(cctx, m.dirs[fromDir], fromName, m.dirs[toDir], m.newName("r", i)); err != nil {
 			return fmt.Errorf("RENAME %s %s: %w", p, q, err)
 		}
 		done()
@@ -800,9 +815,9 @@ func (m *plModel) step(ctx context.Context, c *nfsclient.Client, adm adminv1.Adm
 			return nil
 		}
 		dir := pick(m.rng, m.dirs)
-		q := join(dir, fmt.Sprintf("l%d", i))
+		q := join(dir, m.newName("l", i))
 		done := inflight([]string{q}, f)
-		if err := c.Link(cctx, f.fh, m.dirs[dir], fmt.Sprintf("l%d", i)); err != nil {
+		if err := c.Link(cctx, f.fh, m.dirs[dir], m.newName("l", i)); err != nil {
 			return fmt.Errorf("LINK %s %s: %w", p, q, err)
 		}
 		done()

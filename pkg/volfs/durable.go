@@ -16,24 +16,28 @@ import (
 // RMDIR, RENAME and LINK to be on stable storage before the reply. Each of
 // them calls commitDir once, after its change and before its reply, with
 // the directories it changed; on ext4 and xfs the directory's fsync also
-// commits the journal transaction holding a new inode. A cheaper way to
-// the same promise (one fsync for concurrent changes to a directory, or
-// an intent log written with O_DSYNC and replayed at start-up) replaces
-// this function's body, and the power-loss test must then prove it.
+// commits the journal transaction holding a new inode. Concurrent changes
+// to one directory share an fsync (group commit, groupcommit.go): each
+// waits for one that started after its change, so the promise is the same
+// as one fsync per change and a lone change costs exactly one. The power-
+// loss test (docs/powerloss.md) proves it. A cheaper way still (an intent
+// log written with O_DSYNC and replayed at start-up) would replace
+// commitDir's body, and the power-loss test must then prove that.
 //
 // Data: syncData is WRITE's stable_how and COMMIT's fsync.
 
 // commitDir makes the namespace changes in dir (and in other, a second
-// directory of a rename or nil) durable.
+// directory of a rename or nil) durable. A rename's two directories are
+// committed one after the other, each by an fsync begun after the rename.
 func (fs *FS) commitDir(dir, other *exports.Node) error {
 	if fs.noSync {
 		return nil
 	}
-	if err := fsyncDir(dir); err != nil {
+	if err := fs.dirs.commit(dir); err != nil {
 		return err
 	}
 	if other != nil && !sameNode(dir, other) {
-		return fsyncDir(other)
+		return fs.dirs.commit(other)
 	}
 	return nil
 }
@@ -62,9 +66,10 @@ func fsyncDir(n *exports.Node) error {
 // durable before the reply: RFC 1813 asks it of every change but an
 // UNSTABLE WRITE, and knfsd does it too (commit_metadata). Without it a
 // power cut lost an acknowledged size change (the power-loss test, ext4).
-// A regular file or directory is fsynced; any other inode (symlink,
-// device, FIFO: nothing to fsync without opening it) by syncfs of its
-// file system, a rare and dearer path.
+// A regular file is fsynced, a directory too, through the group commit
+// of its namespace changes (an fsync begun after the SETATTR covers both);
+// any other inode (symlink, device, FIFO: nothing to fsync without
+// opening it) by syncfs of its file system, a rare and dearer path.
 func (fs *FS) commitAttrs(n *exports.Node, st *unix.Stat_t) error {
 	if fs.noSync {
 		return nil
@@ -77,7 +82,7 @@ func (fs *FS) commitAttrs(n *exports.Node, st *unix.Stat_t) error {
 		}
 		return unix.Fsync(fd)
 	case isDir(st):
-		return fsyncDir(n)
+		return fs.dirs.commit(n)
 	}
 	fd, err := unix.Openat(n.Vol.Root().FD(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -30,7 +30,8 @@ import (
 type FS struct {
 	t      *exports.Table
 	log    *slog.Logger
-	noSync bool // see UnsafeDisableSync
+	dirs   *dirCommits // the directory fsyncs (durable.go)
+	noSync bool        // see UnsafeDisableSync
 }
 
 var _ vfs.FS = (*FS)(nil)
@@ -40,7 +41,7 @@ func New(t *exports.Table, log *slog.Logger) *FS {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &FS{t: t, log: log}
+	return &FS{t: t, log: log, dirs: newDirCommits(fsyncDir)}
 }
 
 // resolve turns a handle into a node for caller c: the handle must be one
