@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,47 +21,81 @@ func TestNodePluginErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	ns := testNamespace(t, h, "nodeerr")
-	upgrade := func(image string) {
-		t.Helper()
+	// onNode reports the image and readiness of the node plugin pod on
+	// node ("" if there is none).
+	onNode := func(ctx context.Context, node string) (image string, ready bool, err error) {
+		out, err := h.Kubectl(ctx, "get", "pods", "-n", h.Namespace, "-l", "app.kubernetes.io/component=node",
+			"--field-selector", "spec.nodeName="+node, "-o", `jsonpath={range .items[*]}{.spec.containers[0].image}{" "}{.status.phase}{"\n"}{end}`)
+		if err != nil {
+			return "", false, err
+		}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[1] == "Running" {
+				return f[0], true, nil
+			}
+		}
+		return "", false, nil
+	}
+	// upgrade sets the node image and waits until the plugin on node runs
+	// it. A plugin without mount.nfs never turns Ready (its readiness
+	// names the missing helper), so the DaemonSet's rolling update stops
+	// after the first node it replaces: only node is waited for, and the
+	// test's pod goes there.
+	upgrade := func(ctx context.Context, image, node string) error {
 		out, err := h.Helm(ctx, "upgrade", "rwxnfs", h.opt.ChartDir, "--namespace", h.Namespace, "--reuse-values",
 			"--set", "image.node="+image)
 		if err != nil {
-			t.Fatalf("helm upgrade image.node=%s: %v\n%s", image, err, out)
+			return fmt.Errorf("helm upgrade image.node=%s: %v\n%s", image, err, out)
 		}
-		// The DaemonSet rolls one node at a time; wait until every pod
-		// runs the image asked for.
-		if err := cluster.Eventually(ctx, "node plugin pods on "+image, 8*time.Minute, func() (bool, string, error) {
-			out, err := h.Kubectl(ctx, "get", "pods", "-n", h.Namespace, "-l", "app.kubernetes.io/component=node",
-				"-o", `jsonpath={range .items[*]}{.spec.containers[0].image}{" "}{.status.phase}{";"}{end}`)
+		return cluster.Eventually(ctx, "the node plugin on "+node+" running "+image, 8*time.Minute, func() (bool, string, error) {
+			img, running, err := onNode(ctx, node)
 			if err != nil {
 				return false, err.Error(), nil
 			}
-			pods := strings.Split(strings.TrimSuffix(out, ";"), ";")
-			if len(pods) != len(h.Workers) {
-				return false, out, nil
-			}
-			for _, p := range pods {
-				if !strings.Contains(p, image+":") || !strings.HasSuffix(p, "Running") {
-					return false, out, nil
-				}
-			}
-			return true, out, nil
-		}); err != nil {
-			t.Fatal(err)
+			return running && strings.HasPrefix(img, image+":"), img, nil
+		})
+	}
+	node := ""
+	restore := func(ctx context.Context) error {
+		if err := upgrade(ctx, "rwxnfs/csi-nfs-node", node); err != nil {
+			return err
 		}
+		return h.WaitPods(ctx, h.Namespace, "app.kubernetes.io/component=node", len(h.Workers), 8*time.Minute)
 	}
 	restored := false
 	t.Cleanup(func() {
 		if !restored {
-			upgrade("rwxnfs/csi-nfs-node")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			if err := restore(ctx); err != nil {
+				t.Errorf("putting the node plugin back: %v", err)
+			}
 		}
 	})
-	upgrade(testimages.NodeWithoutHelper)
+	// The DaemonSet replaces pods in an order of its own: the broken
+	// plugin's node is whichever came first.
+	if _, err := h.Helm(ctx, "upgrade", "rwxnfs", h.opt.ChartDir, "--namespace", h.Namespace, "--reuse-values",
+		"--set", "image.node="+testimages.NodeWithoutHelper); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Eventually(ctx, "a node plugin running "+testimages.NodeWithoutHelper, 8*time.Minute, func() (bool, string, error) {
+		for _, w := range h.Workers {
+			img, running, err := onNode(ctx, w)
+			if err == nil && running && strings.HasPrefix(img, testimages.NodeWithoutHelper+":") {
+				node = w
+				return true, "", nil
+			}
+		}
+		return false, "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the plugin without mount.nfs runs on %s", node)
 
 	if err := h.Apply(ctx, pvcYAML(ns, "vol", h.StorageClass, "1Gi")); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Apply(ctx, podYAML(ns, "user", h.Workers[0], "vol", "sleep 3600")); err != nil {
+	if err := h.Apply(ctx, podYAML(ns, "user", node, "vol", "sleep 3600")); err != nil {
 		t.Fatal(err)
 	}
 	var events string
@@ -83,7 +118,9 @@ func TestNodePluginErrors(t *testing.T) {
 	}
 
 	// Back to the real image: the same pod mounts and runs.
-	upgrade("rwxnfs/csi-nfs-node")
+	if err := restore(ctx); err != nil {
+		t.Fatal(err)
+	}
 	restored = true
 	if err := h.WaitPod(ctx, ns, "user", "Running", 5*time.Minute); err != nil {
 		t.Fatal(err)

@@ -87,7 +87,11 @@ func TestStaticVolumes(t *testing.T) {
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			h.Delete(ctx, "pv", pv)
+			// Claims first: a PV still bound to one is held by its
+			// pv-protection finalizer until the claim goes.
+			h.Kubectl(ctx, "delete", "pod", "--all", "-n", ns, "--wait=true", "--timeout=2m")
+			h.Kubectl(ctx, "delete", "pvc", "--all", "-n", ns, "--wait=true", "--timeout=1m")
+			h.Kubectl(ctx, "delete", "pv", pv, "--wait=true", "--timeout=1m")
 			if out, err := h.nfsdAdmin(ctx, "delete", vol); err != nil {
 				t.Logf("nfsd admin delete %s: %v %s", vol, err, out)
 			}
