@@ -90,17 +90,7 @@ func TestRWXAppendsAcrossNodes(t *testing.T) {
 	const procs, size = 4, 64
 	n := recordsPerProc()
 	t0 := time.Now()
-	if err := h.Apply(ctx, pvcYAML(ns, "shared", h.StorageClass, "1Gi")); err != nil {
-		t.Fatal(err)
-	}
-	for _, node := range h.Workers {
-		// Wait for the reader file to exist so both start together-ish,
-		// then append; the pod's log carries e2enode's summary.
-		script := fmt.Sprintf("e2enode append -f /data/records -lock fcntl -procs %d -n %d -size %d -w %s", procs, n, size, node)
-		if err := h.Apply(ctx, podYAML(ns, "writer-"+node, node, "shared", script)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startWriters(ctx, t, h, ns, "shared", procs, n, size)
 	var wg sync.WaitGroup
 	errs := make([]error, len(h.Workers))
 	for i, node := range h.Workers {
@@ -134,8 +124,17 @@ func TestRWXAppendsAcrossNodes(t *testing.T) {
 	}
 	t.Logf("pods created to both writers done: %v", time.Since(t0).Round(10*time.Millisecond))
 
-	// Read the file back through a third pod's mount.
-	if err := h.Apply(ctx, podYAML(ns, "reader", h.Workers[0], "shared", "sleep 3600")); err != nil {
+	verifyRecords(ctx, t, h, ns, "shared", h.Workers[0], procs, n, size)
+	t.Logf("BENCH locked appends across 2 nodes x %d procs: %d records, %.1f records/s (sum of the pods' rates)",
+		procs, len(h.Workers)*procs*n, total)
+}
+
+// verifyRecords reads /data/records of claim through a new pod on node and
+// checks that every writer process (<worker>.p<i>) appended its n records
+// of size bytes exactly once, whole and in order.
+func verifyRecords(ctx context.Context, t *testing.T, h *Harness, ns, claim, node string, procs, n, size int) {
+	t.Helper()
+	if err := h.Apply(ctx, podYAML(ns, "reader", node, claim, "sleep 3600")); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.WaitPod(ctx, ns, "reader", "Running", 5*time.Minute); err != nil {
@@ -146,16 +145,31 @@ func TestRWXAppendsAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]int{}
-	for _, node := range h.Workers {
+	for _, w := range h.Workers {
 		for p := 0; p < procs; p++ {
-			want[fmt.Sprintf("%s.p%d", node, p)] = n
+			want[fmt.Sprintf("%s.p%d", w, p)] = n
 		}
 	}
 	rep := record.Verify([]byte(data), size, want)
 	t.Logf("file %d bytes: %v", len(data), rep)
 	if !rep.OK() || rep.Valid != len(want)*n {
-		t.Fatalf("locked appends across nodes damaged: want %d records exactly once, in order: %v", len(want)*n, rep)
+		t.Fatalf("appends damaged: want %d records exactly once, in order: %v", len(want)*n, rep)
 	}
-	t.Logf("BENCH locked appends across 2 nodes x %d procs: %d records, %.1f records/s (sum of the pods' rates)",
-		procs, len(want)*n, total)
+}
+
+// startWriters makes claim (ReadWriteMany, from the chart's class) and a
+// writer pod "writer-<node>" on every worker, each running procs
+// processes that append n records of size bytes under fcntl locks to
+// /data/records; a pod's log ends with e2enode's summary (appendRate).
+func startWriters(ctx context.Context, t *testing.T, h *Harness, ns, claim string, procs, n, size int) {
+	t.Helper()
+	if err := h.Apply(ctx, pvcYAML(ns, claim, h.StorageClass, "1Gi")); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range h.Workers {
+		script := fmt.Sprintf("e2enode append -f /data/records -lock fcntl -procs %d -n %d -size %d -w %s", procs, n, size, node)
+		if err := h.Apply(ctx, podYAML(ns, "writer-"+node, node, claim, script)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

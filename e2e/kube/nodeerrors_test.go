@@ -95,20 +95,30 @@ func TestNodePluginErrors(t *testing.T) {
 	if err := h.Apply(ctx, pvcYAML(ns, "vol", h.StorageClass, "1Gi")); err != nil {
 		t.Fatal(err)
 	}
+	// Bound first: a pod made before that gets a "PVC is not bound" event,
+	// which is not what this test is about.
+	if err := cluster.Eventually(ctx, "claim bound", 3*time.Minute, func() (bool, string, error) {
+		out, err := h.Kubectl(ctx, "get", "pvc", "-n", ns, "vol", "-o", "jsonpath={.status.phase}")
+		return err == nil && out == "Bound", out, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if err := h.Apply(ctx, podYAML(ns, "user", node, "vol", "sleep 3600")); err != nil {
 		t.Fatal(err)
 	}
+	// kubelet reports each failed NodePublishVolume as a FailedMount event
+	// (its own errors too, e.g. a timeout): wait for the driver's.
 	var events string
-	if err := cluster.Eventually(ctx, "a FailedMount event", 5*time.Minute, func() (bool, string, error) {
+	if err := cluster.Eventually(ctx, "a FailedMount event from the driver", 5*time.Minute, func() (bool, string, error) {
 		out, err := h.Kubectl(ctx, "get", "events", "-n", ns, "--field-selector", "involvedObject.name=user,reason=FailedMount",
 			"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}")
 		events = out
-		return err == nil && strings.TrimSpace(out) != "", out, nil
+		return err == nil && strings.Contains(out, "rpc error"), out, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("the pod's event: %s", strings.TrimSpace(events))
-	for _, want := range []string{"mount.nfs", "not installed", "nfs-common"} {
+	for _, want := range []string{"mount.nfs", "not installed", "nfs-common", node} {
 		if !strings.Contains(events, want) {
 			t.Errorf("the FailedMount event does not say %q:\n%s", want, events)
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rwxnfs/rwxnfs/e2e/cluster"
-	"github.com/rwxnfs/rwxnfs/e2e/internal/record"
 )
 
 // volumeDir is where a claim's volume lives on storage-0 (the chart's
@@ -58,15 +57,7 @@ func TestNfsdPodRestart(t *testing.T) {
 	ns := testNamespace(t, h, "restart")
 	const procs, size = 2, 64
 	n := recordsPerProc()
-	if err := h.Apply(ctx, pvcYAML(ns, "shared", h.StorageClass, "1Gi")); err != nil {
-		t.Fatal(err)
-	}
-	for _, node := range h.Workers {
-		script := fmt.Sprintf("e2enode append -f /data/records -lock fcntl -procs %d -n %d -size %d -w %s", procs, n, size, node)
-		if err := h.Apply(ctx, podYAML(ns, "writer-"+node, node, "shared", script)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startWriters(ctx, t, h, ns, "shared", procs, n, size)
 	for _, node := range h.Workers {
 		if err := h.WaitPod(ctx, ns, "writer-"+node, "Running", 5*time.Minute); err != nil {
 			t.Fatal(err)
@@ -142,25 +133,5 @@ func TestNfsdPodRestart(t *testing.T) {
 			t.Logf("writer on %s: %s", node, m)
 		}
 	}
-	if err := h.Apply(ctx, podYAML(ns, "reader", h.Workers[1], "shared", "sleep 3600")); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.WaitPod(ctx, ns, "reader", "Running", 5*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	data, err := h.Exec(ctx, ns, "reader", "", "cat", "/data/records")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int{}
-	for _, node := range h.Workers {
-		for p := 0; p < procs; p++ {
-			want[fmt.Sprintf("%s.p%d", node, p)] = n
-		}
-	}
-	rep := record.Verify([]byte(data), size, want)
-	t.Logf("file %d bytes: %v", len(data), rep)
-	if !rep.OK() || rep.Valid != len(want)*n {
-		t.Fatalf("appends across an nfsd pod restart damaged: want %d records exactly once, in order: %v", len(want)*n, rep)
-	}
+	verifyRecords(ctx, t, h, ns, "shared", h.Workers[1], procs, n, size)
 }
