@@ -16,9 +16,15 @@ import (
 	"github.com/rwxnfs/rwxnfs/e2e/toolchain"
 )
 
+// parseFile parses a JUnit report in testdata.
 func parseFile(t *testing.T, name string) *Report {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", name))
+	return parsePath(t, filepath.Join("testdata", name))
+}
+
+func parsePath(t *testing.T, path string) *Report {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,15 +228,7 @@ func TestDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s %v: %v\n%s", bin, args, err, tail(string(out)))
 	}
-	f, err := os.Open(filepath.Join(dir, "report", "junit_01.xml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := ParseJUnit(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := parsePath(t, filepath.Join(dir, "report", "junit_01.xml"))
 	var listed, skipped int
 	for _, s := range r.Specs {
 		left := skipRE.MatchString(s.Name)
