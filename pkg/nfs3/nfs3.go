@@ -96,6 +96,20 @@ func (h *Handler) ServeRPC(ctx context.Context, req *rpc.Request, w *xdr.Writer)
 	return nil
 }
 
+// Brief implements rpc.Brief: the procedures that read and never wait
+// for a flush. Every procedure that changes anything is durable before
+// its reply (a directory or file fsync), and WRITE and COMMIT flush data:
+// none of those is brief.
+func (h *Handler) Brief(_, _, proc uint32) bool {
+	switch proc {
+	case wire.ProcNull, wire.ProcGetattr, wire.ProcLookup, wire.ProcAccess,
+		wire.ProcReadlink, wire.ProcRead, wire.ProcReaddir, wire.ProcReaddirplus,
+		wire.ProcFsstat, wire.ProcFsinfo, wire.ProcPathconf:
+		return true
+	}
+	return false
+}
+
 // caller is who makes req, for the file-operation layer.
 func caller(req *rpc.Request) vfs.Caller {
 	c := vfs.Caller{Addr: req.RemoteIP}

@@ -33,6 +33,17 @@ type Handler interface {
 	ServeRPC(ctx context.Context, req *Request, w *xdr.Writer) error
 }
 
+// Brief is implemented by a Handler that can tell, before a call runs,
+// that it is brief: it computes and reads (memory, the page cache, at
+// worst a device read) and never waits for a flush to stable storage, a
+// lock, or another client. A transport may run a brief call on the
+// goroutine that read it, saving the hand-off to another thread that a
+// lone call otherwise pays on its way in and out; a call that is not
+// brief would hold up the calls behind it on its connection.
+type Brief interface {
+	Brief(prog, vers, proc uint32) bool
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, req *Request, w *xdr.Writer) error
 

@@ -5,6 +5,7 @@
 package rpc
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -114,6 +115,16 @@ var ErrBadRPCVersion = errors.New("rpc: unsupported RPC version")
 // message: the caller, known by XID, is answered AUTH_BADCRED (as knfsd
 // does) rather than left to time out.
 var ErrBadAuth = errors.New("rpc: credential or verifier too long")
+
+// PeekProc reads the program, version and procedure of the call in rec
+// without decoding the rest of its header; ok is false if rec does not
+// begin as an RPC version 2 call.
+func PeekProc(rec []byte) (prog, vers, proc uint32, ok bool) {
+	if len(rec) < 24 || binary.BigEndian.Uint32(rec[4:]) != Call || binary.BigEndian.Uint32(rec[8:]) != 2 {
+		return 0, 0, 0, false
+	}
+	return binary.BigEndian.Uint32(rec[12:]), binary.BigEndian.Uint32(rec[16:]), binary.BigEndian.Uint32(rec[20:]), true
+}
 
 // ParseCall decodes a call header from r, leaving r at the procedure
 // arguments. On ErrBadRPCVersion the XID is valid so the caller can reply

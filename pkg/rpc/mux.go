@@ -63,6 +63,18 @@ func (m *Mux) ServeRPC(ctx context.Context, req *Request, w *xdr.Writer) error {
 	return p.Handler.ServeRPC(ctx, req, w)
 }
 
+// Brief implements Brief: a call the Mux answers itself (a program it
+// does not serve, a version out of range) is brief; any other is brief
+// if its program's handler says so.
+func (m *Mux) Brief(prog, vers, proc uint32) bool {
+	p := m.progs[prog]
+	if p == nil || vers < p.Low || vers > p.High {
+		return true
+	}
+	b, ok := p.Handler.(Brief)
+	return ok && b.Brief(prog, vers, proc)
+}
+
 // Only returns a Handler serving just the given programs of m; calls of
 // any other program are PROG_UNAVAIL. The programs must be registered
 // (before or after Only is called, but before serving).
@@ -80,4 +92,8 @@ func (v *view) ServeRPC(ctx context.Context, req *Request, w *xdr.Writer) error 
 		return ErrProgUnavail
 	}
 	return v.m.ServeRPC(ctx, req, w)
+}
+
+func (v *view) Brief(prog, vers, proc uint32) bool {
+	return !slices.Contains(v.progs, prog) || v.m.Brief(prog, vers, proc)
 }

@@ -158,6 +158,36 @@ func FuzzRecordReader(f *testing.F) {
 }
 
 // A reservation refused stops the read before the fragment is read.
+// briefProg is a program whose odd procedures are brief.
+type briefProg struct{ rpc.HandlerFunc }
+
+func (briefProg) Brief(_, _, proc uint32) bool { return proc%2 == 1 }
+
+func TestMuxBrief(t *testing.T) {
+	var m rpc.Mux
+	nop := rpc.HandlerFunc(func(context.Context, *rpc.Request, *xdr.Writer) error { return nil })
+	m.Handle(rpc.Program{Prog: 7, Low: 2, High: 3, Handler: briefProg{nop}})
+	m.Handle(rpc.Program{Prog: 8, Low: 1, High: 1, Handler: nop})
+	only8 := m.Only(8).(rpc.Brief)
+	for _, c := range []struct {
+		b                rpc.Brief
+		prog, vers, proc uint32
+		want             bool
+	}{
+		{&m, 7, 2, 1, true},    // the program says so
+		{&m, 7, 3, 2, false},   // the program says not
+		{&m, 7, 4, 2, true},    // PROG_MISMATCH, answered by the mux
+		{&m, 9, 1, 2, true},    // PROG_UNAVAIL, answered by the mux
+		{&m, 8, 1, 1, false},   // a handler that cannot tell
+		{only8, 7, 2, 1, true}, // PROG_UNAVAIL through the view
+		{only8, 8, 1, 1, false},
+	} {
+		if got := c.b.Brief(c.prog, c.vers, c.proc); got != c.want {
+			t.Errorf("Brief(%d, %d, %d) = %v, want %v", c.prog, c.vers, c.proc, got, c.want)
+		}
+	}
+}
+
 func TestRecordReaderReserveRefused(t *testing.T) {
 	stop := errors.New("no")
 	r := bytes.NewReader(frag([]byte("abcdefgh"), true))
@@ -196,12 +226,20 @@ func TestRecordReaderManyFragments(t *testing.T) {
 }
 
 // FuzzParseCall: a call header decodes without panicking, its opaque
-// bodies within their bound, and re-encodes to what was consumed.
+// bodies within their bound, and re-encodes to what was consumed; PeekProc
+// names the same procedure whenever the header decodes.
 func FuzzParseCall(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := xdr.NewReader(b)
 		h, err := rpc.ParseCall(r)
+		prog, vers, proc, peeked := rpc.PeekProc(b)
+		if (err == nil || errors.Is(err, rpc.ErrBadAuth)) && (!peeked || prog != h.Prog || vers != h.Vers || proc != h.Proc) {
+			t.Fatalf("PeekProc %v %d/%d/%d, ParseCall %d/%d/%d (%v)", peeked, prog, vers, proc, h.Prog, h.Vers, h.Proc, err)
+		}
+		if peeked && (errors.Is(err, rpc.ErrNotCall) || errors.Is(err, rpc.ErrBadRPCVersion)) {
+			t.Fatalf("PeekProc took %x for a call: %v", b, err)
+		}
 		if err != nil {
 			if errors.Is(err, rpc.ErrBadRPCVersion) && (len(b) < 12 || binary.BigEndian.Uint32(b[8:]) == 2) {
 				t.Fatalf("RPC_MISMATCH for %x", b)

@@ -1,8 +1,10 @@
 package rpcserver
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -19,11 +21,13 @@ const (
 	testLow  = 1
 	testHigh = 2
 
-	procNull  = 0
-	procEcho  = 1 // opaque<1024> → the same opaque
-	procBlock = 2 // uint32 id: blocks until the test releases id, returns id
-	procBig   = 3 // returns bigReply bytes
-	procPanic = 4
+	procNull          = 0
+	procEcho          = 1 // opaque<1024> → the same opaque
+	procBlock         = 2 // uint32 id: blocks until the test releases id, returns id
+	procBig           = 3 // returns bigReply bytes
+	procPanic         = 4
+	procWhere         = 5 // uint32 1 if the call ran on the goroutine that read it, else 0; brief
+	procWhereNotBrief = 6 // the same, not brief
 )
 
 const bigReply = 256 << 10
@@ -88,8 +92,26 @@ func (h *testHandler) ServeRPC(ctx context.Context, req *rpc.Request, w *xdr.Wri
 		return nil
 	case procPanic:
 		panic("test handler panic")
+	case procWhere, procWhereNotBrief:
+		buf := make([]byte, 64<<10)
+		buf = buf[:runtime.Stack(buf, false)]
+		if bytes.Contains(buf, []byte("rpcserver.(*conn).serve(")) {
+			w.Uint32(1)
+		} else {
+			w.Uint32(0)
+		}
+		return nil
 	}
 	return rpc.ErrProcUnavail
+}
+
+// Brief implements rpc.Brief: the calls that return at once.
+func (h *testHandler) Brief(_, _, proc uint32) bool {
+	switch proc {
+	case procNull, procEcho, procBig, procWhere:
+		return true
+	}
+	return false
 }
 
 type testServer struct {

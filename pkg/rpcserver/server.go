@@ -188,6 +188,7 @@ type Server struct {
 	closing   atomic.Bool
 	connWG    sync.WaitGroup
 	work      chan func()  // to idle workers (workers.go)
+	brief     rpc.Brief    // Handler's, if it has one: which calls may run inline (conn.lone)
 	lastScan  atomic.Int64 // when reclaimStalled last looked (client.go)
 	stopWork  sync.Once
 	baseCtx   context.Context
@@ -207,6 +208,7 @@ func (s *Server) init() {
 		s.clients = make(map[netip.Addr]*client)
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 		s.work = make(chan func())
+		s.brief, _ = s.Handler.(rpc.Brief)
 	})
 }
 

@@ -280,6 +280,38 @@ func TestSlowCallDoesNotBlockFastCall(t *testing.T) {
 	}
 }
 
+// A lone brief call runs on the goroutine that read it; a call that is not
+// brief, or one that arrives while another of its connection is in
+// flight, runs on a worker, so reading goes on while it runs.
+func TestLoneBriefCallRunsOnReader(t *testing.T) {
+	ts := startServer(t, small)
+	c := rpctest.Dial(t, ts.addr)
+	where := func(xid, proc uint32) uint32 {
+		t.Helper()
+		c.Call(xid, testProg, 1, proc, nil)
+		return binary.BigEndian.Uint32(c.ExpectReply(xid))
+	}
+	if got := where(1, procWhere); got != 1 {
+		t.Fatalf("a lone brief call ran on a worker")
+	}
+	if got := where(2, procWhereNotBrief); got != 0 {
+		t.Fatalf("a call that is not brief ran on the reader")
+	}
+	c.Call(3, testProg, 1, procBlock, rpctest.U32(3))
+	<-ts.h.started
+	if got := where(4, procWhere); got != 0 {
+		t.Fatalf("a brief call ran on the reader while another call of its connection was in flight")
+	}
+	ts.h.release(3)
+	c.ExpectReply(3)
+	// The worker gives back its slot just after the reply is out.
+	xid := uint32(5)
+	rpctest.Eventually(t, "a lone brief call to run on the reader again", func() bool {
+		xid++
+		return where(xid, procWhere) == 1
+	})
+}
+
 // A client that pipelines far more calls than the limits allow and never
 // reads a reply makes the server stop reading from it at the
 // per-connection limit; what the server holds stays within its limits, and
