@@ -157,7 +157,6 @@ func FuzzRecordReader(f *testing.F) {
 	})
 }
 
-// A reservation refused stops the read before the fragment is read.
 // briefProg is a program whose odd procedures are brief.
 type briefProg struct{ rpc.HandlerFunc }
 
@@ -188,6 +187,7 @@ func TestMuxBrief(t *testing.T) {
 	}
 }
 
+// A reservation refused stops the read before the fragment is read.
 func TestRecordReaderReserveRefused(t *testing.T) {
 	stop := errors.New("no")
 	r := bytes.NewReader(frag([]byte("abcdefgh"), true))

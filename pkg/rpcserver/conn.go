@@ -134,7 +134,7 @@ func (c *conn) serve() {
 	rr := rpc.RecordReader{R: br, Max: c.s.Limits.MaxRecord}
 	for {
 		slots <- struct{}{}
-		cl, err := c.readCall(&rr)
+		cl, err := c.readCall(&rr, br)
 		if err != nil {
 			return
 		}
@@ -172,10 +172,9 @@ func (c *conn) lone(br *bufio.Reader, slots chan struct{}, rec []byte) bool {
 // slot is taken once the whole call is in, so an idle or stalled
 // connection holds no call slot. On error nothing is held and the
 // connection must close.
-func (c *conn) readCall(rr *rpc.RecordReader) (call, error) {
+func (c *conn) readCall(rr *rpc.RecordReader, br *bufio.Reader) (call, error) {
 	s := c.s
 	cl := call{buf: recPool.Get().(*[]byte)}
-	br := rr.R.(*bufio.Reader)
 	started, deadline := false, false
 	rec, err := rr.Read(*cl.buf, func(n int, last bool) error {
 		if !started {

@@ -55,9 +55,10 @@ func dispatchSeeds() [][]byte {
 // Whatever comes in, the server does not panic, answers exactly the
 // messages that carry a whole call header (and RPC version mismatches,
 // and headers whole up to a credential or verifier that is cut short or
-// too long), and answers with a well-formed reply to that XID whose status is the
-// one RFC 5531 calls for: RPC_MISMATCH, AUTH_BADCRED, PROG_UNAVAIL,
-// PROG_MISMATCH with our version range, PROC_UNAVAIL, GARBAGE_ARGS.
+// too long), and answers with a well-formed reply to that XID whose
+// status is the one RFC 5531 calls for: RPC_MISMATCH, AUTH_BADCRED,
+// PROG_UNAVAIL, PROG_MISMATCH with our version range, PROC_UNAVAIL,
+// GARBAGE_ARGS.
 func FuzzDispatch(f *testing.F) {
 	for _, s := range dispatchSeeds() {
 		f.Add(s)
