@@ -30,6 +30,10 @@ import (
 
 	"github.com/rwxnfs/rwxnfs/pkg/benchreport"
 	"github.com/rwxnfs/rwxnfs/pkg/loadgen"
+	"github.com/rwxnfs/rwxnfs/pkg/nfs3/wire"
+	"github.com/rwxnfs/rwxnfs/pkg/rpc"
+	"github.com/rwxnfs/rwxnfs/pkg/rpcserver"
+	"github.com/rwxnfs/rwxnfs/pkg/xdr"
 )
 
 func main() {
@@ -218,13 +222,34 @@ func cmdRun(args []string) error {
 func cmdEcho(args []string) error {
 	fs := flag.NewFlagSet("echo", flag.ExitOnError)
 	addr := fs.String("listen", "127.0.0.1:0", "address")
+	transport := fs.String("transport", "plain", "plain: a loop per connection that answers at once; rpcserver: nfsd's own transport (pkg/rpcserver) answering NFS NULL; rpcserver-workers: the same with every call handed to a worker")
 	fs.Parse(args)
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	fmt.Println(l.Addr())
-	return loadgen.ServeEcho(l)
+	switch *transport {
+	case "plain":
+		return loadgen.ServeEcho(l)
+	case "rpcserver", "rpcserver-workers":
+		return serveRPCNull(l, *transport == "rpcserver")
+	}
+	return fmt.Errorf("echo: unknown --transport %q", *transport)
+}
+
+// nullProgram answers every NFS call with an empty success, and says
+// whether its calls are brief as asked: the floor of nfsd's transport,
+// without the file system.
+type nullProgram struct{ brief bool }
+
+func (nullProgram) ServeRPC(context.Context, *rpc.Request, *xdr.Writer) error { return nil }
+func (p nullProgram) Brief(_, _, _ uint32) bool                               { return p.brief }
+
+func serveRPCNull(l net.Listener, brief bool) error {
+	var m rpc.Mux
+	m.Handle(rpc.Program{Prog: wire.Program, Low: wire.Version, High: wire.Version, Name: "nfs", Handler: nullProgram{brief}})
+	return (&rpcserver.Server{Handler: &m}).Serve(l)
 }
 
 func cmdSyncProbe(args []string) error {
